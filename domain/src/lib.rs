@@ -1,0 +1,10 @@
+//! Annals domain: aggregates, commands, events and the event envelope.
+//! Pure: no IO, no database, no HTTP.
+#![forbid(unsafe_code)]
+
+pub mod envelope;
+
+pub use envelope::{Actor, EventMetadata, StoredEvent};
+
+pub mod rule;
+pub use rule::{FieldError, RuleKind, RuleViolation};

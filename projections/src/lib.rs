@@ -1,0 +1,29 @@
+//! Annals read models: each one a consumer of the global log that applies
+//! events and its checkpoint in one transaction (the runner in the server
+//! owns the checkpoint; a projector only writes its own tables).
+#![forbid(unsafe_code)]
+
+use async_trait::async_trait;
+use sqlx::{AnyConnection, AnyPool};
+
+pub use annals_domain::StoredEvent;
+
+/// A read model built from the global log.
+#[async_trait]
+pub trait Projector: Send + Sync + 'static {
+    /// Stable name: the checkpoint key, the `annals replay --consumer` name,
+    /// the metrics label.
+    fn name(&self) -> &'static str;
+
+    /// Applies a batch of consecutive events inside the caller's transaction.
+    /// Must be deterministic: a rebuild from the log gives the same rows.
+    async fn apply(&self, tx: &mut AnyConnection, events: &[StoredEvent]) -> anyhow::Result<()>;
+
+    /// Removes every row this projector derived, before a rebuild.
+    async fn reset(&self, tx: &mut AnyConnection) -> anyhow::Result<()>;
+
+    /// Creates tables that are not in `migrations/` (test read models).
+    async fn prepare(&self, _pool: &AnyPool) -> anyhow::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,291 @@
+//! The long-running tasks of the fan-out: one loop per projector (tailing
+//! the log in embedded mode, a JetStream durable consumer in server mode),
+//! the relay to NATS and the lag monitor.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use sqlx::AnyPool;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use annals_projections::Projector;
+
+use super::consumer::{Checkpoints, ConsumerState, ProjectorRunner, BATCH};
+use super::nats::{self, NatsBus};
+use crate::store::{now_millis, LogReader};
+
+/// Checkpoint name of the relay to NATS.
+pub const RELAY: &str = "nats-relay";
+const LEASE_TTL: Duration = Duration::from_secs(10);
+
+/// Everything a worker loop needs.
+#[derive(Clone)]
+pub struct WorkerContext {
+    pub pool: AnyPool,
+    pub log: LogReader,
+    /// Position of the latest append made by this process.
+    pub appended: watch::Receiver<i64>,
+    pub stop: watch::Receiver<bool>,
+    pub nats: Option<NatsBus>,
+}
+
+/// Sleeps for `duration`, or less if the process is stopping.
+async fn pause(stop: &mut watch::Receiver<bool>, duration: Duration) {
+    let _ = tokio::time::timeout(duration, nats::stopped(stop)).await;
+}
+
+/// Runs one projector until the process stops or the projector fails.
+pub async fn run_projector(
+    projector: Arc<dyn Projector>,
+    state: Arc<ConsumerState>,
+    mut ctx: WorkerContext,
+) -> Result<()> {
+    let name = projector.name();
+    let mut runner = loop {
+        match ProjectorRunner::start(
+            projector.clone(),
+            state.clone(),
+            ctx.pool.clone(),
+            ctx.log.clone(),
+        )
+        .await
+        {
+            Ok(runner) => break runner,
+            Err(err) => {
+                tracing::warn!(consumer = name, error = %format!("{err:#}"), "cannot start; retrying");
+                pause(&mut ctx.stop, Duration::from_secs(1)).await;
+                if *ctx.stop.borrow() {
+                    return Ok(());
+                }
+            }
+        }
+    };
+    match ctx.nats.clone() {
+        None => tail_log(&mut runner, &mut ctx).await,
+        Some(bus) => follow_stream(&mut runner, &bus, &mut ctx).await,
+    }
+}
+
+/// Embedded mode: read the log after every local append, and every second
+/// for appends made by other processes (the CLI).
+async fn tail_log(runner: &mut ProjectorRunner, ctx: &mut WorkerContext) -> Result<()> {
+    while !*ctx.stop.borrow() {
+        runner.catch_up(&ctx.stop).await?;
+        tokio::select! {
+            _ = ctx.appended.changed() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = nats::stopped(&mut ctx.stop) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Server mode: the durable consumer delivers; the log fills gaps and is
+/// read directly at start and whenever NATS is unreachable.
+async fn follow_stream(
+    runner: &mut ProjectorRunner,
+    bus: &NatsBus,
+    ctx: &mut WorkerContext,
+) -> Result<()> {
+    let name = runner.projector.name();
+    let mut durable = None;
+    let mut from_log = true;
+    while !*ctx.stop.borrow() {
+        if from_log {
+            runner.catch_up(&ctx.stop).await?;
+            from_log = false;
+        }
+        if durable.is_none() {
+            match bus.durable(name).await {
+                Ok(consumer) => durable = Some(consumer),
+                Err(err) => {
+                    tracing::warn!(consumer = name, error = %format!("{err:#}"), "JetStream unavailable; reading the log meanwhile");
+                    from_log = true;
+                    pause(&mut ctx.stop, Duration::from_secs(1)).await;
+                    continue;
+                }
+            }
+        }
+        let consumer = durable.as_ref().expect("durable consumer");
+        match nats::fetch(consumer, BATCH as usize, Duration::from_secs(1)).await {
+            Ok((events, last)) => {
+                if !events.is_empty() {
+                    runner.deliver(events, &ctx.stop).await?;
+                }
+                if let Some(message) = last {
+                    if let Err(err) = message.ack().await {
+                        // Redelivery is harmless: the checkpoint skips it.
+                        tracing::debug!(consumer = name, error = %err, "ack failed");
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::warn!(consumer = name, error = %format!("{err:#}"), "JetStream fetch failed; reading the log meanwhile");
+                from_log = true;
+                durable = None;
+                pause(&mut ctx.stop, Duration::from_secs(1)).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Leases: a row per name, held by one process until it expires.
+pub struct Lease;
+
+impl Lease {
+    pub async fn acquire(pool: &AnyPool, name: &str, holder: &str, ttl: Duration) -> Result<bool> {
+        let now = now_millis();
+        let done = sqlx::query(
+            "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+             WHERE leases.holder = excluded.holder OR leases.expires_at < $4",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(now + ttl.as_millis() as i64)
+        .bind(now)
+        .execute(pool)
+        .await?
+        .rows_affected();
+        Ok(done == 1)
+    }
+
+    pub async fn release(pool: &AnyPool, name: &str, holder: &str) -> Result<()> {
+        sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+            .bind(name)
+            .bind(holder)
+            .execute(pool)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Publishes the log to JetStream, in order, while this process holds the
+/// relay lease.
+pub async fn run_relay(
+    bus: NatsBus,
+    state: Arc<ConsumerState>,
+    mut ctx: WorkerContext,
+) -> Result<()> {
+    let holder = format!("{}-{}", std::process::id(), Uuid::now_v7());
+    let mut leader = false;
+    let mut renewed = Instant::now();
+    let mut checkpoint = 0;
+    while !*ctx.stop.borrow() {
+        if !leader || renewed.elapsed() > LEASE_TTL / 3 {
+            let held = Lease::acquire(&ctx.pool, RELAY, &holder, LEASE_TTL)
+                .await
+                .unwrap_or(false);
+            if held && !leader {
+                match Checkpoints::ensure(&ctx.pool, RELAY).await {
+                    Ok(position) => checkpoint = position,
+                    Err(_) => {
+                        pause(&mut ctx.stop, Duration::from_secs(1)).await;
+                        continue;
+                    }
+                }
+                tracing::info!(checkpoint, "this process now relays the log to NATS");
+                state.advanced(checkpoint, None);
+            }
+            leader = held;
+            renewed = Instant::now();
+            if !leader {
+                pause(&mut ctx.stop, Duration::from_secs(2)).await;
+                continue;
+            }
+        }
+        if !bus.connected() {
+            pause(&mut ctx.stop, Duration::from_millis(200)).await;
+            continue;
+        }
+        let events = match ctx.log.read_after(checkpoint, BATCH).await {
+            Ok(events) => events,
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), "relay cannot read the log");
+                pause(&mut ctx.stop, Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let Some(last) = events.last() else {
+            // Other processes' appends are seen by polling; ours at once.
+            tokio::select! {
+                _ = ctx.appended.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                _ = nats::stopped(&mut ctx.stop) => {}
+            }
+            continue;
+        };
+        let (last_position, recorded_at) = (last.position, last.recorded_at);
+        match bus.publish(&events).await {
+            Ok(()) => {
+                checkpoint = last_position;
+                let saved = sqlx::query(
+                    "UPDATE consumer_checkpoints SET position = $1, updated_at = $2 WHERE name = $3",
+                )
+                .bind(checkpoint)
+                .bind(now_millis())
+                .bind(RELAY)
+                .execute(&ctx.pool)
+                .await;
+                if let Err(err) = saved {
+                    // Re-publishing is harmless (deduplicated by event id).
+                    tracing::warn!(error = %err, "relay checkpoint not saved");
+                }
+                state.advanced(checkpoint, Some(recorded_at));
+            }
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), "relay publish failed; retrying");
+                pause(&mut ctx.stop, Duration::from_millis(500)).await;
+            }
+        }
+    }
+    if leader {
+        let _ = Lease::release(&ctx.pool, RELAY, &holder).await;
+    }
+    Ok(())
+}
+
+/// Updates lag gauges once a second: events behind the head, and seconds
+/// since the oldest event a consumer has not applied yet was recorded.
+pub async fn run_monitor(
+    states: Vec<Arc<ConsumerState>>,
+    head: watch::Sender<i64>,
+    mut ctx: WorkerContext,
+) -> Result<()> {
+    while !*ctx.stop.borrow() {
+        if let Ok(position) = ctx.log.head().await {
+            head.send_replace(position);
+            for state in &states {
+                let status = state.status();
+                let lag = (position - status.checkpoint).max(0);
+                let seconds = if lag == 0 {
+                    0.0
+                } else {
+                    match ctx.log.read_after(status.checkpoint, 1).await {
+                        Ok(next) => next.first().map_or(0.0, |e| {
+                            (chrono::Utc::now() - e.recorded_at)
+                                .num_milliseconds()
+                                .max(0) as f64
+                                / 1000.0
+                        }),
+                        Err(_) => 0.0,
+                    }
+                };
+                let metric = if state.name == RELAY {
+                    "annals_relay_backlog_events"
+                } else {
+                    "annals_consumer_lag_events"
+                };
+                metrics::gauge!(metric, "consumer" => state.name).set(lag as f64);
+                metrics::gauge!("annals_consumer_lag_seconds", "consumer" => state.name)
+                    .set(seconds);
+            }
+            metrics::gauge!("annals_log_head_position").set(position as f64);
+        }
+        pause(&mut ctx.stop, Duration::from_secs(1)).await;
+    }
+    Ok(())
+}

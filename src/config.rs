@@ -1,0 +1,208 @@
+//! One typed configuration, read from the environment (and an optional
+//! `.env`), validated once at start. Every error names its variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+
+/// Where events and read models live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseConfig {
+    /// Embedded default: one SQLite file.
+    Sqlite { path: PathBuf },
+    /// Server mode: a PostgreSQL URL (kept out of logs: it may hold a password).
+    Postgres { url: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NatsConfig {
+    pub url: String,
+    /// Stream name and subject prefix, so several deployments (or tests) can
+    /// share one NATS server. Subjects are `<prefix>.events.<aggregate>.<id>`.
+    pub prefix: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database: DatabaseConfig,
+    pub nats: Option<NatsConfig>,
+    pub timezone: chrono_tz::Tz,
+    pub log_format: LogFormat,
+    /// Longest a query waits for `min_position`.
+    pub max_read_wait: Duration,
+    /// Size of the database connection pool.
+    pub db_pool_size: u32,
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can pass their own map.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+
+        let listen = match get("ANNALS_LISTEN") {
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+            Some(v) => v.trim().parse().map_err(|_| {
+                anyhow!("ANNALS_LISTEN: '{v}' is not a socket address like 127.0.0.1:8080")
+            })?,
+        };
+        let data_dir = PathBuf::from(get("ANNALS_DATA_DIR").unwrap_or_else(|| "./data".into()));
+        let database = match get("DATABASE_URL") {
+            None => DatabaseConfig::Sqlite {
+                path: data_dir.join("annals.db"),
+            },
+            Some(url) => parse_database_url(url.trim())?,
+        };
+        let nats = match get("NATS_URL") {
+            None => None,
+            Some(url) => {
+                let url = url.trim().to_string();
+                if !(url.starts_with("nats://") || url.starts_with("tls://")) {
+                    bail!("NATS_URL: '{url}' must start with nats:// or tls://");
+                }
+                let prefix = get("ANNALS_NATS_PREFIX").unwrap_or_else(|| "annals".into());
+                if prefix.is_empty()
+                    || !prefix
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                {
+                    bail!(
+                        "ANNALS_NATS_PREFIX: '{prefix}' may hold only letters, digits, '_' and '-'"
+                    );
+                }
+                Some(NatsConfig { url, prefix })
+            }
+        };
+        let timezone = match get("ANNALS_TIMEZONE") {
+            None => chrono_tz::UTC,
+            Some(v) => v.trim().parse().map_err(|_| {
+                anyhow!("ANNALS_TIMEZONE: '{v}' is not an IANA time zone like Europe/Berlin")
+            })?,
+        };
+        let log_format = match get("ANNALS_LOG_FORMAT").as_deref().map(str::trim) {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => bail!("ANNALS_LOG_FORMAT: '{other}' must be text or json"),
+        };
+        let max_read_wait = match get("ANNALS_MAX_READ_WAIT_MS") {
+            None => Duration::from_secs(5),
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(ms) if (1..=30_000).contains(&ms) => Duration::from_millis(ms),
+                _ => bail!("ANNALS_MAX_READ_WAIT_MS: '{v}' must be a number of milliseconds from 1 to 30000"),
+            },
+        };
+        let db_pool_size = match get("ANNALS_DB_POOL_SIZE") {
+            None => 16,
+            Some(v) => match v.trim().parse::<u32>() {
+                Ok(n) if (2..=512).contains(&n) => n,
+                _ => bail!("ANNALS_DB_POOL_SIZE: '{v}' must be a number from 2 to 512"),
+            },
+        };
+        Ok(Self {
+            listen,
+            data_dir,
+            database,
+            nats,
+            timezone,
+            log_format,
+            max_read_wait,
+            db_pool_size,
+        })
+    }
+}
+
+fn parse_database_url(url: &str) -> Result<DatabaseConfig> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(DatabaseConfig::Postgres {
+            url: url.to_string(),
+        })
+    } else if let Some(path) = url.strip_prefix("sqlite://") {
+        let path = path.split('?').next().unwrap_or_default();
+        if path.is_empty() {
+            bail!("DATABASE_URL: a sqlite:// URL needs a file path");
+        }
+        Ok(DatabaseConfig::Sqlite {
+            path: PathBuf::from(path),
+        })
+    } else {
+        bail!("DATABASE_URL: must start with postgres:// (or sqlite:// for a file); unset it for the embedded default")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn no_configuration_means_embedded_sqlite_on_localhost() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            s.database,
+            DatabaseConfig::Sqlite {
+                path: PathBuf::from("./data/annals.db")
+            }
+        );
+        assert!(s.nats.is_none());
+        assert_eq!(s.timezone, chrono_tz::UTC);
+    }
+
+    #[test]
+    fn each_bad_value_is_reported_with_its_variable_name() {
+        let cases = [
+            ("ANNALS_LISTEN", "localhost"),
+            ("DATABASE_URL", "mysql://x"),
+            ("NATS_URL", "http://x"),
+            ("ANNALS_TIMEZONE", "Mars/Olympus"),
+            ("ANNALS_LOG_FORMAT", "xml"),
+            ("ANNALS_MAX_READ_WAIT_MS", "0"),
+            ("ANNALS_DB_POOL_SIZE", "many"),
+            ("ANNALS_NATS_PREFIX", "a.b"),
+        ];
+        for (name, value) in cases {
+            let mut vars = vec![(name, value)];
+            if name == "ANNALS_NATS_PREFIX" {
+                vars.push(("NATS_URL", "nats://127.0.0.1:4222"));
+            }
+            let err = settings(&vars).expect_err(name).to_string();
+            assert!(err.starts_with(name), "{name}: {err}");
+        }
+    }
+
+    #[test]
+    fn server_mode_is_chosen_by_urls() {
+        let s = settings(&[
+            ("DATABASE_URL", "postgres://u:p@127.0.0.1/annals"),
+            ("NATS_URL", "nats://127.0.0.1:4222"),
+            ("ANNALS_TIMEZONE", "Europe/Berlin"),
+        ])
+        .unwrap();
+        assert!(matches!(s.database, DatabaseConfig::Postgres { .. }));
+        assert_eq!(s.nats.unwrap().prefix, "annals");
+        assert_eq!(s.timezone, chrono_tz::Europe::Berlin);
+    }
+}

@@ -1,0 +1,255 @@
+//! The one HTTP error type. Every failure, including axum's own rejections,
+//! leaves as `application/problem+json` (RFC 9457); domain errors are mapped
+//! to a status here and nowhere else.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoResponses, ToSchema};
+
+use annals_domain::{FieldError, RuleKind, RuleViolation};
+
+use crate::store::CommandError;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({
+    "type": "/problems/validation",
+    "title": "The request is invalid",
+    "status": 422,
+    "detail": "1 field is invalid",
+    "errors": [{"field": "amount", "message": "must be greater than 0"}]
+})))]
+pub struct Problem {
+    /// A URI reference naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Per-field validation errors (only for validation problems).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ProblemField>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProblemField {
+    /// The field, as a path into the request (`amount`, `items[2].qty`, or a
+    /// header or query parameter name).
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub slug: &'static str,
+    pub title: &'static str,
+    pub detail: String,
+    pub errors: Vec<ProblemField>,
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(
+        status: StatusCode,
+        slug: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            slug,
+            title,
+            detail: detail.into(),
+            errors: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "The request cannot be read",
+            detail,
+        )
+    }
+
+    /// 422 naming the fields that are wrong.
+    pub fn invalid(errors: Vec<FieldError>) -> Self {
+        let detail = match errors.as_slice() {
+            [one] => format!("{}: {}", one.field, one.message),
+            many => format!("{} fields are invalid", many.len()),
+        };
+        let mut err = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+            "The request is invalid",
+            detail,
+        );
+        err.errors = errors
+            .into_iter()
+            .map(|e| ProblemField {
+                field: e.field,
+                message: e.message,
+            })
+            .collect();
+        err
+    }
+
+    pub fn invalid_field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::invalid(vec![FieldError::new(field, message)])
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+    }
+
+    pub fn conflict(slug: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            slug,
+            "Conflict with the current state",
+            detail,
+        )
+    }
+
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        let mut err = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Service unavailable",
+            detail,
+        );
+        err.retry_after = Some(1);
+        err
+    }
+
+    /// 500 with an opaque body; the cause goes to the log, in the request's span.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal server error",
+            "the server failed; the cause is in its log",
+        )
+    }
+
+    pub fn problem(&self) -> Problem {
+        Problem {
+            kind: format!("/problems/{}", self.slug),
+            title: self.title.to_string(),
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+            errors: self.errors.clone(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.problem()).expect("problem serializes");
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+impl<E: RuleViolation> From<CommandError<E>> for ApiError {
+    fn from(err: CommandError<E>) -> Self {
+        match err {
+            CommandError::Rejected(rule) => {
+                let detail = rule.to_string();
+                match rule.kind() {
+                    RuleKind::Invalid(fields) => Self::invalid(fields),
+                    RuleKind::NotFound => Self::not_found(detail),
+                    RuleKind::Conflict => Self::conflict(rule.code(), detail),
+                    RuleKind::Forbidden => {
+                        Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
+                    }
+                }
+            }
+            CommandError::VersionMismatch { .. } => Self::new(
+                StatusCode::PRECONDITION_FAILED,
+                "version-mismatch",
+                "The resource has changed",
+                err.to_string(),
+            ),
+            CommandError::Conflict { .. } => {
+                let mut e = Self::conflict("concurrent-modification", err.to_string());
+                e.retry_after = Some(1);
+                e
+            }
+            CommandError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "event store unavailable");
+                Self::unavailable("the database is unavailable; nothing was written")
+            }
+            CommandError::Internal(cause) => Self::internal(cause),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        if crate::store::is_unavailable(&err) {
+            tracing::warn!(error = %err, "database unavailable");
+            Self::unavailable("the database is unavailable")
+        } else {
+            Self::internal(err)
+        }
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(err: anyhow::Error) -> Self {
+        if let Some(sql) = err.chain().find_map(|c| c.downcast_ref::<sqlx::Error>()) {
+            if crate::store::is_unavailable(sql) {
+                tracing::warn!(error = %format!("{err:#}"), "database unavailable");
+                return Self::unavailable("the database is unavailable");
+            }
+        }
+        Self::internal(format!("{err:#}"))
+    }
+}
+
+/// The problems every route can answer with, for the OpenAPI document.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum CommonProblems {
+    /// The request cannot be read (malformed JSON, bad header or parameter).
+    #[response(status = 400, content_type = "application/problem+json")]
+    BadRequest(Problem),
+    /// Validation failed; `errors` names each field.
+    #[response(status = 422, content_type = "application/problem+json")]
+    Invalid(Problem),
+    /// The database is unavailable; nothing was written. Retry later.
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem),
+}
+
+/// The extra problems of command routes.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum CommandProblems {
+    /// The state does not allow the command, a concurrent command won, or an
+    /// earlier request with the same `Idempotency-Key` is still running.
+    #[response(status = 409, content_type = "application/problem+json")]
+    Conflict(Problem),
+    /// `If-Match` names a version that is no longer current.
+    #[response(status = 412, content_type = "application/problem+json")]
+    VersionMismatch(Problem),
+    /// The body is not `application/json`.
+    #[response(status = 415, content_type = "application/problem+json")]
+    UnsupportedMediaType(Problem),
+    /// The body is too large.
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(Problem),
+}

@@ -1,0 +1,298 @@
+//! Extractors whose rejections are problem+json naming the offending field,
+//! header or parameter (axum's own answer in plain text otherwise).
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{header, request::Parts, StatusCode};
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use annals_domain::Actor;
+
+use super::error::ApiError;
+
+/// A JSON body, parsed with the path of any bad field, plus a digest of the
+/// raw bytes (to tell a retried request from a different one).
+pub struct JsonBody<T> {
+    pub value: T,
+    pub digest: String,
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !is_json(content_type) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+                "the body must be JSON with Content-Type: application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too-large",
+                    "Payload too large",
+                    rejection.body_text(),
+                )
+            } else {
+                ApiError::bad_request(rejection.body_text())
+            }
+        })?;
+        let value = parse_json(&bytes)?;
+        Ok(Self {
+            value,
+            digest: hex::encode(Sha256::digest(&bytes)),
+        })
+    }
+}
+
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Parses JSON; syntax errors are 400, type errors 422 naming the field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let message = strip_position(&inner.to_string());
+                let field = field_name(&path, &message);
+                ApiError::invalid_field(field, message)
+            }
+            _ => ApiError::bad_request(format!("the body is not valid JSON: {inner}")),
+        }
+    })?;
+    de.end()
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+/// serde's messages end with " at line 1 column 9"; the field says where.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// The field a data error is about: the path, or for a missing or unknown
+/// field at that path, the name inside the message.
+fn field_name(path: &str, message: &str) -> String {
+    let named = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
+        .and_then(|rest| rest.split('`').next());
+    let base = if path == "." { "" } else { path };
+    match named {
+        Some(name) if base.is_empty() => name.to_string(),
+        Some(name) => format!("{base}.{name}"),
+        None if base.is_empty() => "body".to_string(),
+        None => base.to_string(),
+    }
+}
+
+/// Query parameters; a bad one is a 400 naming it.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(query));
+        serde_path_to_error::deserialize(de)
+            .map(ApiQuery)
+            .map_err(|err| {
+                let path = err.path().to_string();
+                let message = err.into_inner().to_string();
+                let field = field_name(&path, &message);
+                let field = if field == "body" {
+                    "query".to_string()
+                } else {
+                    field
+                };
+                let mut e = ApiError::bad_request(format!("query parameter {field}: {message}"));
+                e.errors = vec![super::error::ProblemField { field, message }];
+                e
+            })
+    }
+}
+
+fn form_urlencoded_parse(query: &str) -> form_urlencoded::Parse<'_> {
+    form_urlencoded::parse(query.as_bytes())
+}
+
+/// Who is calling. Until sign-in exists every caller is anonymous.
+#[derive(Clone, Debug)]
+pub struct Caller(pub Actor);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(Actor::Anonymous))
+    }
+}
+
+/// The headers every command accepts.
+#[derive(Clone, Debug, Default)]
+pub struct CommandHeaders {
+    /// `Idempotency-Key`: same key, same effect once, same response.
+    pub idempotency_key: Option<String>,
+    /// `If-Match`: the version the caller expects (an ETag `"N"`).
+    pub expected_version: Option<i64>,
+    /// `X-Correlation-Id`, when the caller passes one along.
+    pub correlation_id: Option<uuid::Uuid>,
+}
+
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+impl<S: Send + Sync> FromRequestParts<S> for CommandHeaders {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let text = |name: &str| -> Result<Option<String>, ApiError> {
+            match parts.headers.get(name) {
+                None => Ok(None),
+                Some(v) => v
+                    .to_str()
+                    .map(|s| Some(s.trim().to_string()))
+                    .map_err(|_| header_error(name, "must be visible ASCII")),
+            }
+        };
+        let idempotency_key = match text("idempotency-key")? {
+            None => None,
+            Some(key) if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY => {
+                return Err(header_error(
+                    "Idempotency-Key",
+                    &format!("must be 1 to {MAX_IDEMPOTENCY_KEY} characters"),
+                ))
+            }
+            Some(key) => Some(key),
+        };
+        let expected_version = match text("if-match")? {
+            None => None,
+            Some(v) if v == "*" => None,
+            Some(v) => Some(parse_etag(&v).ok_or_else(|| {
+                header_error("If-Match", "must be the ETag of a version, like \"3\"")
+            })?),
+        };
+        let correlation_id = match text("x-correlation-id")? {
+            None => None,
+            Some(v) => Some(
+                uuid::Uuid::parse_str(&v)
+                    .map_err(|_| header_error("X-Correlation-Id", "must be a UUID"))?,
+            ),
+        };
+        Ok(Self {
+            idempotency_key,
+            expected_version,
+            correlation_id,
+        })
+    }
+}
+
+fn header_error(name: &str, message: &str) -> ApiError {
+    let mut e = ApiError::bad_request(format!("header {name} {message}"));
+    e.errors = vec![super::error::ProblemField {
+        field: name.to_string(),
+        message: message.to_string(),
+    }];
+    e
+}
+
+/// `"3"`, `W/"3"` or a bare `3`.
+fn parse_etag(value: &str) -> Option<i64> {
+    let v = value.strip_prefix("W/").unwrap_or(value);
+    let v = v
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(v);
+    v.parse::<i64>().ok().filter(|n| *n >= 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        amount: u32,
+        items: Vec<Item>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Item {
+        qty: u8,
+    }
+
+    #[test]
+    fn json_errors_name_the_field() {
+        let cases = [
+            ("a missing field", r#"{"items": []}"#, 422, "amount"),
+            (
+                "a wrong type",
+                r#"{"amount": "x", "items": []}"#,
+                422,
+                "amount",
+            ),
+            (
+                "a nested value out of range",
+                r#"{"amount": 1, "items": [{"qty": 300}]}"#,
+                422,
+                "items[0].qty",
+            ),
+            (
+                "an unknown field",
+                r#"{"amount": 1, "items": [], "extra": 1}"#,
+                422,
+                "extra",
+            ),
+            ("broken JSON", r#"{"amount": "#, 400, ""),
+            (
+                "trailing garbage",
+                r#"{"amount": 1, "items": []} x"#,
+                400,
+                "",
+            ),
+        ];
+        for (what, body, status, field) in cases {
+            let err = parse_json::<Body>(body.as_bytes()).expect_err(what);
+            assert_eq!(err.status.as_u16(), status, "{what}");
+            if status == 422 {
+                assert_eq!(err.errors[0].field, field, "{what}");
+            }
+        }
+    }
+
+    #[test]
+    fn if_match_accepts_strong_weak_and_bare_versions() {
+        assert_eq!(parse_etag("\"3\""), Some(3));
+        assert_eq!(parse_etag("W/\"4\""), Some(4));
+        assert_eq!(parse_etag("5"), Some(5));
+        assert_eq!(parse_etag("\"x\""), None);
+        assert_eq!(parse_etag("-1"), None);
+    }
+}

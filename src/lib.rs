@@ -1,0 +1,19 @@
+//! The Annals server: configuration, storage, fan-out, HTTP and wiring.
+#![forbid(unsafe_code)]
+
+pub mod bus;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod platform;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+
+pub use platform::{Module, Platform, Services};
+pub use startup::Application;
+
+/// Every business module of the server. Adding a domain is one line here.
+pub fn modules() -> Vec<Box<dyn Module>> {
+    vec![]
+}

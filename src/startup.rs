@@ -1,0 +1,194 @@
+//! Building and running the application: database, NATS, consumers and the
+//! HTTP server, and stopping them in order.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::bus::{self, ConsumerState, NatsBus, WorkerContext};
+use crate::config::Settings;
+use crate::http::{self, AppState};
+use crate::platform::{Module, Platform, Services};
+use crate::store::Db;
+
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    platform: Arc<Platform>,
+    workers: JoinSet<(&'static str, Result<()>)>,
+    stop: watch::Sender<bool>,
+}
+
+impl Application {
+    /// Connects, migrates, starts the consumers and binds the listener
+    /// (port 0 picks a free port; `local_addr` tells which).
+    pub async fn build(settings: Settings, modules: Vec<Box<dyn Module>>) -> Result<Self> {
+        let platform = Arc::new(connect(settings, &modules).await?);
+        let mut services = Services::default();
+        for module in &modules {
+            module.install(&platform, &mut services);
+        }
+        let state = AppState {
+            platform: platform.clone(),
+            services: Arc::new(services),
+        };
+        http::ops::prometheus();
+        let router = http::app(&modules, state);
+        let (stop, workers) = start_workers(&platform);
+        let listener = TcpListener::bind(platform.settings.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "ANNALS_LISTEN: cannot listen on {}",
+                    platform.settings.listen
+                )
+            })?;
+        Ok(Self {
+            listener,
+            router,
+            platform,
+            workers,
+            stop,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener")
+    }
+
+    pub fn platform(&self) -> &Arc<Platform> {
+        &self.platform
+    }
+
+    /// Serves until `shutdown` resolves; then stops taking requests,
+    /// finishes the ones in flight, and stops the consumers after their
+    /// current batch (whose checkpoint commits with it).
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let Self {
+            listener,
+            router,
+            platform,
+            mut workers,
+            stop,
+        } = self;
+        tracing::info!(address = %listener.local_addr()?, "listening");
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        tracing::info!("HTTP server stopped; stopping consumers");
+        let _ = stop.send(true);
+        while let Some(joined) = workers.join_next().await {
+            match joined {
+                Ok((name, Ok(()))) => tracing::info!(worker = name, "stopped"),
+                Ok((name, Err(err))) => {
+                    tracing::error!(worker = name, error = %format!("{err:#}"), "ended with an error")
+                }
+                Err(err) => tracing::error!(error = %err, "worker panicked"),
+            }
+        }
+        platform.db.close().await;
+        served.context("serving HTTP")
+    }
+}
+
+/// Opens the database (and NATS), runs migrations, and lays out the
+/// consumers of every module.
+pub async fn connect(settings: Settings, modules: &[Box<dyn Module>]) -> Result<Platform> {
+    let db = Db::connect(&settings.database, settings.db_pool_size).await?;
+    db.migrate().await?;
+    let nats = match &settings.nats {
+        None => None,
+        Some(config) => {
+            let bus = NatsBus::connect(config).await?;
+            if let Err(err) = bus.ensure_stream().await {
+                // Not fatal: commands are still taken; the relay retries.
+                tracing::warn!(error = %format!("{err:#}"), "JetStream not ready yet");
+            }
+            Some(bus)
+        }
+    };
+    let projectors: Vec<_> = modules.iter().flat_map(|m| m.projectors()).collect();
+    let mut consumers: Vec<Arc<ConsumerState>> = projectors
+        .iter()
+        .map(|p| ConsumerState::new(p.name()))
+        .collect();
+    if nats.is_some() {
+        consumers.push(ConsumerState::new(bus::RELAY));
+    }
+    let mut names: Vec<_> = consumers.iter().map(|c| c.name).collect();
+    names.sort_unstable();
+    if let Some(twice) = names.windows(2).find(|w| w[0] == w[1]) {
+        anyhow::bail!("two consumers are named {}", twice[0]);
+    }
+    let log = db.log();
+    let head = log.head().await.context("reading the log head")?;
+    Ok(Platform {
+        settings,
+        db,
+        log,
+        nats,
+        appended: watch::channel(head).0,
+        head: watch::channel(head).0,
+        consumers,
+        projectors,
+    })
+}
+
+fn start_workers(
+    platform: &Arc<Platform>,
+) -> (watch::Sender<bool>, JoinSet<(&'static str, Result<()>)>) {
+    let (stop, stop_rx) = watch::channel(false);
+    let ctx = WorkerContext {
+        pool: platform.db.any.clone(),
+        log: platform.log.clone(),
+        appended: platform.appended.subscribe(),
+        stop: stop_rx,
+        nats: platform.nats.clone(),
+    };
+    let mut workers = JoinSet::new();
+    for projector in platform.projectors() {
+        let state = platform.consumer(projector.name()).expect("state").clone();
+        let (projector, ctx) = (projector.clone(), ctx.clone());
+        workers.spawn(async move { (state.name, bus::run_projector(projector, state, ctx).await) });
+    }
+    if let (Some(nats), Some(state)) = (
+        platform.nats.clone(),
+        platform.consumer(bus::RELAY).cloned(),
+    ) {
+        let ctx = ctx.clone();
+        workers.spawn(async move { ("relay", bus::run_relay(nats, state, ctx).await) });
+    }
+    let states = platform.consumers().to_vec();
+    let head = platform.head.clone();
+    workers.spawn(async move { ("monitor", bus::run_monitor(states, head, ctx).await) });
+    (stop, workers)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT: shutting down"),
+        _ = terminate => tracing::info!("SIGTERM: shutting down"),
+    }
+}

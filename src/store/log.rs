@@ -1,0 +1,181 @@
+//! The global log: every stored event in commit order, read by position.
+//! cqrs-es's own replay orders by per-aggregate sequence only, so consumers
+//! read here instead.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use uuid::Uuid;
+
+use annals_domain::envelope::keys;
+use annals_domain::StoredEvent;
+
+use super::TypedPool;
+
+const COLUMNS: &str = "position, aggregate_type, aggregate_id, sequence, event_type, \
+                       event_version, payload, metadata, recorded_at";
+
+#[derive(Clone, Debug)]
+pub struct LogReader {
+    pool: TypedPool,
+}
+
+impl LogReader {
+    pub fn new(pool: TypedPool) -> Self {
+        Self { pool }
+    }
+
+    /// Up to `limit` events with a position above `after`, in position order.
+    pub async fn read_after(&self, after: i64, limit: i64) -> Result<Vec<StoredEvent>> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2");
+        self.fetch(&sql, &[Arg::Int(after), Arg::Int(limit)])
+            .await
+            .context("reading the global log")
+    }
+
+    /// Events with a position in `(after, up_to]`.
+    pub async fn read_range(&self, after: i64, up_to: i64) -> Result<Vec<StoredEvent>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events WHERE position > $1 AND position <= $2 ORDER BY position"
+        );
+        self.fetch(&sql, &[Arg::Int(after), Arg::Int(up_to)])
+            .await
+            .context("reading the global log")
+    }
+
+    /// Every event of one aggregate, in sequence order.
+    pub async fn aggregate_history(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Vec<StoredEvent>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
+             ORDER BY sequence"
+        );
+        self.fetch(&sql, &[Arg::Text(aggregate_type), Arg::Text(aggregate_id)])
+            .await
+            .context("reading an aggregate's history")
+    }
+
+    /// The highest position stored (0 for an empty log).
+    pub async fn head(&self) -> Result<i64> {
+        let sql = "SELECT COALESCE(MAX(position), 0) FROM events";
+        let head: i64 = match &self.pool {
+            TypedPool::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await?,
+            TypedPool::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await?,
+        };
+        Ok(head)
+    }
+
+    /// Position of one event, looked up by its key.
+    pub async fn position_of(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        sequence: i64,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        let sql = "SELECT position FROM events \
+                   WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3";
+        match &self.pool {
+            TypedPool::Postgres(p) => {
+                sqlx::query_scalar(sql)
+                    .bind(aggregate_type)
+                    .bind(aggregate_id)
+                    .bind(sequence)
+                    .fetch_optional(p)
+                    .await
+            }
+            TypedPool::Sqlite(p) => sqlx::query_scalar::<_, Option<i64>>(sql)
+                .bind(aggregate_type)
+                .bind(aggregate_id)
+                .bind(sequence)
+                .fetch_optional(p)
+                .await
+                .map(Option::flatten),
+        }
+    }
+
+    async fn fetch(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<StoredEvent>> {
+        match &self.pool {
+            TypedPool::Postgres(p) => {
+                let mut query = sqlx::query(sql);
+                for arg in args {
+                    query = match arg {
+                        Arg::Int(v) => query.bind(*v),
+                        Arg::Text(v) => query.bind(*v),
+                    };
+                }
+                let rows = query.fetch_all(p).await?;
+                rows.iter().map(pg_row).collect()
+            }
+            TypedPool::Sqlite(p) => {
+                let mut query = sqlx::query(sql);
+                for arg in args {
+                    query = match arg {
+                        Arg::Int(v) => query.bind(*v),
+                        Arg::Text(v) => query.bind(*v),
+                    };
+                }
+                let rows = query.fetch_all(p).await?;
+                rows.iter().map(sqlite_row).collect()
+            }
+        }
+    }
+}
+
+enum Arg<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
+fn metadata_map(value: serde_json::Value) -> Result<HashMap<String, String>> {
+    serde_json::from_value(value).context("event metadata is not a string map")
+}
+
+fn event_id(metadata: &HashMap<String, String>) -> Uuid {
+    metadata
+        .get(keys::EVENT_ID)
+        .and_then(|v| Uuid::parse_str(v).ok())
+        .unwrap_or(Uuid::nil())
+}
+
+fn pg_row(row: &sqlx::postgres::PgRow) -> Result<StoredEvent> {
+    let metadata = metadata_map(row.try_get("metadata")?)?;
+    Ok(StoredEvent {
+        position: row.try_get("position")?,
+        event_id: event_id(&metadata),
+        aggregate_type: row.try_get("aggregate_type")?,
+        aggregate_id: row.try_get("aggregate_id")?,
+        sequence: row.try_get("sequence")?,
+        event_type: row.try_get("event_type")?,
+        event_version: row.try_get("event_version")?,
+        payload: row.try_get("payload")?,
+        metadata,
+        recorded_at: row.try_get("recorded_at")?,
+    })
+}
+
+fn sqlite_row(row: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent> {
+    let payload: String = row.try_get("payload")?;
+    let metadata: String = row.try_get("metadata")?;
+    let metadata = metadata_map(serde_json::from_str(&metadata)?)?;
+    let recorded_at: String = row.try_get("recorded_at")?;
+    Ok(StoredEvent {
+        position: row.try_get("position")?,
+        event_id: event_id(&metadata),
+        aggregate_type: row.try_get("aggregate_type")?,
+        aggregate_id: row.try_get("aggregate_id")?,
+        sequence: row.try_get("sequence")?,
+        event_type: row.try_get("event_type")?,
+        event_version: row.try_get("event_version")?,
+        payload: serde_json::from_str(&payload)?,
+        metadata,
+        recorded_at: DateTime::parse_from_rfc3339(&recorded_at)
+            .context("recorded_at is not RFC 3339")?
+            .with_timezone(&Utc),
+    })
+}

@@ -1,0 +1,182 @@
+//! Storage: the event store (postgres-es or sqlite-es behind one enum), the
+//! global log reader, and the shared SQL pool used by read models,
+//! checkpoints and idempotency records.
+
+mod commands;
+mod idempotency;
+mod log;
+mod repo;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use sqlx::any::AnyPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{AnyPool, PgPool, SqlitePool};
+
+pub use commands::{CommandBus, CommandError, CommandOutcome, CommandRequest};
+pub use idempotency::{Claim, IdempotencyKeys};
+pub use log::LogReader;
+pub use repo::EventRepo;
+
+use crate::config::DatabaseConfig;
+
+/// Which database this process talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Typed pool for the event store and migrations.
+#[derive(Clone, Debug)]
+pub enum TypedPool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The database handles of one process.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub backend: Backend,
+    pub typed: TypedPool,
+    /// Dialect-neutral pool for read models, checkpoints and idempotency.
+    pub any: AnyPool,
+}
+
+/// How long a request waits for a pooled connection before it answers 503.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+impl Db {
+    pub async fn connect(config: &DatabaseConfig, pool_size: u32) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        match config {
+            DatabaseConfig::Sqlite { path } => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("creating data directory {}", dir.display()))?;
+                }
+                let options = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    // FULL: a committed transaction survives power loss (G1).
+                    .synchronous(SqliteSynchronous::Full)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true);
+                let typed = SqlitePoolOptions::new()
+                    .max_connections(pool_size.min(8))
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options)
+                    .await
+                    .with_context(|| format!("opening SQLite database {}", path.display()))?;
+                let url = format!("sqlite://{}", path.display());
+                let any = AnyPoolOptions::new()
+                    .max_connections(pool_size.min(8))
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // busy_timeout is per connection and the URL form
+                            // cannot set it.
+                            sqlx::query("PRAGMA busy_timeout = 10000")
+                                .execute(&mut *conn)
+                                .await?;
+                            sqlx::query("PRAGMA synchronous = FULL")
+                                .execute(&mut *conn)
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await
+                    .with_context(|| format!("opening SQLite database {}", path.display()))?;
+                Ok(Self {
+                    backend: Backend::Sqlite,
+                    typed: TypedPool::Sqlite(typed),
+                    any,
+                })
+            }
+            DatabaseConfig::Postgres { url } => {
+                let options = PgConnectOptions::from_str(url)
+                    .context("DATABASE_URL: not a valid PostgreSQL URL")?;
+                let typed = PgPoolOptions::new()
+                    .max_connections(pool_size)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options)
+                    .await
+                    .context("connecting to PostgreSQL (DATABASE_URL)")?;
+                let any = AnyPoolOptions::new()
+                    .max_connections(pool_size)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect(url)
+                    .await
+                    .context("connecting to PostgreSQL (DATABASE_URL)")?;
+                Ok(Self {
+                    backend: Backend::Postgres,
+                    typed: TypedPool::Postgres(typed),
+                    any,
+                })
+            }
+        }
+    }
+
+    /// Applies the migrations of this backend (idempotent).
+    pub async fn migrate(&self) -> Result<()> {
+        match &self.typed {
+            TypedPool::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite")
+                .run(pool)
+                .await
+                .context("applying SQLite migrations")?,
+            TypedPool::Postgres(pool) => sqlx::migrate!("./migrations/postgres")
+                .run(pool)
+                .await
+                .context("applying PostgreSQL migrations")?,
+        }
+        Ok(())
+    }
+
+    pub fn event_repo(&self) -> EventRepo {
+        EventRepo::new(&self.typed)
+    }
+
+    pub fn log(&self) -> LogReader {
+        LogReader::new(self.typed.clone())
+    }
+
+    /// A cheap round trip, for `/readyz`.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.any).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.any.close().await;
+        match &self.typed {
+            TypedPool::Sqlite(p) => p.close().await,
+            TypedPool::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, the time format of our own tables.
+pub fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Whether an error means "the database is not reachable right now" (503)
+/// rather than a bug (500).
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    matches!(
+        err,
+        sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+    ) || matches!(err, sqlx::Error::Database(db) if db.code().is_some_and(|c| {
+        // 57P01 admin shutdown, 57P03 cannot connect now, 08xxx connection errors,
+        // SQLite 5/6 busy/locked.
+        c.starts_with("08") || c == "57P01" || c == "57P02" || c == "57P03" || c == "5" || c == "6"
+    }))
+}

@@ -1,0 +1,99 @@
+//! postgres-es and sqlite-es behind one repository type. cqrs-es's
+//! repository trait is generic (not object-safe), so the choice made at run
+//! time is an enum. Each event gets its UUIDv7 event id here, on its way in.
+
+use cqrs_es::persist::{
+    PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
+};
+use cqrs_es::Aggregate;
+use postgres_es::PostgresEventRepository;
+use serde_json::Value;
+use sqlite_es::SqliteEventRepository;
+use uuid::Uuid;
+
+use annals_domain::envelope::keys;
+
+use super::TypedPool;
+
+pub enum EventRepo {
+    Postgres(PostgresEventRepository),
+    Sqlite(SqliteEventRepository),
+}
+
+impl EventRepo {
+    pub fn new(pool: &TypedPool) -> Self {
+        match pool {
+            TypedPool::Postgres(p) => Self::Postgres(PostgresEventRepository::new(p.clone())),
+            TypedPool::Sqlite(p) => Self::Sqlite(SqliteEventRepository::new(p.clone())),
+        }
+    }
+}
+
+/// Gives each event its own id (the command's metadata map is shared by all
+/// of its events, so the id cannot come from there).
+fn with_event_ids(events: &[SerializedEvent]) -> Vec<SerializedEvent> {
+    events
+        .iter()
+        .cloned()
+        .map(|mut event| {
+            if let Value::Object(map) = &mut event.metadata {
+                map.entry(keys::EVENT_ID)
+                    .or_insert_with(|| Value::String(Uuid::now_v7().to_string()));
+            }
+            event
+        })
+        .collect()
+}
+
+macro_rules! delegate {
+    ($self:ident, $repo:ident => $call:expr) => {
+        match $self {
+            EventRepo::Postgres($repo) => $call,
+            EventRepo::Sqlite($repo) => $call,
+        }
+    };
+}
+
+impl PersistedEventRepository for EventRepo {
+    async fn get_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        delegate!(self, r => r.get_events::<A>(aggregate_id).await)
+    }
+
+    async fn get_last_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        last_sequence: usize,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        delegate!(self, r => r.get_last_events::<A>(aggregate_id, last_sequence).await)
+    }
+
+    async fn get_snapshot<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
+        delegate!(self, r => r.get_snapshot::<A>(aggregate_id).await)
+    }
+
+    async fn persist<A: Aggregate>(
+        &self,
+        events: &[SerializedEvent],
+        snapshot_update: Option<(String, Value, usize)>,
+    ) -> Result<(), PersistenceError> {
+        let events = with_event_ids(events);
+        delegate!(self, r => r.persist::<A>(&events, snapshot_update).await)
+    }
+
+    async fn stream_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<ReplayStream, PersistenceError> {
+        delegate!(self, r => r.stream_events::<A>(aggregate_id).await)
+    }
+
+    async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
+        delegate!(self, r => r.stream_all_events::<A>().await)
+    }
+}
