@@ -104,6 +104,8 @@ fn field_name(path: &str, message: &str) -> String {
     let base = if path == "." { "" } else { path };
     match named {
         Some(name) if base.is_empty() => name.to_string(),
+        // serde_path_to_error already ends an unknown field's path with it.
+        Some(name) if base == name || base.ends_with(&format!(".{name}")) => base.to_string(),
         Some(name) => format!("{base}.{name}"),
         None if base.is_empty() => "body".to_string(),
         None => base.to_string(),

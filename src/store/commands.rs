@@ -63,7 +63,12 @@ pub struct CommandRequest<'a, A: Aggregate> {
 /// because deciding has no side effects.
 const CONFLICT_RETRIES: usize = 5;
 
+/// In-process lock stripes: commands on one aggregate take turns here, so
+/// optimistic-lock conflicts only arise between processes.
+const STRIPES: usize = 256;
+
 pub struct CommandBus<A: Aggregate> {
+    stripes: Arc<Vec<tokio::sync::Mutex<()>>>,
     store: PersistedEventStore<EventRepo, A>,
     log: LogReader,
     services: Arc<A::Services>,
@@ -83,6 +88,7 @@ where
         appended: tokio::sync::watch::Sender<i64>,
     ) -> Self {
         Self {
+            stripes: Arc::new((0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect()),
             store: PersistedEventStore::new_event_store(repo),
             log,
             services: Arc::new(services),
@@ -104,9 +110,16 @@ where
         request: CommandRequest<'_, A>,
     ) -> Result<CommandOutcome<A>, CommandError<A::Error>> {
         let metadata = request.metadata.to_map();
+        let stripe = {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            request.aggregate_id.hash(&mut hasher);
+            (hasher.finish() as usize) % STRIPES
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let turn = self.stripes[stripe].lock().await;
             let mut context = self
                 .store
                 .load_aggregate(request.aggregate_id)
@@ -185,6 +198,15 @@ where
                             aggregate_id: request.aggregate_id.to_string(),
                         });
                     }
+                    // Another process won: back off a little, with jitter,
+                    // so the losers do not collide again in lockstep.
+                    let jitter = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.subsec_nanos() % 5_000_000);
+                    let pause = std::time::Duration::from_nanos(
+                        u64::from(jitter) + 2_000_000 * attempt as u64,
+                    );
+                    tokio::time::sleep(pause).await;
                 }
                 Err(other) => return Err(store_error(other)),
             }

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod bad_input;
 mod commands;
 
 /// Not a test: the entry point of a child process that runs the annals CLI
