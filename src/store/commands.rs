@@ -156,11 +156,12 @@ where
                 });
             }
             let started = Instant::now();
-            match self
+            let committed = self
                 .store
                 .commit(events.clone(), context, metadata.clone())
-                .await
-            {
+                .await;
+            drop(turn);
+            match committed {
                 Ok(envelopes) => {
                     metrics::histogram!("annals_append_seconds", "aggregate" => A::TYPE)
                         .record(started.elapsed().as_secs_f64());

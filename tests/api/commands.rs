@@ -35,7 +35,8 @@ both_modes!(a_command_answers_with_version_and_position_and_its_read_is_visible)
 async fn concurrent_commands_on_one_aggregate_are_retried_server_side_and_all_apply(mode: Mode) {
     let app = spawn_app(mode).await;
     app.open("acc").await;
-    let deposits = (0..20).map(|_| app.post("/api/v1/test-accounts/acc/deposit", json!({"amount": 1})));
+    let deposits =
+        (0..20).map(|_| app.post("/api/v1/test-accounts/acc/deposit", json!({"amount": 1})));
     let responses = futures::future::join_all(deposits).await;
     let mut versions = Vec::new();
     for response in responses {
@@ -44,7 +45,11 @@ async fn concurrent_commands_on_one_aggregate_are_retried_server_side_and_all_ap
         versions.push(body["version"].as_i64().unwrap());
     }
     versions.sort_unstable();
-    assert_eq!(versions, (2..=21).collect::<Vec<_>>(), "each deposit got its own version");
+    assert_eq!(
+        versions,
+        (2..=21).collect::<Vec<_>>(),
+        "each deposit got its own version"
+    );
     app.settle().await;
     let (_, account) = app.get_json("/api/v1/test-accounts/acc").await;
     assert_eq!(account["balance"], 20);
@@ -66,8 +71,16 @@ async fn with_if_match_only_one_of_concurrent_writers_wins_and_the_rest_get_412(
         .into_iter()
         .map(|r| r.unwrap().status().as_u16())
         .collect();
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 412).count(), 9, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 412).count(),
+        9,
+        "{statuses:?}"
+    );
     let stale = app
         .http()
         .post(app.url("/api/v1/test-accounts/acc/deposit"))
@@ -90,15 +103,43 @@ async fn broken_business_rules_map_to_409_404_and_422(mode: Mode) {
     let app = spawn_app(mode).await;
     app.open("acc").await;
     let cases = [
-        ("withdrawing more than the balance", "/api/v1/test-accounts/acc/withdraw", json!({"amount": 1}), 409, "/problems/insufficient-funds"),
-        ("opening twice", "/api/v1/test-accounts", json!({"id": "acc", "owner": "Bob"}), 409, "/problems/already-open"),
-        ("depositing into no account", "/api/v1/test-accounts/nope/deposit", json!({"amount": 1}), 404, "/problems/not-found"),
-        ("a zero amount", "/api/v1/test-accounts/acc/deposit", json!({"amount": 0}), 422, "/problems/validation"),
+        (
+            "withdrawing more than the balance",
+            "/api/v1/test-accounts/acc/withdraw",
+            json!({"amount": 1}),
+            409,
+            "/problems/insufficient-funds",
+        ),
+        (
+            "opening twice",
+            "/api/v1/test-accounts",
+            json!({"id": "acc", "owner": "Bob"}),
+            409,
+            "/problems/already-open",
+        ),
+        (
+            "depositing into no account",
+            "/api/v1/test-accounts/nope/deposit",
+            json!({"amount": 1}),
+            404,
+            "/problems/not-found",
+        ),
+        (
+            "a zero amount",
+            "/api/v1/test-accounts/acc/deposit",
+            json!({"amount": 0}),
+            422,
+            "/problems/validation",
+        ),
     ];
     for (what, path, body, status, kind) in cases {
         let response = app.post(path, body).await;
         assert_eq!(response.status().as_u16(), status, "{what}");
-        assert_eq!(response.headers()["content-type"], "application/problem+json", "{what}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "{what}"
+        );
         let problem: serde_json::Value = response.json().await.unwrap();
         assert_eq!(problem["type"], kind, "{what}");
         assert_eq!(problem["status"], status, "{what}");
@@ -129,7 +170,10 @@ async fn a_retried_idempotency_key_has_its_effect_once_and_returns_the_first_res
         }
         bodies.push(response.json::<serde_json::Value>().await.unwrap());
     }
-    assert!(bodies.iter().all(|b| b == &bodies[0]), "same response every time: {bodies:?}");
+    assert!(
+        bodies.iter().all(|b| b == &bodies[0]),
+        "same response every time: {bodies:?}"
+    );
     assert_eq!(replayed, 8);
     assert_eq!(bodies[0]["version"], 2);
     app.settle().await;

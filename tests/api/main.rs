@@ -5,6 +5,10 @@ mod support;
 
 mod bad_input;
 mod commands;
+mod consumers;
+mod faults;
+mod log;
+mod openapi;
 
 /// Not a test: the entry point of a child process that runs the annals CLI
 /// with the test modules (see `support::ChildApp`), so tests can SIGKILL it.

@@ -27,6 +27,7 @@ pub enum Mode {
 /// Where one test's application keeps its state (reused across restarts).
 #[derive(Clone, Debug)]
 pub struct Backing {
+    #[allow(dead_code)]
     pub mode: Mode,
     pub env: HashMap<String, String>,
     _dir: std::sync::Arc<tempfile::TempDir>,

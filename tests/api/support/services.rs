@@ -37,6 +37,8 @@ fn watchdog(cleanup: &str) {
         "while kill -0 {} 2>/dev/null; do sleep 0.5; done; {cleanup}",
         std::process::id()
     );
+    // Deliberately not waited for: it outlives this process.
+    #[allow(clippy::zombie_processes)]
     Command::new("sh")
         .arg("-c")
         .arg(script)

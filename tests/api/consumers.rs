@@ -1,0 +1,159 @@
+//! G5 and G6: read models apply each event once with their checkpoint, a
+//! rebuild from the log gives the same answers, and an event that keeps
+//! failing stops its consumer visibly instead of being skipped.
+
+use serde_json::json;
+
+use crate::both_modes;
+use crate::support::ledger::{CONSUMER, POISON};
+use crate::support::{run_cli, spawn_app, Api, Mode, TestApp};
+
+/// Some accounts with some history.
+async fn load(app: &impl Api, accounts: usize) {
+    for a in 0..accounts {
+        let id = format!("acc-{a:02}");
+        app.open(&id).await;
+        for amount in 1..=3 {
+            let response = app
+                .post(
+                    &format!("/api/v1/test-accounts/{id}/deposit"),
+                    json!({"amount": amount * 10}),
+                )
+                .await;
+            assert_eq!(response.status(), 200);
+        }
+        let response = app
+            .post(
+                &format!("/api/v1/test-accounts/{id}/withdraw"),
+                json!({"amount": 5}),
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+    }
+}
+
+/// Every position of the log applied exactly once (the projector records
+/// each applied position under a primary key).
+async fn assert_each_event_applied_once(app: &impl Api) {
+    let pool = app.backing().pool().await;
+    let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT position FROM test_applied ORDER BY position")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        applied,
+        (1..=head).collect::<Vec<_>>(),
+        "each event applied exactly once"
+    );
+    pool.close().await;
+}
+
+async fn rebuilding_a_read_model_from_the_log_gives_the_same_answers(mode: Mode) {
+    let app = spawn_app(mode).await;
+    load(&app, 12).await;
+    app.settle().await;
+    let (_, live) = app.get_json("/api/v1/test-accounts").await;
+    assert_eq!(live.as_array().unwrap().len(), 12);
+    assert_each_event_applied_once(&app).await;
+    let backing = app.shutdown().await;
+
+    let output = run_cli(&backing, &["replay", "--consumer", CONSUMER]);
+    assert!(
+        output.contains("replayed test_accounts to position 60"),
+        "{output}"
+    );
+
+    let app = TestApp::start(backing).await;
+    let (_, rebuilt) = app.get_json("/api/v1/test-accounts").await;
+    assert_eq!(rebuilt, live);
+    assert_each_event_applied_once(&app).await;
+}
+both_modes!(rebuilding_a_read_model_from_the_log_gives_the_same_answers);
+
+async fn replay_of_an_unknown_consumer_names_the_known_ones(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let backing = app.shutdown().await;
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["child_process_entry", "--exact", "--ignored", "--nocapture"])
+        .envs(&backing.env)
+        .env(crate::support::CHILD_ENV, "replay --consumer nope")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no consumer named 'nope'; known: test_accounts"),
+        "{stderr}"
+    );
+}
+both_modes!(replay_of_an_unknown_consumer_names_the_known_ones);
+
+async fn an_event_that_keeps_failing_stops_its_consumer_and_shows_in_readyz(mode: Mode) {
+    let app = spawn_app(mode).await;
+    app.open("before").await;
+    let poisoned = app
+        .post(
+            "/api/v1/test-accounts",
+            json!({"id": "bad", "owner": POISON}),
+        )
+        .await;
+    assert_eq!(poisoned.status(), 201, "the command itself is fine");
+    let after = app.open("after").await;
+
+    // Wait for the consumer to give up (it retries with backoff first).
+    let report = loop {
+        let (status, report) = app.get_json("/readyz").await;
+        if status == 503 {
+            break report;
+        }
+        assert_eq!(status, 200);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(report["status"], "not_ready");
+    let consumer = &report["consumers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == CONSUMER)
+        .unwrap();
+    assert_eq!(
+        consumer["checkpoint"], 1,
+        "stopped right before the poisoned event"
+    );
+    assert!(
+        consumer["failed"].as_str().unwrap().contains("position 2"),
+        "{consumer}"
+    );
+
+    // Not skipped: the event after it is not applied either.
+    let (status, _) = app.get_json("/api/v1/test-accounts/after").await;
+    assert_eq!(status, 404);
+    let (status, problem) = app
+        .get_json(&format!(
+            "/api/v1/test-accounts/after?min_position={}",
+            after["position"]
+        ))
+        .await;
+    assert_eq!(status, 503, "{problem}");
+    let metrics = app
+        .http()
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "annals_consumer_failed{{consumer=\"{CONSUMER}\"}} 1"
+        )),
+        "{metrics}"
+    );
+}
+both_modes!(an_event_that_keeps_failing_stops_its_consumer_and_shows_in_readyz);
