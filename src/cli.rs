@@ -33,6 +33,13 @@ pub enum Command {
     /// Print the OpenAPI document (JSON) and exit.
     Openapi,
     /// Rebuild one read model from position 0 of the log.
+    /// Manage users (works on the same database as the server, also while it runs).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Print the permission matrix (Markdown).
+    Permissions,
     Replay {
         /// The consumer (read model) to rebuild; `annals replay --list` shows them.
         #[arg(long, required_unless_present = "list")]
@@ -43,9 +50,49 @@ pub enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; prints the new user's id on the last line.
+    Create {
+        #[arg(long)]
+        username: String,
+        /// The password (visible in the process list: prefer --password-stdin).
+        #[arg(
+            long,
+            conflicts_with = "password_stdin",
+            required_unless_present = "password_stdin"
+        )]
+        password: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// A role to hold; repeat for several (admin, manager, operator, marketer, master, client, dealer).
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// Full name (defaults to the username).
+        #[arg(long)]
+        full_name: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        phone: Option<String>,
+    },
+    /// Grant a role to a user.
+    Grant {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        role: String,
+    },
+}
+
 /// Runs the CLI with the given modules (the binary passes `crate::modules()`).
 pub async fn run(cli: Cli, modules: Vec<Box<dyn Module>>) -> Result<()> {
     let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Permissions = command {
+        print!("{}", crate::auth::permissions::markdown());
+        return Ok(());
+    }
     if let Command::Openapi = command {
         let doc = crate::http::openapi_document(&modules);
         println!("{}", doc.to_pretty_json().context("rendering OpenAPI")?);
@@ -92,6 +139,105 @@ pub async fn run(cli: Cli, modules: Vec<Box<dyn Module>>) -> Result<()> {
             platform.db.close().await;
             Ok(())
         }
-        Command::Openapi => unreachable!(),
+        Command::User { command } => {
+            let mut settings = settings;
+            settings.nats = None;
+            let platform = startup::connect(settings, &modules).await?;
+            let result = user_command(&platform, command).await;
+            platform.db.close().await;
+            result
+        }
+        Command::Openapi | Command::Permissions => unreachable!(),
     }
+}
+
+async fn user_command(platform: &crate::Platform, command: UserCommand) -> Result<()> {
+    use annals_domain::user::{self, Profile, Role, User, Username};
+    use annals_domain::{Actor, EventMetadata};
+
+    use crate::auth::{secrets, user_id, AuthStore};
+    use crate::store::CommandRequest;
+
+    let bus = platform.command_bus::<User>(());
+    let run = |id: uuid::Uuid, command: user::UserCommand| {
+        let bus = &bus;
+        async move {
+            bus.execute(CommandRequest {
+                aggregate_id: &id.to_string(),
+                command,
+                metadata: EventMetadata::for_command(Actor::Cli),
+                expected_version: None,
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+        }
+    };
+    let field = |e: annals_domain::FieldError| {
+        anyhow::anyhow!("--{}: {}", e.field.replace('_', "-"), e.message)
+    };
+    match command {
+        UserCommand::Create {
+            username,
+            password,
+            password_stdin,
+            roles,
+            full_name,
+            email,
+            phone,
+        } => {
+            let username = Username::parse(&username).map_err(field)?;
+            let password = match (password, password_stdin) {
+                (Some(p), false) => p,
+                _ => {
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .context("reading the password from stdin")?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            user::values::check_password("password", &password).map_err(field)?;
+            let roles = roles
+                .iter()
+                .map(|r| {
+                    Role::parse(r.trim()).with_context(|| format!("--role: '{r}' is not a role"))
+                })
+                .collect::<Result<_>>()?;
+            let profile = Profile {
+                full_name: full_name.unwrap_or_else(|| username.as_str().to_string()),
+                email: email
+                    .map(|e| user::Email::parse("email", &e))
+                    .transpose()
+                    .map_err(field)?,
+                phone: phone
+                    .map(|p| user::Phone::parse("phone", &p))
+                    .transpose()
+                    .map_err(field)?,
+                ..Profile::default()
+            };
+            let id = user_id(username.as_str());
+            let hash = secrets::hash_password(password).await?;
+            run(
+                id,
+                user::UserCommand::Register {
+                    username: username.clone(),
+                    profile,
+                    roles,
+                },
+            )
+            .await?;
+            AuthStore::set_password(&platform.db.any, id, username.as_str(), &hash).await?;
+            println!("created user {}", username.as_str());
+            println!("{id}");
+        }
+        UserCommand::Grant { username, role } => {
+            let username = Username::parse(&username).map_err(field)?;
+            let role = Role::parse(role.trim())
+                .with_context(|| format!("--role: '{role}' is not a role"))?;
+            let id = user_id(username.as_str());
+            run(id, user::UserCommand::GrantRole { role }).await?;
+            println!("granted {role} to {}", username.as_str());
+        }
+    }
+    Ok(())
 }

@@ -42,6 +42,15 @@ pub struct Settings {
     pub max_read_wait: Duration,
     /// Size of the database connection pool.
     pub db_pool_size: u32,
+    /// Lifetime of a bearer token.
+    pub token_ttl: Duration,
+    /// Lifetime of a password reset token.
+    pub reset_ttl: Duration,
+    /// SMTP server for outgoing mail; unset: `.eml` files in the outbox.
+    pub smtp_url: Option<String>,
+    pub mail_from: String,
+    /// Base URL of this server as users reach it (links in e-mails).
+    pub public_url: String,
 }
 
 impl Settings {
@@ -112,6 +121,32 @@ impl Settings {
                 _ => bail!("ANNALS_DB_POOL_SIZE: '{v}' must be a number from 2 to 512"),
             },
         };
+        let minutes = |name: &str, default: u64| -> Result<Duration> {
+            match get(name) {
+                None => Ok(Duration::from_secs(default * 60)),
+                Some(v) => match v.trim().parse::<u64>() {
+                    Ok(m) if (1..=525_600).contains(&m) => Ok(Duration::from_secs(m * 60)),
+                    _ => bail!("{name}: '{v}' must be a number of minutes from 1 to 525600"),
+                },
+            }
+        };
+        let token_ttl = minutes("ANNALS_TOKEN_TTL_MINUTES", 12 * 60)?;
+        let reset_ttl = minutes("ANNALS_RESET_TTL_MINUTES", 60)?;
+        let smtp_url = get("ANNALS_SMTP_URL").map(|v| v.trim().to_string());
+        if let Some(url) = &smtp_url {
+            if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+                bail!("ANNALS_SMTP_URL: must start with smtp:// or smtps://");
+            }
+        }
+        let mail_from =
+            get("ANNALS_MAIL_FROM").unwrap_or_else(|| "Annals <no-reply@localhost>".into());
+        let public_url = get("ANNALS_PUBLIC_URL")
+            .unwrap_or_else(|| format!("http://{listen}"))
+            .trim_end_matches('/')
+            .to_string();
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            bail!("ANNALS_PUBLIC_URL: '{public_url}' must start with http:// or https://");
+        }
         Ok(Self {
             listen,
             data_dir,
@@ -121,6 +156,11 @@ impl Settings {
             log_format,
             max_read_wait,
             db_pool_size,
+            token_ttl,
+            reset_ttl,
+            smtp_url,
+            mail_from,
+            public_url,
         })
     }
 }
@@ -182,6 +222,9 @@ mod tests {
             ("ANNALS_MAX_READ_WAIT_MS", "0"),
             ("ANNALS_DB_POOL_SIZE", "many"),
             ("ANNALS_NATS_PREFIX", "a.b"),
+            ("ANNALS_TOKEN_TTL_MINUTES", "0"),
+            ("ANNALS_SMTP_URL", "http://mail"),
+            ("ANNALS_PUBLIC_URL", "example.com"),
         ];
         for (name, value) in cases {
             let mut vars = vec![(name, value)];

@@ -1,6 +1,7 @@
 //! The Annals server: configuration, storage, fan-out, HTTP and wiring.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod bus;
 pub mod cli;
 pub mod config;
@@ -15,5 +16,5 @@ pub use startup::Application;
 
 /// Every business module of the server. Adding a domain is one line here.
 pub fn modules() -> Vec<Box<dyn Module>> {
-    vec![]
+    vec![Box::new(http::identity::IdentityModule)]
 }

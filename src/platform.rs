@@ -30,6 +30,11 @@ pub trait Module: Send + Sync + 'static {
     fn projectors(&self) -> Vec<Arc<dyn Projector>> {
         Vec::new()
     }
+    /// Who may call routes that are not in the permission matrix's route
+    /// table (test modules); the real modules are all in that table.
+    fn access(&self) -> Vec<(&'static str, &'static str, crate::auth::permissions::Access)> {
+        Vec::new()
+    }
 }
 
 /// Handler dependencies by type, filled by modules at start-up.

@@ -32,9 +32,11 @@ impl Application {
         for module in &modules {
             module.install(&platform, &mut services);
         }
+        let extra: Vec<_> = modules.iter().flat_map(|m| m.access()).collect();
         let state = AppState {
             platform: platform.clone(),
             services: Arc::new(services),
+            routes: Arc::new(crate::auth::RouteTable::new(&extra)),
         };
         http::ops::prometheus();
         let router = http::app(&modules, state);
@@ -90,6 +92,7 @@ impl Application {
                 Ok((name, Err(err))) => {
                     tracing::error!(worker = name, error = %format!("{err:#}"), "ended with an error")
                 }
+                Err(err) if err.is_cancelled() => tracing::info!("worker cancelled"),
                 Err(err) => tracing::error!(error = %err, "worker panicked"),
             }
         }

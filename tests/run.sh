@@ -216,4 +216,13 @@ fi
 
 # ---------------------------------------------------------------- Tests
 log "cargo test --workspace $* --all-targets -- --test-threads=4"
-exec cargo test --workspace "$@" --all-targets -- --test-threads=4
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+set +e
+cargo test --workspace "$@" --all-targets -- --test-threads=4 2>&1 | tee "$out"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole run: cargo prints a result per test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
+     END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$out"
+exit "$status"

@@ -8,3 +8,5 @@ pub use envelope::{Actor, EventMetadata, StoredEvent};
 
 pub mod rule;
 pub use rule::{FieldError, RuleKind, RuleViolation};
+
+pub mod user;

@@ -27,3 +27,5 @@ pub trait Projector: Send + Sync + 'static {
         Ok(())
     }
 }
+
+pub mod users;

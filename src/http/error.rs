@@ -50,6 +50,8 @@ pub struct ApiError {
     pub detail: String,
     pub errors: Vec<ProblemField>,
     pub retry_after: Option<u64>,
+    /// Adds `WWW-Authenticate: Bearer` (401 answers).
+    pub www_authenticate: bool,
 }
 
 impl ApiError {
@@ -66,6 +68,7 @@ impl ApiError {
             detail: detail.into(),
             errors: Vec::new(),
             retry_after: None,
+            www_authenticate: false,
         }
     }
 
@@ -158,6 +161,9 @@ impl IntoResponse for ApiError {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if self.www_authenticate {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

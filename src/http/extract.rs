@@ -143,15 +143,55 @@ fn form_urlencoded_parse(query: &str) -> form_urlencoded::Parse<'_> {
     form_urlencoded::parse(query.as_bytes())
 }
 
-/// Who is calling. Until sign-in exists every caller is anonymous.
+/// Who is calling: the signed-in user (resolved by `auth::authorize`) or
+/// anonymous.
 #[derive(Clone, Debug)]
-pub struct Caller(pub Actor);
+pub struct Caller(
+    pub Actor,
+    pub Option<std::sync::Arc<crate::auth::Principal>>,
+);
+
+impl Caller {
+    /// The signed-in user; 401 for an anonymous caller.
+    pub fn principal(&self) -> Result<&crate::auth::Principal, ApiError> {
+        self.1.as_deref().ok_or_else(|| {
+            crate::auth::unauthorized("sign in first: Authorization: Bearer <token>")
+        })
+    }
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(Actor::Anonymous))
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let principal = parts
+            .extensions
+            .get::<std::sync::Arc<crate::auth::Principal>>()
+            .cloned();
+        let actor = match &principal {
+            Some(p) => Actor::User {
+                user_id: p.user_id,
+                roles: p.roles.iter().map(|r| r.as_str().to_string()).collect(),
+            },
+            None => Actor::Anonymous,
+        };
+        Ok(Self(actor, principal))
+    }
+}
+
+/// The client's address (the TCP peer; proxies' headers are not trusted).
+pub struct ClientAddress(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let address = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        Ok(Self(address))
     }
 }
 

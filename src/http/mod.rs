@@ -4,6 +4,7 @@
 pub mod command;
 pub mod error;
 pub mod extract;
+pub mod identity;
 pub mod openapi;
 pub mod ops;
 
@@ -20,7 +21,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use command::{run_command, CommandAccepted, CommandCall, CommandReply};
 pub use error::{ApiError, CommandProblems, CommonProblems, Problem};
-pub use extract::{ApiQuery, Caller, CommandHeaders, JsonBody};
+pub use extract::{ApiQuery, Caller, ClientAddress, CommandHeaders, JsonBody};
 
 use crate::platform::{Module, Platform, Services};
 
@@ -29,6 +30,8 @@ use crate::platform::{Module, Platform, Services};
 pub struct AppState {
     pub platform: Arc<Platform>,
     pub services: Arc<Services>,
+    /// Who may call which route.
+    pub routes: Arc<crate::auth::RouteTable>,
 }
 
 impl AppState {
@@ -74,6 +77,10 @@ pub fn app(modules: &[Box<dyn Module>], state: AppState) -> Router {
             utoipa_swagger_ui::SwaggerUi::new("/docs")
                 .config(utoipa_swagger_ui::Config::from("/openapi.json")),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::authorize,
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))

@@ -12,11 +12,26 @@ use utoipa::OpenApi;
         license(name = "MIT", identifier = "MIT"),
     ),
     tags(
+        (name = "identity", description = "Users, sign-in, profile, roles"),
         (name = "ops", description = "Health, readiness and metrics"),
     ),
+    modifiers(&BearerAuth),
     components(schemas(super::error::Problem, super::error::ProblemField, super::command::CommandAccepted)),
 )]
 struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
 
 pub fn base() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();

@@ -81,13 +81,16 @@ async fn replay_of_an_unknown_consumer_names_the_known_ones(mode: Mode) {
     let output = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["child_process_entry", "--exact", "--ignored", "--nocapture"])
         .envs(&backing.env)
-        .env(crate::support::CHILD_ENV, "replay --consumer nope")
+        .env(
+            crate::support::CHILD_ENV,
+            "replay\u{1f}--consumer\u{1f}nope",
+        )
         .output()
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("no consumer named 'nope'; known: test_accounts"),
+        stderr.contains("no consumer named 'nope'; known: users, test_accounts"),
         "{stderr}"
     );
 }

@@ -7,8 +7,10 @@ mod bad_input;
 mod commands;
 mod consumers;
 mod faults;
+mod identity;
 mod log;
 mod openapi;
+mod ops;
 
 /// Not a test: the entry point of a child process that runs the annals CLI
 /// with the test modules (see `support::ChildApp`), so tests can SIGKILL it.
@@ -19,8 +21,7 @@ fn child_process_entry() {
         return;
     };
     use clap::Parser;
-    let cli =
-        annals::cli::Cli::parse_from(std::iter::once("annals").chain(args.split_whitespace()));
+    let cli = annals::cli::Cli::parse_from(std::iter::once("annals").chain(args.split('\u{1f}')));
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime
         .block_on(annals::cli::run(cli, support::modules()))

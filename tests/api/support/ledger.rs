@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use annals::auth::permissions::Access;
 use annals::http::{
     run_command, ApiError, ApiQuery, AppState, Caller, CommandAccepted, CommandCall,
     CommandHeaders, CommandReply, JsonBody,
@@ -170,6 +171,20 @@ impl Module for LedgerModule {
 
     fn projectors(&self) -> Vec<Arc<dyn Projector>> {
         vec![Arc::new(AccountsProjector)]
+    }
+
+    fn access(&self) -> Vec<(&'static str, &'static str, Access)> {
+        vec![
+            ("POST", "/api/v1/test-accounts", Access::Public),
+            ("POST", "/api/v1/test-accounts/{id}/deposit", Access::Public),
+            (
+                "POST",
+                "/api/v1/test-accounts/{id}/withdraw",
+                Access::Public,
+            ),
+            ("GET", "/api/v1/test-accounts/{id}", Access::Public),
+            ("GET", "/api/v1/test-accounts", Access::Public),
+        ]
     }
 }
 

@@ -88,8 +88,11 @@ impl Backing {
     }
 }
 
+/// The server's modules plus the test-only ledger.
 pub fn modules() -> Vec<Box<dyn Module>> {
-    vec![Box::new(ledger::LedgerModule)]
+    let mut modules = annals::modules();
+    modules.push(Box::new(ledger::LedgerModule));
+    modules
 }
 
 /// A running application, in this process.
@@ -107,6 +110,7 @@ pub async fn spawn_app(mode: Mode) -> TestApp {
 
 impl TestApp {
     pub async fn start(backing: Backing) -> TestApp {
+        annals::telemetry::init_for_tests();
         let app = Application::build(backing.settings("127.0.0.1:0"), modules())
             .await
             .unwrap();
@@ -241,7 +245,7 @@ impl ChildApp {
             ])
             .envs(&backing.env)
             .env("ANNALS_LISTEN", format!("127.0.0.1:{port}"))
-            .env(CHILD_ENV, args.join(" "))
+            .env(CHILD_ENV, args.join("\u{1f}"))
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null());
@@ -261,6 +265,17 @@ impl ChildApp {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         app
+    }
+
+    /// SIGTERM, then waits for the process to end.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        self.child.wait().unwrap()
     }
 
     pub fn kill(mut self) -> Backing {
@@ -301,7 +316,7 @@ pub fn run_cli(backing: &Backing, args: &[&str]) -> String {
             "--test-threads=1",
         ])
         .envs(&backing.env)
-        .env(CHILD_ENV, args.join(" "))
+        .env(CHILD_ENV, args.join("\u{1f}"))
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .output()

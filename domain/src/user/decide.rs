@@ -1,0 +1,82 @@
+//! The user's rules: `decide` turns a command into events (or refuses it),
+//! `evolve` folds an event into the state.
+
+use super::{User, UserCommand, UserError, UserEvent};
+
+pub fn decide(user: &User, command: UserCommand) -> Result<Vec<UserEvent>, UserError> {
+    if let UserCommand::Register {
+        username,
+        profile,
+        roles,
+    } = command
+    {
+        if user.registered {
+            return Err(UserError::UsernameTaken(username.as_str().to_string()));
+        }
+        if roles.is_empty() {
+            return Err(UserError::NoRoles);
+        }
+        return Ok(vec![UserEvent::Registered {
+            username,
+            profile,
+            roles,
+        }]);
+    }
+    if !user.registered {
+        return Err(UserError::NotFound);
+    }
+    Ok(match command {
+        UserCommand::Register { .. } => unreachable!("handled above"),
+        UserCommand::UpdateProfile { profile } => {
+            if !user.active {
+                return Err(UserError::Deactivated);
+            }
+            if profile == user.profile {
+                vec![]
+            } else {
+                vec![UserEvent::ProfileUpdated { profile }]
+            }
+        }
+        // Granting a held role or revoking one not held changes nothing.
+        UserCommand::GrantRole { role } if user.roles.contains(&role) => vec![],
+        UserCommand::GrantRole { role } => vec![UserEvent::RoleGranted { role }],
+        UserCommand::RevokeRole { role } if !user.roles.contains(&role) => vec![],
+        UserCommand::RevokeRole { role } => vec![UserEvent::RoleRevoked { role }],
+        UserCommand::Deactivate if !user.active => vec![],
+        UserCommand::Deactivate => vec![UserEvent::Deactivated],
+        UserCommand::Reactivate if user.active => vec![],
+        UserCommand::Reactivate => vec![UserEvent::Reactivated],
+        UserCommand::RecordPasswordChange { reason } => {
+            if !user.active {
+                return Err(UserError::Deactivated);
+            }
+            vec![UserEvent::PasswordChanged { reason }]
+        }
+    })
+}
+
+pub fn evolve(user: &mut User, event: &UserEvent) {
+    match event {
+        UserEvent::Registered {
+            username,
+            profile,
+            roles,
+        } => {
+            user.registered = true;
+            user.active = true;
+            user.username = Some(username.clone());
+            user.profile = profile.clone();
+            user.roles = roles.clone();
+        }
+        UserEvent::ProfileUpdated { profile } => user.profile = profile.clone(),
+        UserEvent::RoleGranted { role } => {
+            user.roles.insert(*role);
+        }
+        UserEvent::RoleRevoked { role } => {
+            user.roles.remove(role);
+        }
+        UserEvent::Deactivated => user.active = false,
+        UserEvent::Reactivated => user.active = true,
+        UserEvent::PasswordChanged { .. } => {}
+    }
+}

@@ -1,0 +1,158 @@
+//! given events / when command / then events or error.
+
+use std::collections::BTreeSet;
+
+use super::*;
+
+fn given(events: &[UserEvent]) -> User {
+    let mut user = User::default();
+    for event in events {
+        evolve(&mut user, event);
+    }
+    user
+}
+
+fn registered() -> UserEvent {
+    UserEvent::Registered {
+        username: Username::parse("ada").unwrap(),
+        profile: Profile {
+            full_name: "Ada Lovelace".into(),
+            ..Profile::default()
+        },
+        roles: BTreeSet::from([Role::Client]),
+    }
+}
+
+#[test]
+fn a_new_user_registers_with_roles() {
+    let UserEvent::Registered {
+        username,
+        profile,
+        roles,
+    } = registered()
+    else {
+        unreachable!()
+    };
+    let events = decide(
+        &given(&[]),
+        UserCommand::Register {
+            username,
+            profile,
+            roles,
+        },
+    )
+    .unwrap();
+    assert_eq!(events, vec![registered()]);
+}
+
+#[test]
+fn a_taken_username_is_refused() {
+    let UserEvent::Registered {
+        username,
+        profile,
+        roles,
+    } = registered()
+    else {
+        unreachable!()
+    };
+    let err = decide(
+        &given(&[registered()]),
+        UserCommand::Register {
+            username,
+            profile,
+            roles,
+        },
+    )
+    .unwrap_err();
+    assert_eq!(err, UserError::UsernameTaken("ada".into()));
+}
+
+#[test]
+fn registering_without_roles_is_refused() {
+    let command = UserCommand::Register {
+        username: Username::parse("ada").unwrap(),
+        profile: Profile::default(),
+        roles: BTreeSet::new(),
+    };
+    assert_eq!(
+        decide(&given(&[]), command).unwrap_err(),
+        UserError::NoRoles
+    );
+}
+
+#[test]
+fn commands_on_an_unknown_user_are_not_found() {
+    for command in [
+        UserCommand::GrantRole { role: Role::Admin },
+        UserCommand::Deactivate,
+        UserCommand::UpdateProfile {
+            profile: Profile::default(),
+        },
+    ] {
+        assert_eq!(
+            decide(&given(&[]), command).unwrap_err(),
+            UserError::NotFound
+        );
+    }
+}
+
+#[test]
+fn granting_and_revoking_roles_are_events_and_repeats_change_nothing() {
+    let user = given(&[registered()]);
+    assert_eq!(
+        decide(&user, UserCommand::GrantRole { role: Role::Admin }).unwrap(),
+        vec![UserEvent::RoleGranted { role: Role::Admin }]
+    );
+    assert!(decide(&user, UserCommand::GrantRole { role: Role::Client })
+        .unwrap()
+        .is_empty());
+    assert!(decide(&user, UserCommand::RevokeRole { role: Role::Admin })
+        .unwrap()
+        .is_empty());
+    let user = given(&[registered(), UserEvent::RoleGranted { role: Role::Admin }]);
+    assert_eq!(user.roles, BTreeSet::from([Role::Admin, Role::Client]));
+    assert_eq!(
+        decide(&user, UserCommand::RevokeRole { role: Role::Admin }).unwrap(),
+        vec![UserEvent::RoleRevoked { role: Role::Admin }]
+    );
+}
+
+#[test]
+fn a_deactivated_user_cannot_change_profile_or_password_until_reactivated() {
+    let user = given(&[registered(), UserEvent::Deactivated]);
+    assert!(!user.active);
+    assert_eq!(
+        decide(
+            &user,
+            UserCommand::UpdateProfile {
+                profile: Profile::default()
+            }
+        )
+        .unwrap_err(),
+        UserError::Deactivated
+    );
+    assert_eq!(
+        decide(
+            &user,
+            UserCommand::RecordPasswordChange {
+                reason: PasswordChangeReason::Changed
+            }
+        )
+        .unwrap_err(),
+        UserError::Deactivated
+    );
+    assert!(decide(&user, UserCommand::Deactivate).unwrap().is_empty());
+    assert_eq!(
+        decide(&user, UserCommand::Reactivate).unwrap(),
+        vec![UserEvent::Reactivated]
+    );
+}
+
+#[test]
+fn an_unchanged_profile_is_no_event() {
+    let user = given(&[registered()]);
+    let same = user.profile.clone();
+    assert!(decide(&user, UserCommand::UpdateProfile { profile: same })
+        .unwrap()
+        .is_empty());
+}

@@ -1,0 +1,284 @@
+//! Identity and access: who is calling (bearer tokens), what they may do
+//! (the permission matrix), credentials, password resets, rate limits.
+
+pub mod mail;
+pub mod permissions;
+pub mod rate_limit;
+pub mod secrets;
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sqlx::{AnyPool, Row};
+use uuid::Uuid;
+
+use annals_domain::user::Role;
+
+use crate::http::{ApiError, AppState};
+use crate::store::now_millis;
+use permissions::Access;
+
+/// A signed-in caller, as resolved from their bearer token.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user_id: Uuid,
+    pub username: String,
+    pub roles: Vec<Role>,
+}
+
+impl Principal {
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    pub fn is_staff(&self) -> bool {
+        self.roles.iter().any(|r| r.is_staff())
+    }
+}
+
+/// The stable id of a user: derived from the (lowercase) username, so a
+/// username can only ever be registered once — two registrations race on
+/// the same aggregate and optimistic concurrency picks one.
+pub fn user_id(username: &str) -> Uuid {
+    const NAMESPACE: Uuid = Uuid::from_u128(0x5f1c_7a0e_9d4b_4c7e_8a61_2b3c_4d5e_6f70);
+    Uuid::new_v5(&NAMESPACE, username.as_bytes())
+}
+
+pub fn parse_roles(text: &str) -> Vec<Role> {
+    text.split(',').filter_map(Role::parse).collect()
+}
+
+/// Credentials, tokens and reset tokens (tables of migration 0003).
+pub struct AuthStore;
+
+impl AuthStore {
+    pub async fn set_password(
+        pool: &AnyPool,
+        user_id: Uuid,
+        username: &str,
+        hash: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO credentials (user_id, username, password_hash, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (user_id) DO UPDATE SET password_hash = excluded.password_hash, updated_at = excluded.updated_at",
+        )
+        .bind(user_id.to_string())
+        .bind(username)
+        .bind(hash)
+        .bind(now_millis())
+        .execute(pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The stored hash of a user, by username.
+    pub async fn password_hash(pool: &AnyPool, username: &str) -> Result<Option<(Uuid, String)>> {
+        let row = sqlx::query("SELECT user_id, password_hash FROM credentials WHERE username = $1")
+            .bind(username)
+            .fetch_optional(pool)
+            .await?;
+        Ok(match row {
+            None => None,
+            Some(row) => Some((
+                Uuid::parse_str(&row.try_get::<String, _>("user_id")?)?,
+                row.try_get("password_hash")?,
+            )),
+        })
+    }
+
+    pub async fn password_hash_of(pool: &AnyPool, user_id: Uuid) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT password_hash FROM credentials WHERE user_id = $1")
+                .bind(user_id.to_string())
+                .fetch_optional(pool)
+                .await?,
+        )
+    }
+
+    /// Issues a bearer token; returns it (the only time it exists in clear).
+    pub async fn issue_token(pool: &AnyPool, user_id: Uuid, ttl_seconds: i64) -> Result<String> {
+        let token = secrets::new_token("ann_")?;
+        let now = now_millis();
+        sqlx::query("INSERT INTO auth_tokens (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(secrets::token_hash(&token))
+            .bind(user_id.to_string())
+            .bind(now)
+            .bind(now + ttl_seconds * 1000)
+            .execute(pool)
+            .await?;
+        Ok(token)
+    }
+
+    pub async fn revoke_token(pool: &AnyPool, token: &str) -> Result<()> {
+        sqlx::query("DELETE FROM auth_tokens WHERE token_hash = $1")
+            .bind(secrets::token_hash(token))
+            .execute(pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Logout everywhere: password change, reset, deactivation.
+    pub async fn revoke_all(pool: &AnyPool, user_id: Uuid) -> Result<()> {
+        sqlx::query("DELETE FROM auth_tokens WHERE user_id = $1")
+            .bind(user_id.to_string())
+            .execute(pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The active user a live token belongs to.
+    pub async fn principal(pool: &AnyPool, token: &str) -> Result<Option<Principal>> {
+        let row = sqlx::query(
+            "SELECT u.id, u.username, u.roles FROM auth_tokens t JOIN users u ON u.id = t.user_id \
+             WHERE t.token_hash = $1 AND t.expires_at > $2 AND u.active = $3",
+        )
+        .bind(secrets::token_hash(token))
+        .bind(now_millis())
+        .bind(1_i64)
+        .fetch_optional(pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(Principal {
+            user_id: Uuid::parse_str(&row.try_get::<String, _>("id")?)?,
+            username: row.try_get("username")?,
+            roles: parse_roles(&row.try_get::<String, _>("roles")?),
+        }))
+    }
+
+    pub async fn create_reset(pool: &AnyPool, user_id: Uuid, ttl_seconds: i64) -> Result<String> {
+        let token = secrets::new_token("rst_")?;
+        sqlx::query(
+            "INSERT INTO password_resets (token_hash, user_id, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(secrets::token_hash(&token))
+        .bind(user_id.to_string())
+        .bind(now_millis() + ttl_seconds * 1000)
+        .execute(pool)
+        .await?;
+        Ok(token)
+    }
+
+    /// Uses a reset token up (single use); the user it was for, if valid.
+    pub async fn consume_reset(pool: &AnyPool, token: &str) -> Result<Option<Uuid>> {
+        let now = now_millis();
+        let user: Option<String> = sqlx::query_scalar(
+            "UPDATE password_resets SET used_at = $1 \
+             WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING user_id",
+        )
+        .bind(now)
+        .bind(secrets::token_hash(token))
+        .fetch_optional(pool)
+        .await?;
+        Ok(user.and_then(|u| Uuid::parse_str(&u).ok()))
+    }
+}
+
+/// Route → who may call it, for the middleware: the matrix's routes plus
+/// what modules add (`Module::access`).
+#[derive(Default)]
+pub struct RouteTable(std::collections::HashMap<(String, String), Access>);
+
+impl RouteTable {
+    pub fn new(extra: &[(&'static str, &'static str, Access)]) -> Self {
+        let mut map = std::collections::HashMap::new();
+        for (method, path, action) in permissions::ROUTES {
+            map.insert(
+                (method.to_string(), path.to_string()),
+                permissions::access(*action),
+            );
+        }
+        for (method, path, access) in extra {
+            map.insert((method.to_string(), path.to_string()), *access);
+        }
+        Self(map)
+    }
+
+    pub fn access(&self, method: &str, path: &str) -> Option<Access> {
+        self.0.get(&(method.to_string(), path.to_string())).copied()
+    }
+}
+
+/// Resolves the bearer token and enforces the matrix for every `/api/v1`
+/// route: no or bad token where one is needed → 401, a role that may not
+/// → 403, a route without a matrix entry → 403.
+pub async fn authorize(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
+    let Some(path) = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+    else {
+        return next.run(request).await;
+    };
+    if !path.starts_with("/api/v1/") {
+        return next.run(request).await;
+    }
+    let method = request.method().as_str().to_string();
+    let Some(access) = app.routes.access(&method, &path) else {
+        tracing::error!(%method, %path, "route without a permission entry");
+        return forbidden("this route has no permission entry").into_response();
+    };
+    let token = match bearer(&request) {
+        Ok(token) => token,
+        Err(err) => return err.into_response(),
+    };
+    let principal = match token {
+        None => None,
+        Some(token) => match AuthStore::principal(&app.platform.db.any, &token).await {
+            Ok(Some(principal)) => Some(principal),
+            Ok(None) => {
+                return unauthorized("the token is unknown, expired or revoked").into_response()
+            }
+            Err(err) => return ApiError::from(err).into_response(),
+        },
+    };
+    let allowed = permissions::allowed(access, principal.as_ref().map(|p| p.roles.as_slice()));
+    if !allowed {
+        return match (principal.is_some(), access) {
+            (false, Access::SignedIn | Access::Roles(_)) => {
+                unauthorized("sign in first: Authorization: Bearer <token>")
+            }
+            _ => forbidden("your roles do not allow this"),
+        }
+        .into_response();
+    }
+    if let Some(principal) = principal {
+        request.extensions_mut().insert(Arc::new(principal));
+    }
+    next.run(request).await
+}
+
+fn bearer(request: &Request) -> Result<Option<String>, ApiError> {
+    let Some(value) = request.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| unauthorized("the Authorization header is not readable"))?;
+    match text.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(Some(token.trim().to_string()))
+        }
+        _ => Err(unauthorized("use Authorization: Bearer <token>")),
+    }
+}
+
+pub fn unauthorized(detail: &str) -> ApiError {
+    let mut err = ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "Unauthorized",
+        detail,
+    );
+    err.www_authenticate = true;
+    err
+}
+
+pub fn forbidden(detail: &str) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
+}

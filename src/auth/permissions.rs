@@ -1,0 +1,162 @@
+//! The one permission matrix: which roles may perform which action, and
+//! which action each route performs. The README prints this table; the
+//! tests call every route as every role from it.
+
+use annals_domain::user::Role;
+
+/// Everything a caller can ask Annals to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Sign up as a client.
+    Register,
+    LogIn,
+    /// Ask for / use a password reset e-mail.
+    ResetPassword,
+    LogOut,
+    ReadOwnProfile,
+    UpdateOwnProfile,
+    ChangeOwnPassword,
+    ListUsers,
+    ManageRoles,
+    ManageActivation,
+}
+
+/// Who may perform an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, signed in or not.
+    Public,
+    /// Any signed-in user, whatever their roles.
+    SignedIn,
+    /// Signed-in users holding one of these roles.
+    Roles(&'static [Role]),
+}
+
+/// The matrix: role × action, in one place.
+pub const MATRIX: &[(Action, Access)] = &[
+    (Action::Register, Access::Public),
+    (Action::LogIn, Access::Public),
+    (Action::ResetPassword, Access::Public),
+    (Action::LogOut, Access::SignedIn),
+    (Action::ReadOwnProfile, Access::SignedIn),
+    (Action::UpdateOwnProfile, Access::SignedIn),
+    (Action::ChangeOwnPassword, Access::SignedIn),
+    (Action::ListUsers, Access::Roles(&[Role::Admin])),
+    (Action::ManageRoles, Access::Roles(&[Role::Admin])),
+    (Action::ManageActivation, Access::Roles(&[Role::Admin])),
+];
+
+/// Every API route (method, path under the server root) and its action.
+/// A route missing here is refused with 403, and a test fails.
+pub const ROUTES: &[(&str, &str, Action)] = &[
+    ("POST", "/api/v1/auth/register", Action::Register),
+    ("POST", "/api/v1/auth/login", Action::LogIn),
+    ("POST", "/api/v1/auth/logout", Action::LogOut),
+    ("POST", "/api/v1/auth/password-reset", Action::ResetPassword),
+    (
+        "POST",
+        "/api/v1/auth/password-reset/confirm",
+        Action::ResetPassword,
+    ),
+    ("GET", "/api/v1/me", Action::ReadOwnProfile),
+    ("PUT", "/api/v1/me", Action::UpdateOwnProfile),
+    ("POST", "/api/v1/me/password", Action::ChangeOwnPassword),
+    ("GET", "/api/v1/users", Action::ListUsers),
+    ("POST", "/api/v1/users/{id}/roles", Action::ManageRoles),
+    (
+        "DELETE",
+        "/api/v1/users/{id}/roles/{role}",
+        Action::ManageRoles,
+    ),
+    (
+        "POST",
+        "/api/v1/users/{id}/deactivate",
+        Action::ManageActivation,
+    ),
+    (
+        "POST",
+        "/api/v1/users/{id}/reactivate",
+        Action::ManageActivation,
+    ),
+];
+
+pub fn access(action: Action) -> Access {
+    MATRIX
+        .iter()
+        .find(|(a, _)| *a == action)
+        .map(|(_, access)| *access)
+        .unwrap_or(Access::Roles(&[]))
+}
+
+/// Whether a caller with `roles` (None: not signed in) may perform `action`.
+pub fn allows(roles: Option<&[Role]>, action: Action) -> bool {
+    allowed(access(action), roles)
+}
+
+pub fn allowed(access: Access, roles: Option<&[Role]>) -> bool {
+    match (access, roles) {
+        (Access::Public, _) => true,
+        (_, None) => false,
+        (Access::SignedIn, Some(_)) => true,
+        (Access::Roles(allowed), Some(held)) => held.iter().any(|r| allowed.contains(r)),
+    }
+}
+
+/// The matrix as a Markdown table (README; `annals permissions`).
+pub fn markdown() -> String {
+    let mut out = String::from("| action |");
+    for role in Role::ALL {
+        out.push_str(&format!(" {role} |"));
+    }
+    out.push_str(" anonymous |\n|---|");
+    for _ in 0..=Role::ALL.len() {
+        out.push_str("---|");
+    }
+    out.push('\n');
+    for (action, _) in MATRIX {
+        out.push_str(&format!("| {action:?} |"));
+        for role in Role::ALL {
+            out.push_str(if allows(Some(&[role]), *action) {
+                " ✓ |"
+            } else {
+                " |"
+            });
+        }
+        out.push_str(if allows(None, *action) {
+            " ✓ |\n"
+        } else {
+            " |\n"
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_has_exactly_one_matrix_entry() {
+        for (_, _, action) in ROUTES {
+            assert_eq!(
+                MATRIX.iter().filter(|(a, _)| a == action).count(),
+                1,
+                "{action:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn admin_only_actions_refuse_every_other_role_and_anonymous() {
+        for role in Role::ALL {
+            assert_eq!(
+                allows(Some(&[role]), Action::ManageRoles),
+                role == Role::Admin,
+                "{role}"
+            );
+        }
+        assert!(!allows(None, Action::ManageRoles));
+        assert!(!allows(None, Action::ReadOwnProfile));
+        assert!(allows(None, Action::LogIn));
+    }
+}

@@ -1,0 +1,1075 @@
+//! Identity over REST: registration, sign-in and out, profile, password
+//! change and reset, and the admin's user management.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use annals_domain::user::values::{check_password, NAME_MAX, TEXT_MAX};
+use annals_domain::user::{
+    Email, PasswordChangeReason, Phone, Profile, Role, User, UserCommand, Username,
+};
+use annals_domain::FieldError;
+use annals_projections::users::{UsersProjector, NAME as USERS};
+use annals_projections::Projector;
+
+use super::{
+    run_command, ApiError, ApiQuery, AppState, Caller, ClientAddress, CommandAccepted, CommandCall,
+    CommandHeaders, CommandProblems, CommandReply, CommonProblems, JsonBody,
+};
+use crate::auth::mail::Mailer;
+use crate::auth::rate_limit::RateLimiter;
+use crate::auth::{secrets, user_id, AuthStore};
+use crate::platform::{Module, Platform, Services};
+use crate::store::{CommandBus, CommandRequest};
+
+pub struct IdentityModule;
+
+/// Limits for sign-in and reset attempts.
+pub struct Limits {
+    pub login_by_user: RateLimiter,
+    pub login_by_address: RateLimiter,
+    pub reset_by_user: RateLimiter,
+    pub reset_by_address: RateLimiter,
+}
+
+impl Module for IdentityModule {
+    fn name(&self) -> &'static str {
+        "identity"
+    }
+
+    fn routes(&self) -> OpenApiRouter<AppState> {
+        OpenApiRouter::new()
+            .routes(routes!(register))
+            .routes(routes!(login))
+            .routes(routes!(logout))
+            .routes(routes!(request_password_reset))
+            .routes(routes!(confirm_password_reset))
+            .routes(routes!(get_me, update_me))
+            .routes(routes!(change_password))
+            .routes(routes!(list_users))
+            .routes(routes!(grant_role))
+            .routes(routes!(revoke_role))
+            .routes(routes!(deactivate))
+            .routes(routes!(reactivate))
+    }
+
+    fn install(&self, platform: &Arc<Platform>, services: &mut Services) {
+        let settings = &platform.settings;
+        services.insert(platform.command_bus::<User>(()));
+        let mailer = Mailer::new(
+            settings.smtp_url.as_deref(),
+            &settings.mail_from,
+            &settings.data_dir,
+        )
+        .expect("mail settings are checked at start-up");
+        services.insert(mailer);
+        let minute = Duration::from_secs(60);
+        services.insert(Limits {
+            login_by_user: RateLimiter::new(10, 15 * minute),
+            login_by_address: RateLimiter::new(50, 15 * minute),
+            reset_by_user: RateLimiter::new(5, 60 * minute),
+            reset_by_address: RateLimiter::new(20, 60 * minute),
+        });
+    }
+
+    fn projectors(&self) -> Vec<Arc<dyn Projector>> {
+        vec![Arc::new(UsersProjector)]
+    }
+}
+
+// ---------------------------------------------------------------- schemas
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(examples(json!({"username": "ada", "password": "correct horse battery", "full_name": "Ada Lovelace", "email": "ada@example.com", "phone": "+441234567890"})))]
+pub struct RegisterRequest {
+    /// Lowercase letters, digits, `.`, `_`, `-`; starts with a letter or digit.
+    #[schema(
+        min_length = 3,
+        max_length = 32,
+        pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{2,31}$"
+    )]
+    pub username: String,
+    #[schema(min_length = 8, max_length = 128)]
+    pub password: String,
+    #[schema(min_length = 1, max_length = 200)]
+    pub full_name: String,
+    #[schema(format = Email, max_length = 254)]
+    pub email: String,
+    /// An optional `+` and 10 to 15 digits.
+    #[schema(pattern = r"^\+?[0-9]{10,15}$")]
+    pub phone: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(examples(json!({"username": "ada", "password": "correct horse battery"})))]
+pub struct LoginRequest {
+    #[schema(min_length = 1, max_length = 32)]
+    pub username: String,
+    #[schema(min_length = 1, max_length = 128)]
+    pub password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(examples(json!({"access_token": "ann_Zm9vYmFy...", "token_type": "Bearer", "expires_in": 43200})))]
+pub struct TokenResponse {
+    pub access_token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    /// Seconds until the token expires.
+    pub expires_in: i64,
+}
+
+/// The editable profile (PUT replaces it whole).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(examples(json!({"full_name": "Ada Lovelace", "email": "ada@example.com", "phone": "+441234567890", "company_name": "Analytical Engines", "company_size": 12, "client_type": "business", "description": "Engines and notes", "website": "https://example.com", "social_links": ["https://example.com/ada"]})))]
+pub struct ProfileRequest {
+    #[schema(min_length = 1, max_length = 200)]
+    pub full_name: String,
+    #[schema(format = Email, max_length = 254)]
+    pub email: Option<String>,
+    #[schema(pattern = r"^\+?[0-9]{10,15}$")]
+    pub phone: Option<String>,
+    #[schema(max_length = 200)]
+    pub company_name: Option<String>,
+    #[schema(minimum = 0, maximum = 10000000)]
+    pub company_size: Option<u32>,
+    #[schema(max_length = 200)]
+    pub client_type: Option<String>,
+    #[schema(max_length = 2000)]
+    pub description: Option<String>,
+    #[schema(max_length = 2000, pattern = "^https?://")]
+    pub website: Option<String>,
+    #[serde(default)]
+    #[schema(max_items = 20)]
+    pub social_links: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct ProfileView {
+    pub full_name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub company_name: Option<String>,
+    pub company_size: Option<u32>,
+    pub client_type: Option<String>,
+    pub description: Option<String>,
+    pub website: Option<String>,
+    pub social_links: Vec<String>,
+}
+
+impl From<&Profile> for ProfileView {
+    fn from(p: &Profile) -> Self {
+        Self {
+            full_name: p.full_name.clone(),
+            email: p.email.as_ref().map(|e| e.as_str().to_string()),
+            phone: p.phone.as_ref().map(|e| e.as_str().to_string()),
+            company_name: p.company_name.clone(),
+            company_size: p.company_size,
+            client_type: p.client_type.clone(),
+            description: p.description.clone(),
+            website: p.website.clone(),
+            social_links: p.social_links.clone(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MeResponse {
+    #[schema(value_type = String, format = Uuid)]
+    pub id: Uuid,
+    pub username: String,
+    pub roles: Vec<String>,
+    pub active: bool,
+    pub version: i64,
+    pub profile: ProfileView,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProfileUpdated {
+    #[serde(flatten)]
+    pub accepted: CommandAccepted,
+    pub profile: ProfileView,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    #[schema(min_length = 1, max_length = 128)]
+    pub current_password: String,
+    #[schema(min_length = 8, max_length = 128)]
+    pub new_password: String,
+}
+
+/// Name the account by username or by e-mail (one of them).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(examples(json!({"username": "ada"})))]
+pub struct ResetRequest {
+    #[schema(min_length = 1, max_length = 32)]
+    pub username: Option<String>,
+    #[schema(format = Email, max_length = 254)]
+    pub email: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetConfirmRequest {
+    /// The token from the e-mail.
+    #[schema(min_length = 1, max_length = 200)]
+    pub token: String,
+    #[schema(min_length = 8, max_length = 128)]
+    pub new_password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(examples(json!({"status": "accepted"})))]
+pub struct Status {
+    pub status: &'static str,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRoleRequest {
+    pub role: RoleName,
+}
+
+/// A role name.
+#[derive(Deserialize, Serialize, ToSchema, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleName {
+    Admin,
+    Manager,
+    Operator,
+    Marketer,
+    Master,
+    Client,
+    Dealer,
+}
+
+impl From<RoleName> for Role {
+    fn from(r: RoleName) -> Role {
+        match r {
+            RoleName::Admin => Role::Admin,
+            RoleName::Manager => Role::Manager,
+            RoleName::Operator => Role::Operator,
+            RoleName::Marketer => Role::Marketer,
+            RoleName::Master => Role::Master,
+            RoleName::Client => Role::Client,
+            RoleName::Dealer => Role::Dealer,
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UserListQuery {
+    /// Usernames starting with this (case-insensitive).
+    #[param(max_length = 32)]
+    pub username: Option<String>,
+    pub role: Option<RoleName>,
+    /// At most this many items (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(max_length = 200)]
+    pub cursor: Option<String>,
+    /// Wait until the read model has applied the log up to here.
+    #[param(minimum = 0)]
+    pub min_position: Option<i64>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReadQuery {
+    /// Wait until the read model has applied the log up to here.
+    #[param(minimum = 0)]
+    pub min_position: Option<i64>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema, Debug, PartialEq)]
+pub struct UserSummary {
+    #[schema(value_type = String, format = Uuid)]
+    pub id: Uuid,
+    pub username: String,
+    pub full_name: String,
+    pub roles: Vec<String>,
+    pub active: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserPage {
+    pub items: Vec<UserSummary>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+// ---------------------------------------------------------------- helpers
+
+fn field<T>(errors: &mut Vec<FieldError>, result: Result<T, FieldError>) -> Option<T> {
+    match result {
+        Ok(value) => Some(value),
+        Err(err) => {
+            errors.push(err);
+            None
+        }
+    }
+}
+
+fn bounded(
+    errors: &mut Vec<FieldError>,
+    name: &str,
+    value: Option<String>,
+    max: usize,
+) -> Option<String> {
+    let value = value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty());
+    if let Some(v) = &value {
+        if v.chars().count() > max {
+            errors.push(FieldError::new(
+                name,
+                format!("must be at most {max} characters"),
+            ));
+        }
+    }
+    value
+}
+
+fn check_url(errors: &mut Vec<FieldError>, name: &str, value: &str) {
+    if !(value.starts_with("https://") || value.starts_with("http://"))
+        || value.contains(char::is_whitespace)
+    {
+        errors.push(FieldError::new(name, "must be an http(s):// URL"));
+    }
+}
+
+fn profile_from(request: ProfileRequest) -> Result<Profile, ApiError> {
+    let mut errors = Vec::new();
+    let full_name = request.full_name.trim().to_string();
+    if full_name.is_empty() || full_name.chars().count() > NAME_MAX {
+        errors.push(FieldError::new(
+            "full_name",
+            format!("must be 1 to {NAME_MAX} characters"),
+        ));
+    }
+    let email = request
+        .email
+        .filter(|e| !e.trim().is_empty())
+        .and_then(|e| field(&mut errors, Email::parse("email", &e)));
+    let phone = request
+        .phone
+        .filter(|p| !p.trim().is_empty())
+        .and_then(|p| field(&mut errors, Phone::parse("phone", &p)));
+    let company_name = bounded(&mut errors, "company_name", request.company_name, NAME_MAX);
+    let client_type = bounded(&mut errors, "client_type", request.client_type, NAME_MAX);
+    let description = bounded(&mut errors, "description", request.description, TEXT_MAX);
+    let website = bounded(&mut errors, "website", request.website, TEXT_MAX);
+    if let Some(site) = &website {
+        check_url(&mut errors, "website", site);
+    }
+    if request.company_size.is_some_and(|s| s > 10_000_000) {
+        errors.push(FieldError::new("company_size", "must be at most 10000000"));
+    }
+    if request.social_links.len() > 20 {
+        errors.push(FieldError::new("social_links", "at most 20 links"));
+    }
+    for (i, link) in request.social_links.iter().enumerate() {
+        check_url(&mut errors, &format!("social_links[{i}]"), link);
+        if link.len() > TEXT_MAX {
+            errors.push(FieldError::new(
+                format!("social_links[{i}]"),
+                format!("must be at most {TEXT_MAX} characters"),
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    Ok(Profile {
+        full_name,
+        email,
+        phone,
+        company_name,
+        company_size: request.company_size,
+        client_type,
+        description,
+        website,
+        social_links: request.social_links,
+    })
+}
+
+async fn user_command(
+    app: &AppState,
+    call: &CommandCall,
+    id: Uuid,
+    command: UserCommand,
+) -> Result<crate::store::CommandOutcome<User>, ApiError> {
+    let bus = app.service::<CommandBus<User>>();
+    let outcome = bus
+        .execute(CommandRequest {
+            aggregate_id: &id.to_string(),
+            command,
+            metadata: call.metadata(),
+            expected_version: call.headers.expected_version,
+        })
+        .await?;
+    // Sign-in and permission checks read the users read model: answer only
+    // once it shows the change.
+    app.platform.wait_for(USERS, Some(outcome.position)).await?;
+    Ok(outcome)
+}
+
+fn too_many(retry_after: u64) -> ApiError {
+    let mut err = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate-limited",
+        "Too many attempts",
+        format!("too many attempts; retry in {retry_after} s"),
+    );
+    err.retry_after = Some(retry_after);
+    err
+}
+
+fn invalid_credentials() -> ApiError {
+    crate::auth::unauthorized("invalid username or password")
+}
+
+fn parse_user_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| {
+        let mut e = ApiError::bad_request("path parameter id: must be a UUID");
+        e.errors = vec![super::error::ProblemField {
+            field: "id".into(),
+            message: "must be a UUID".into(),
+        }];
+        e
+    })
+}
+
+// ---------------------------------------------------------------- handlers
+
+/// Sign up as a client.
+#[utoipa::path(post, path = "/auth/register", tag = "identity",
+    request_body = RegisterRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key take effect once")),
+    responses(
+        (status = 201, description = "Registered; sign in next", body = CommandAccepted),
+        CommonProblems, CommandProblems,
+    ))]
+async fn register(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: CommandHeaders,
+    body: JsonBody<RegisterRequest>,
+) -> Response {
+    let call = CommandCall::new(caller, headers, "POST", "/auth/register", body.digest);
+    let request = body.value;
+    run_command(&app, &call, || async {
+        let mut errors = Vec::new();
+        let username = field(&mut errors, Username::parse(&request.username));
+        field(&mut errors, check_password("password", &request.password));
+        let profile = profile_from(ProfileRequest {
+            full_name: request.full_name,
+            email: Some(request.email.clone()),
+            phone: Some(request.phone.clone()),
+            company_name: None,
+            company_size: None,
+            client_type: None,
+            description: None,
+            website: None,
+            social_links: Vec::new(),
+        });
+        if request.email.trim().is_empty() {
+            errors.push(FieldError::new("email", "is required"));
+        }
+        if request.phone.trim().is_empty() {
+            errors.push(FieldError::new("phone", "is required"));
+        }
+        let profile = match profile {
+            Ok(p) => Some(p),
+            Err(err) => {
+                errors.extend(
+                    err.errors
+                        .into_iter()
+                        .map(|e| FieldError::new(e.field, e.message)),
+                );
+                None
+            }
+        };
+        let (Some(username), Some(profile), true) = (username, profile, errors.is_empty()) else {
+            return Err(ApiError::invalid(errors));
+        };
+        let id = user_id(username.as_str());
+        let hash = secrets::hash_password(request.password).await?;
+        let command = UserCommand::Register {
+            username: username.clone(),
+            profile,
+            roles: BTreeSet::from([Role::Client]),
+        };
+        let outcome = user_command(&app, &call, id, command).await?;
+        AuthStore::set_password(&app.platform.db.any, id, username.as_str(), &hash).await?;
+        Ok(CommandReply::new(
+            StatusCode::CREATED,
+            CommandAccepted::from(&outcome),
+            outcome.version,
+        ))
+    })
+    .await
+}
+
+/// Sign in: exchange username and password for a bearer token.
+#[utoipa::path(post, path = "/auth/login", tag = "identity",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 401, description = "Wrong username or password, or the account is deactivated", body = super::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts; see Retry-After", body = super::Problem, content_type = "application/problem+json"),
+        CommonProblems,
+    ))]
+async fn login(
+    State(app): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    body: JsonBody<LoginRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let limits = app.service::<Limits>();
+    let LoginRequest { username, password } = body.value;
+    let username = username.trim().to_ascii_lowercase();
+    limits.login_by_address.check(&address).map_err(too_many)?;
+    limits.login_by_user.check(&username).map_err(too_many)?;
+    let pool = &app.platform.db.any;
+    let stored = AuthStore::password_hash(pool, &username).await?;
+    let (id, hash) = match stored {
+        Some((id, hash)) => (Some(id), Some(hash)),
+        None => (None, None),
+    };
+    if !secrets::verify_password(password, hash).await {
+        return Err(invalid_credentials());
+    }
+    let id = id.expect("verified");
+    // The user may have been created a moment ago (CLI): let the read model
+    // catch up before looking at it.
+    let head = app.platform.log.head().await?;
+    app.platform.wait_for(USERS, Some(head)).await?;
+    let active: Option<i64> = sqlx::query_scalar("SELECT active FROM users WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_optional(pool)
+        .await?;
+    if active != Some(1) {
+        return Err(invalid_credentials());
+    }
+    let ttl = app.platform.settings.token_ttl.as_secs() as i64;
+    let token = AuthStore::issue_token(pool, id, ttl).await?;
+    Ok(Json(TokenResponse {
+        access_token: token,
+        token_type: "Bearer",
+        expires_in: ttl,
+    }))
+}
+
+/// Sign out: revokes the token used for this request.
+#[utoipa::path(post, path = "/auth/logout", tag = "identity", security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The token is revoked"),
+        (status = 401, description = "No valid token", body = super::Problem, content_type = "application/problem+json"),
+        CommonProblems,
+    ))]
+async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .map(|(_, t)| t.trim().to_string())
+        .ok_or_else(|| crate::auth::unauthorized("no token"))?;
+    AuthStore::revoke_token(&app.platform.db.any, &token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn load_me(app: &AppState, id: Uuid) -> Result<MeResponse, ApiError> {
+    let row =
+        sqlx::query("SELECT username, roles, active, version, profile FROM users WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&app.platform.db.any)
+            .await?
+            .ok_or_else(|| ApiError::not_found("no such user"))?;
+    let profile: Profile =
+        serde_json::from_str(&row.try_get::<String, _>("profile")?).map_err(ApiError::internal)?;
+    Ok(MeResponse {
+        id,
+        username: row.try_get("username")?,
+        roles: crate::auth::parse_roles(&row.try_get::<String, _>("roles")?)
+            .into_iter()
+            .map(|r| r.as_str().to_string())
+            .collect(),
+        active: row.try_get::<i64, _>("active")? == 1,
+        version: row.try_get("version")?,
+        profile: ProfileView::from(&profile),
+    })
+}
+
+/// Your own profile and roles.
+#[utoipa::path(get, path = "/me", tag = "identity", security(("bearer" = [])), params(ReadQuery),
+    responses(
+        (status = 200, description = "Your profile", body = MeResponse),
+        (status = 401, description = "No valid token", body = super::Problem, content_type = "application/problem+json"),
+        CommonProblems,
+    ))]
+async fn get_me(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<ReadQuery>,
+) -> Result<Json<MeResponse>, ApiError> {
+    let me = caller.principal()?;
+    app.platform.wait_for(USERS, query.min_position).await?;
+    Ok(Json(load_me(&app, me.user_id).await?))
+}
+
+/// Replace your profile.
+#[utoipa::path(put, path = "/me", tag = "identity", security(("bearer" = [])),
+    request_body = ProfileRequest,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key take effect once"),
+        ("If-Match" = Option<String>, Header, description = "Expected version, as an ETag: \"3\""),
+    ),
+    responses(
+        (status = 200, description = "Updated", body = ProfileUpdated),
+        (status = 401, description = "No valid token", body = super::Problem, content_type = "application/problem+json"),
+        CommonProblems, CommandProblems,
+    ))]
+async fn update_me(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: CommandHeaders,
+    body: JsonBody<ProfileRequest>,
+) -> Response {
+    let me = match caller.principal() {
+        Ok(me) => me.user_id,
+        Err(err) => return err.into_response(),
+    };
+    let call = CommandCall::new(caller, headers, "PUT", "/me", body.digest);
+    let request = body.value;
+    run_command(&app, &call, || async {
+        let profile = profile_from(request)?;
+        let outcome = user_command(&app, &call, me, UserCommand::UpdateProfile { profile }).await?;
+        let body = ProfileUpdated {
+            accepted: CommandAccepted::from(&outcome),
+            profile: ProfileView::from(&outcome.state.profile),
+        };
+        Ok(CommandReply::new(StatusCode::OK, body, outcome.version))
+    })
+    .await
+}
+
+/// Change your password (signs you out everywhere).
+#[utoipa::path(post, path = "/me/password", tag = "identity", security(("bearer" = [])),
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 200, description = "Changed; every token of yours is revoked", body = CommandAccepted),
+        (status = 401, description = "No valid token", body = super::Problem, content_type = "application/problem+json"),
+        CommonProblems, CommandProblems,
+    ))]
+async fn change_password(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: CommandHeaders,
+    body: JsonBody<ChangePasswordRequest>,
+) -> Response {
+    let me = match caller.principal() {
+        Ok(me) => me.user_id,
+        Err(err) => return err.into_response(),
+    };
+    let call = CommandCall::new(caller, headers, "POST", "/me/password", body.digest);
+    let request = body.value;
+    run_command(&app, &call, || async {
+        check_password("new_password", &request.new_password)
+            .map_err(|e| ApiError::invalid(vec![e]))?;
+        let pool = &app.platform.db.any;
+        let current = AuthStore::password_hash_of(pool, me).await?;
+        if !secrets::verify_password(request.current_password, current).await {
+            return Err(ApiError::invalid_field(
+                "current_password",
+                "is not your current password",
+            ));
+        }
+        let hash = secrets::hash_password(request.new_password).await?;
+        let reason = PasswordChangeReason::Changed;
+        let outcome = user_command(
+            &app,
+            &call,
+            me,
+            UserCommand::RecordPasswordChange { reason },
+        )
+        .await?;
+        let username = outcome
+            .state
+            .username
+            .as_ref()
+            .map(|u| u.as_str().to_string())
+            .unwrap_or_default();
+        AuthStore::set_password(pool, me, &username, &hash).await?;
+        AuthStore::revoke_all(pool, me).await?;
+        Ok(CommandReply::new(
+            StatusCode::OK,
+            CommandAccepted::from(&outcome),
+            outcome.version,
+        ))
+    })
+    .await
+}
+
+/// Ask for a password reset e-mail. The answer is the same whether or not
+/// the account exists.
+#[utoipa::path(post, path = "/auth/password-reset", tag = "identity",
+    request_body = ResetRequest,
+    responses(
+        (status = 202, description = "If the account exists and has an e-mail address, a reset link is on its way", body = Status),
+        (status = 429, description = "Too many attempts; see Retry-After", body = super::Problem, content_type = "application/problem+json"),
+        CommonProblems,
+    ))]
+async fn request_password_reset(
+    State(app): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    body: JsonBody<ResetRequest>,
+) -> Result<(StatusCode, Json<Status>), ApiError> {
+    let ResetRequest { username, email } = body.value;
+    let (column, key) = match (username, email) {
+        (Some(u), None) => ("username", u.trim().to_ascii_lowercase()),
+        (None, Some(e)) => ("email", e.trim().to_string()),
+        _ => {
+            return Err(ApiError::invalid_field(
+                "username",
+                "give either username or email",
+            ))
+        }
+    };
+    let limits = app.service::<Limits>();
+    limits.reset_by_address.check(&address).map_err(too_many)?;
+    limits.reset_by_user.check(&key).map_err(too_many)?;
+    let pool = &app.platform.db.any;
+    let sql = format!("SELECT id, email FROM users WHERE {column} = $1 AND active = $2");
+    let found = sqlx::query(&sql)
+        .bind(&key)
+        .bind(1_i64)
+        .fetch_optional(pool)
+        .await?;
+    if let Some(row) = found {
+        let email: Option<String> = row.try_get("email")?;
+        let id = Uuid::parse_str(&row.try_get::<String, _>("id")?).map_err(ApiError::internal)?;
+        if let Some(email) = email {
+            let settings = &app.platform.settings;
+            let ttl = settings.reset_ttl.as_secs() as i64;
+            let token = AuthStore::create_reset(pool, id, ttl).await?;
+            let body = format!(
+                "Someone asked to reset the password of your Annals account.\n\n\
+                 Reset token: {token}\n\
+                 Or open: {}/reset-password?token={token}\n\n\
+                 The token works once, for {} minutes. If it was not you, ignore this message.\n",
+                settings.public_url,
+                ttl / 60
+            );
+            let mailer = app.service::<Mailer>();
+            // Sent in the background: the answer must not reveal by its
+            // timing whether the account exists.
+            tokio::spawn(async move {
+                if let Err(err) = mailer
+                    .send(&email, "Reset your Annals password", body)
+                    .await
+                {
+                    tracing::error!(error = %format!("{err:#}"), "password reset mail not sent");
+                }
+            });
+        }
+    }
+    Ok((StatusCode::ACCEPTED, Json(Status { status: "accepted" })))
+}
+
+/// Set a new password with a reset token (signs the user out everywhere).
+#[utoipa::path(post, path = "/auth/password-reset/confirm", tag = "identity",
+    request_body = ResetConfirmRequest,
+    responses(
+        (status = 200, description = "The password is set", body = Status),
+        CommonProblems, CommandProblems,
+    ))]
+async fn confirm_password_reset(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: CommandHeaders,
+    body: JsonBody<ResetConfirmRequest>,
+) -> Result<Json<Status>, ApiError> {
+    let request = body.value;
+    check_password("new_password", &request.new_password)
+        .map_err(|e| ApiError::invalid(vec![e]))?;
+    let pool = &app.platform.db.any;
+    let id = AuthStore::consume_reset(pool, request.token.trim())
+        .await?
+        .ok_or_else(|| ApiError::invalid_field("token", "is unknown, used or expired"))?;
+    let hash = secrets::hash_password(request.new_password).await?;
+    let call = CommandCall::new(
+        caller,
+        headers,
+        "POST",
+        "/auth/password-reset/confirm",
+        body.digest,
+    );
+    let reason = PasswordChangeReason::Reset;
+    let outcome = user_command(
+        &app,
+        &call,
+        id,
+        UserCommand::RecordPasswordChange { reason },
+    )
+    .await?;
+    let username = outcome
+        .state
+        .username
+        .as_ref()
+        .map(|u| u.as_str().to_string())
+        .unwrap_or_default();
+    AuthStore::set_password(pool, id, &username, &hash).await?;
+    AuthStore::revoke_all(pool, id).await?;
+    Ok(Json(Status {
+        status: "password_set",
+    }))
+}
+
+/// List users (admin).
+#[utoipa::path(get, path = "/users", tag = "identity", security(("bearer" = [])), params(UserListQuery),
+    responses(
+        (status = 200, description = "A page of users, by username", body = UserPage),
+        (status = 401, description = "No valid token", body = super::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = super::Problem, content_type = "application/problem+json"),
+        CommonProblems,
+    ))]
+async fn list_users(
+    State(app): State<AppState>,
+    ApiQuery(query): ApiQuery<UserListQuery>,
+) -> Result<Json<UserPage>, ApiError> {
+    app.platform.wait_for(USERS, query.min_position).await?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::invalid_field("limit", "must be from 1 to 200"));
+    }
+    let after = match &query.cursor {
+        None => String::new(),
+        Some(cursor) => base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(cursor)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| ApiError::invalid_field("cursor", "is not a cursor from this list"))?,
+    };
+    let prefix = query
+        .username
+        .as_deref()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let role = query
+        .role
+        .map(|r| format!("%,{},%", Role::from(r).as_str()))
+        .unwrap_or_else(|| "%".into());
+    let rows = sqlx::query(
+        "SELECT id, username, full_name, roles, active FROM users \
+         WHERE username > $1 AND substr(username, 1, CAST($2 AS INTEGER)) = $3 AND roles LIKE $4 \
+         ORDER BY username LIMIT $5",
+    )
+    .bind(after)
+    .bind(prefix.chars().count() as i64)
+    .bind(&prefix)
+    .bind(role)
+    .bind(i64::from(limit) + 1)
+    .fetch_all(&app.platform.db.any)
+    .await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for row in &rows {
+        items.push(UserSummary {
+            id: Uuid::parse_str(&row.try_get::<String, _>("id")?).map_err(ApiError::internal)?,
+            username: row.try_get("username")?,
+            full_name: row.try_get("full_name")?,
+            roles: crate::auth::parse_roles(&row.try_get::<String, _>("roles")?)
+                .into_iter()
+                .map(|r| r.as_str().to_string())
+                .collect(),
+            active: row.try_get::<i64, _>("active")? == 1,
+        });
+    }
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items
+            .last()
+            .map(|u| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&u.username))
+    } else {
+        None
+    };
+    Ok(Json(UserPage { items, next_cursor }))
+}
+
+async fn admin_command(
+    app: AppState,
+    caller: Caller,
+    headers: CommandHeaders,
+    route: String,
+    digest: String,
+    id: &str,
+    command: UserCommand,
+) -> Response {
+    let id = match parse_user_id(id) {
+        Ok(id) => id,
+        Err(err) => return err.into_response(),
+    };
+    let revokes = matches!(command, UserCommand::Deactivate);
+    let call = CommandCall::new(caller, headers, "POST", &route, digest);
+    run_command(&app, &call, || async {
+        let outcome = user_command(&app, &call, id, command).await?;
+        if revokes {
+            AuthStore::revoke_all(&app.platform.db.any, id).await?;
+        }
+        Ok(CommandReply::new(
+            StatusCode::OK,
+            CommandAccepted::from(&outcome),
+            outcome.version,
+        ))
+    })
+    .await
+}
+
+/// Grant a role (admin).
+#[utoipa::path(post, path = "/users/{id}/roles", tag = "identity", security(("bearer" = [])),
+    request_body = GrantRoleRequest,
+    params(("id" = uuid::Uuid, Path, description = "The user")),
+    responses(
+        (status = 200, description = "Granted (or already held)", body = CommandAccepted),
+        (status = 401, description = "No valid token", body = super::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = super::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = super::Problem, content_type = "application/problem+json"),
+        CommonProblems, CommandProblems,
+    ))]
+async fn grant_role(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    caller: Caller,
+    headers: CommandHeaders,
+    body: JsonBody<GrantRoleRequest>,
+) -> Response {
+    let command = UserCommand::GrantRole {
+        role: body.value.role.into(),
+    };
+    admin_command(
+        app,
+        caller,
+        headers,
+        format!("/users/{id}/roles"),
+        body.digest,
+        &id,
+        command,
+    )
+    .await
+}
+
+/// Revoke a role (admin).
+#[utoipa::path(delete, path = "/users/{id}/roles/{role}", tag = "identity", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The user"), ("role" = RoleName, Path)),
+    responses(
+        (status = 200, description = "Revoked (or not held)", body = CommandAccepted),
+        (status = 401, description = "No valid token", body = super::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = super::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = super::Problem, content_type = "application/problem+json"),
+        CommonProblems, CommandProblems,
+    ))]
+async fn revoke_role(
+    State(app): State<AppState>,
+    Path((id, role)): Path<(String, String)>,
+    caller: Caller,
+    headers: CommandHeaders,
+) -> Response {
+    let Some(role) = Role::parse(&role) else {
+        let mut e = ApiError::bad_request(format!("path parameter role: '{role}' is not a role"));
+        e.errors = vec![super::error::ProblemField {
+            field: "role".into(),
+            message: "is not a role".into(),
+        }];
+        return e.into_response();
+    };
+    let route = format!("/users/{id}/roles/{role}");
+    admin_command(
+        app,
+        caller,
+        headers,
+        route,
+        String::new(),
+        &id,
+        UserCommand::RevokeRole { role },
+    )
+    .await
+}
+
+/// Deactivate a user (admin): they are signed out and cannot sign in.
+#[utoipa::path(post, path = "/users/{id}/deactivate", tag = "identity", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The user")),
+    responses(
+        (status = 200, description = "Deactivated (or already)", body = CommandAccepted),
+        (status = 401, description = "No valid token", body = super::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = super::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = super::Problem, content_type = "application/problem+json"),
+        CommonProblems, CommandProblems,
+    ))]
+async fn deactivate(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    caller: Caller,
+    headers: CommandHeaders,
+) -> Response {
+    let route = format!("/users/{id}/deactivate");
+    admin_command(
+        app,
+        caller,
+        headers,
+        route,
+        String::new(),
+        &id,
+        UserCommand::Deactivate,
+    )
+    .await
+}
+
+/// Reactivate a user (admin).
+#[utoipa::path(post, path = "/users/{id}/reactivate", tag = "identity", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The user")),
+    responses(
+        (status = 200, description = "Reactivated (or already active)", body = CommandAccepted),
+        (status = 401, description = "No valid token", body = super::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = super::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = super::Problem, content_type = "application/problem+json"),
+        CommonProblems, CommandProblems,
+    ))]
+async fn reactivate(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    caller: Caller,
+    headers: CommandHeaders,
+) -> Response {
+    let route = format!("/users/{id}/reactivate");
+    admin_command(
+        app,
+        caller,
+        headers,
+        route,
+        String::new(),
+        &id,
+        UserCommand::Reactivate,
+    )
+    .await
+}
