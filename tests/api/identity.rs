@@ -561,3 +561,13 @@ async fn registration_validates_each_field(mode: Mode) {
     assert_eq!(users, 0, "nothing was written");
 }
 both_modes!(registration_validates_each_field);
+
+#[test]
+fn the_readme_prints_the_current_permission_matrix() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    assert!(
+        readme.contains(&permissions::markdown()),
+        "README.md is missing the current matrix: paste `cargo run -q -- permissions` into it"
+    );
+}
