@@ -30,6 +30,11 @@ pub trait Module: Send + Sync + 'static {
     fn projectors(&self) -> Vec<Arc<dyn Projector>> {
         Vec::new()
     }
+    /// Upcasters that bring old versions of this module's events to the
+    /// current shape (applied on load and when reading the log).
+    fn upcasters(&self) -> Vec<Arc<dyn cqrs_es::persist::EventUpcaster>> {
+        Vec::new()
+    }
     /// Who may call routes that are not in the permission matrix's route
     /// table (test modules); the real modules are all in that table.
     fn access(&self) -> Vec<(&'static str, &'static str, crate::auth::permissions::Access)> {
@@ -66,6 +71,7 @@ pub struct Platform {
     pub(crate) head: watch::Sender<i64>,
     pub(crate) consumers: Vec<Arc<ConsumerState>>,
     pub(crate) projectors: Vec<Arc<dyn Projector>>,
+    pub(crate) upcasters: crate::store::Upcasters,
 }
 
 impl Platform {
@@ -81,6 +87,7 @@ impl Platform {
             services,
             self.appended.clone(),
         )
+        .with_upcasters(&self.upcasters)
     }
 
     pub fn consumer(&self, name: &str) -> Option<&Arc<ConsumerState>> {

@@ -130,7 +130,9 @@ pub async fn connect(settings: Settings, modules: &[Box<dyn Module>]) -> Result<
     if let Some(twice) = names.windows(2).find(|w| w[0] == w[1]) {
         anyhow::bail!("two consumers are named {}", twice[0]);
     }
-    let log = db.log();
+    let upcasters: crate::store::Upcasters =
+        Arc::new(modules.iter().flat_map(|m| m.upcasters()).collect());
+    let log = db.log(upcasters.clone());
     let head = log.head().await.context("reading the log head")?;
     Ok(Platform {
         settings,
@@ -141,6 +143,7 @@ pub async fn connect(settings: Settings, modules: &[Box<dyn Module>]) -> Result<
         head: watch::channel(head).0,
         consumers,
         projectors,
+        upcasters,
     })
 }
 

@@ -97,11 +97,12 @@ where
     }
 
     /// Adds upcasters for old event versions.
-    pub fn with_upcasters(
-        mut self,
-        upcasters: Vec<Box<dyn cqrs_es::persist::EventUpcaster>>,
-    ) -> Self {
-        self.store = self.store.with_upcasters(upcasters);
+    pub fn with_upcasters(mut self, upcasters: &super::Upcasters) -> Self {
+        let boxed = upcasters
+            .iter()
+            .map(|u| Box::new(Shared(u.clone())) as Box<dyn cqrs_es::persist::EventUpcaster>)
+            .collect();
+        self.store = self.store.with_upcasters(boxed);
         self
     }
 
@@ -266,5 +267,21 @@ fn store_error<E: std::error::Error>(err: AggregateError<E>) -> CommandError<E> 
                 CommandError::Internal(text)
             }
         }
+    }
+}
+
+/// One upcaster shared between the log reader and command buses.
+struct Shared(Arc<dyn cqrs_es::persist::EventUpcaster>);
+
+impl cqrs_es::persist::EventUpcaster for Shared {
+    fn can_upcast(&self, event_type: &str, event_version: &str) -> bool {
+        self.0.can_upcast(event_type, event_version)
+    }
+
+    fn upcast(
+        &self,
+        event: cqrs_es::persist::SerializedEvent,
+    ) -> cqrs_es::persist::SerializedEvent {
+        self.0.upcast(event)
     }
 }

@@ -3,6 +3,9 @@
 //! read here instead.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use cqrs_es::persist::{EventUpcaster, SerializedEvent};
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
@@ -17,14 +20,55 @@ use super::TypedPool;
 const COLUMNS: &str = "position, aggregate_type, aggregate_id, sequence, event_type, \
                        event_version, payload, metadata, recorded_at";
 
-#[derive(Clone, Debug)]
+/// Upcasters shared by the log reader and every command bus.
+pub type Upcasters = Arc<Vec<Arc<dyn EventUpcaster>>>;
+
+#[derive(Clone)]
 pub struct LogReader {
     pool: TypedPool,
+    upcasters: Upcasters,
+}
+
+impl std::fmt::Debug for LogReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogReader")
+            .field("upcasters", &self.upcasters.len())
+            .finish()
+    }
 }
 
 impl LogReader {
-    pub fn new(pool: TypedPool) -> Self {
-        Self { pool }
+    pub fn new(pool: TypedPool, upcasters: Upcasters) -> Self {
+        Self { pool, upcasters }
+    }
+
+    /// Old event versions come out of the log in their current shape, as
+    /// they do when an aggregate is loaded.
+    fn upcast(&self, event: StoredEvent) -> StoredEvent {
+        let Some(upcaster) = self
+            .upcasters
+            .iter()
+            .find(|u| u.can_upcast(&event.event_type, &event.event_version))
+        else {
+            return event;
+        };
+        let serialized = SerializedEvent {
+            aggregate_id: event.aggregate_id.clone(),
+            sequence: event.sequence as usize,
+            aggregate_type: event.aggregate_type.clone(),
+            event_type: event.event_type.clone(),
+            event_version: event.event_version.clone(),
+            payload: event.payload.clone(),
+            metadata: serde_json::Value::Null,
+        };
+        let upcast = upcaster.upcast(serialized);
+        let event = StoredEvent {
+            event_type: upcast.event_type,
+            event_version: upcast.event_version,
+            payload: upcast.payload,
+            ..event
+        };
+        self.upcast(event)
     }
 
     /// Up to `limit` events with a position above `after`, in position order.
@@ -110,7 +154,9 @@ impl LogReader {
                     };
                 }
                 let rows = query.fetch_all(p).await?;
-                rows.iter().map(pg_row).collect()
+                rows.iter()
+                    .map(|r| pg_row(r).map(|e| self.upcast(e)))
+                    .collect()
             }
             TypedPool::Sqlite(p) => {
                 let mut query = sqlx::query(sql);
@@ -121,7 +167,9 @@ impl LogReader {
                     };
                 }
                 let rows = query.fetch_all(p).await?;
-                rows.iter().map(sqlite_row).collect()
+                rows.iter()
+                    .map(|r| sqlite_row(r).map(|e| self.upcast(e)))
+                    .collect()
             }
         }
     }

@@ -18,7 +18,7 @@ use sqlx::{AnyPool, PgPool, SqlitePool};
 
 pub use commands::{CommandBus, CommandError, CommandOutcome, CommandRequest};
 pub use idempotency::{Claim, IdempotencyKeys};
-pub use log::LogReader;
+pub use log::{LogReader, Upcasters};
 pub use repo::EventRepo;
 
 use crate::config::DatabaseConfig;
@@ -141,8 +141,8 @@ impl Db {
         EventRepo::new(&self.typed)
     }
 
-    pub fn log(&self) -> LogReader {
-        LogReader::new(self.typed.clone())
+    pub fn log(&self, upcasters: Upcasters) -> LogReader {
+        LogReader::new(self.typed.clone(), upcasters)
     }
 
     /// A cheap round trip, for `/readyz`.

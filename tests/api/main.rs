@@ -11,6 +11,7 @@ mod identity;
 mod log;
 mod openapi;
 mod ops;
+mod upcast;
 
 /// Not a test: the entry point of a child process that runs the annals CLI
 /// with the test modules (see `support::ChildApp`), so tests can SIGKILL it.
