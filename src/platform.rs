@@ -118,6 +118,14 @@ impl Platform {
         consumer: &str,
         min_position: Option<i64>,
     ) -> Result<(), ApiError> {
+        if min_position.is_some_and(|p| p < 0) {
+            let mut err = ApiError::bad_request("query parameter min_position: must be 0 or more");
+            err.errors = vec![crate::http::error::ProblemField {
+                field: "min_position".into(),
+                message: "must be 0 or more".into(),
+            }];
+            return Err(err);
+        }
         let Some(min) = min_position.filter(|p| *p > 0) else {
             return Ok(());
         };
@@ -129,10 +137,17 @@ impl Platform {
         }
         let head = self.log.head().await?;
         if min > head {
-            return Err(ApiError::invalid_field(
-                "min_position",
-                format!("is beyond the end of the log (the last position is {head})"),
-            ));
+            let mut err = ApiError::conflict(
+                "position-beyond-log",
+                format!(
+                    "min_position {min} is beyond the end of the log (the last position is {head})"
+                ),
+            );
+            err.errors = vec![crate::http::error::ProblemField {
+                field: "min_position".into(),
+                message: format!("is beyond the end of the log (the last position is {head})"),
+            }];
+            return Err(err);
         }
         let deadline = Instant::now() + self.settings.max_read_wait;
         let mut progress = state.subscribe();

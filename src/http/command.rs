@@ -39,6 +39,30 @@ impl<A: cqrs_es::Aggregate> From<&CommandOutcome<A>> for CommandAccepted {
     }
 }
 
+/// The headers every command takes, for the OpenAPI document.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct CommandHeaderParams {
+    /// Retries with the same key take effect once and get the first answer.
+    #[param(
+        rename = "Idempotency-Key",
+        nullable = false,
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[!-~]+$"
+    )]
+    idempotency_key: Option<String>,
+    /// The version you expect, as an ETag (`"3"`); 412 if it moved on.
+    #[param(
+        rename = "If-Match",
+        nullable = false,
+        max_length = 20,
+        pattern = "^(\\*|(W/)?\"[0-9]{1,15}\"|[0-9]{1,15})$"
+    )]
+    if_match: Option<String>,
+}
+
 /// A command's successful answer: status, JSON body and the new version.
 pub struct CommandReply {
     pub status: StatusCode,
@@ -123,10 +147,8 @@ where
             Ok(Claim::Owned) => break,
             Ok(Claim::Done { status, body }) => return replayed(status, body),
             Ok(Claim::Mismatch) => {
-                return ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
+                return ApiError::conflict(
                     "idempotency-key-reused",
-                    "Idempotency-Key reused",
                     "this Idempotency-Key was used for a different request; use a new key",
                 )
                 .into_response()
@@ -199,4 +221,20 @@ fn replayed(status: u16, body: String) -> Response {
         }
     }
     response
+}
+
+/// The header of commands that create something (no version to match yet).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct IdempotencyParams {
+    /// Retries with the same key take effect once and get the first answer.
+    #[param(
+        rename = "Idempotency-Key",
+        nullable = false,
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[!-~]+$"
+    )]
+    idempotency_key: Option<String>,
 }

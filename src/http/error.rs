@@ -236,6 +236,12 @@ pub enum CommonProblems {
     /// Validation failed; `errors` names each field.
     #[response(status = 422, content_type = "application/problem+json")]
     Invalid(Problem),
+    /// The body is too large.
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(Problem),
+    /// The body is not `application/json`.
+    #[response(status = 415, content_type = "application/problem+json")]
+    UnsupportedMediaType(Problem),
     /// The database is unavailable; nothing was written. Retry later.
     #[response(status = 503, content_type = "application/problem+json")]
     Unavailable(Problem),
@@ -245,17 +251,20 @@ pub enum CommonProblems {
 #[derive(IntoResponses)]
 #[allow(dead_code)]
 pub enum CommandProblems {
-    /// The state does not allow the command, a concurrent command won, or an
-    /// earlier request with the same `Idempotency-Key` is still running.
+    /// The state does not allow the command, a concurrent command won, or
+    /// the `Idempotency-Key` belongs to another request (or one still running).
     #[response(status = 409, content_type = "application/problem+json")]
     Conflict(Problem),
     /// `If-Match` names a version that is no longer current.
     #[response(status = 412, content_type = "application/problem+json")]
     VersionMismatch(Problem),
-    /// The body is not `application/json`.
-    #[response(status = 415, content_type = "application/problem+json")]
-    UnsupportedMediaType(Problem),
-    /// The body is too large.
-    #[response(status = 413, content_type = "application/problem+json")]
-    TooLarge(Problem),
+}
+
+/// The extra problems of queries that take `min_position`.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum ReadProblems {
+    /// `min_position` is beyond the end of the log.
+    #[response(status = 409, content_type = "application/problem+json")]
+    BeyondTheLog(Problem),
 }

@@ -47,6 +47,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 ApiError::bad_request(rejection.body_text())
             }
         })?;
+        // Every body is an object; serde would also take an array for a struct.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
+                return Err(ApiError::bad_request("the body is not valid JSON"));
+            }
+            return Err(ApiError::invalid_field("body", "must be a JSON object"));
+        }
         let value = parse_json(&bytes)?;
         Ok(Self {
             value,

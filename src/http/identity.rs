@@ -25,6 +25,7 @@ use annals_domain::FieldError;
 use annals_projections::users::{UsersProjector, NAME as USERS};
 use annals_projections::Projector;
 
+use super::command::CommandHeaderParams;
 use super::{
     run_command, ApiError, ApiQuery, AppState, Caller, ClientAddress, CommandAccepted, CommandCall,
     CommandHeaders, CommandProblems, CommandReply, CommonProblems, JsonBody,
@@ -216,7 +217,8 @@ pub struct ChangePasswordRequest {
     pub new_password: String,
 }
 
-/// Name the account by username or by e-mail (one of them).
+/// Name the account by username or by e-mail (the username wins if both
+/// are given; with neither nothing is sent).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"username": "ada"})))]
@@ -466,7 +468,7 @@ fn parse_user_id(raw: &str) -> Result<Uuid, ApiError> {
 /// Sign up as a client.
 #[utoipa::path(post, path = "/auth/register", tag = "identity",
     request_body = RegisterRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key take effect once")),
+    params(super::command::IdempotencyParams),
     responses(
         (status = 201, description = "Registered; sign in next", body = CommandAccepted),
         CommonProblems, CommandProblems,
@@ -625,6 +627,7 @@ async fn load_me(app: &AppState, id: Uuid) -> Result<MeResponse, ApiError> {
 #[utoipa::path(get, path = "/me", tag = "identity", security(("bearer" = [])), params(ReadQuery),
     responses(
         (status = 200, description = "Your profile", body = MeResponse),
+        super::error::ReadProblems,
         (status = 401, description = "No valid token", body = super::Problem, content_type = "application/problem+json"),
         CommonProblems,
     ))]
@@ -641,10 +644,7 @@ async fn get_me(
 /// Replace your profile.
 #[utoipa::path(put, path = "/me", tag = "identity", security(("bearer" = [])),
     request_body = ProfileRequest,
-    params(
-        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key take effect once"),
-        ("If-Match" = Option<String>, Header, description = "Expected version, as an ETag: \"3\""),
-    ),
+    params(CommandHeaderParams),
     responses(
         (status = 200, description = "Updated", body = ProfileUpdated),
         (status = 401, description = "No valid token", body = super::Problem, content_type = "application/problem+json"),
@@ -676,9 +676,10 @@ async fn update_me(
 
 /// Change your password (signs you out everywhere).
 #[utoipa::path(post, path = "/me/password", tag = "identity", security(("bearer" = [])),
-    request_body = ChangePasswordRequest,
+    request_body = ChangePasswordRequest, params(CommandHeaderParams),
     responses(
         (status = 200, description = "Changed; every token of yours is revoked", body = CommandAccepted),
+        (status = 403, description = "current_password is wrong", body = super::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = super::Problem, content_type = "application/problem+json"),
         CommonProblems, CommandProblems,
     ))]
@@ -700,10 +701,17 @@ async fn change_password(
         let pool = &app.platform.db.any;
         let current = AuthStore::password_hash_of(pool, me).await?;
         if !secrets::verify_password(request.current_password, current).await {
-            return Err(ApiError::invalid_field(
-                "current_password",
-                "is not your current password",
-            ));
+            let mut err = ApiError::new(
+                StatusCode::FORBIDDEN,
+                "wrong-password",
+                "Forbidden",
+                "current_password is not your current password",
+            );
+            err.errors = vec![super::error::ProblemField {
+                field: "current_password".into(),
+                message: "is not your current password".into(),
+            }];
+            return Err(err);
         }
         let hash = secrets::hash_password(request.new_password).await?;
         let reason = PasswordChangeReason::Changed;
@@ -746,15 +754,24 @@ async fn request_password_reset(
     body: JsonBody<ResetRequest>,
 ) -> Result<(StatusCode, Json<Status>), ApiError> {
     let ResetRequest { username, email } = body.value;
+    if let Some(e) = &email {
+        Email::parse("email", e).map_err(|f| ApiError::invalid(vec![f]))?;
+    }
+    let accepted = (StatusCode::ACCEPTED, Json(Status { status: "accepted" }));
     let (column, key) = match (username, email) {
-        (Some(u), None) => ("username", u.trim().to_ascii_lowercase()),
-        (None, Some(e)) => ("email", e.trim().to_string()),
-        _ => {
+        (Some(u), _) if u.trim().is_empty() || u.chars().count() > 32 => {
             return Err(ApiError::invalid_field(
                 "username",
-                "give either username or email",
+                "must be 1 to 32 characters",
             ))
         }
+        (Some(u), _) => ("username", u.trim().to_ascii_lowercase()),
+        (None, Some(e)) => {
+            let email = Email::parse("email", &e).map_err(|f| ApiError::invalid(vec![f]))?;
+            ("email", email.as_str().to_string())
+        }
+        // Nothing to look up: the same answer as for an unknown account.
+        (None, None) => return Ok(accepted),
     };
     let limits = app.service::<Limits>();
     limits.reset_by_address.check(&address).map_err(too_many)?;
@@ -794,7 +811,7 @@ async fn request_password_reset(
             });
         }
     }
-    Ok((StatusCode::ACCEPTED, Json(Status { status: "accepted" })))
+    Ok(accepted)
 }
 
 /// Set a new password with a reset token (signs the user out everywhere).
@@ -816,7 +833,17 @@ async fn confirm_password_reset(
     let pool = &app.platform.db.any;
     let id = AuthStore::consume_reset(pool, request.token.trim())
         .await?
-        .ok_or_else(|| ApiError::invalid_field("token", "is unknown, used or expired"))?;
+        .ok_or_else(|| {
+            let mut err = ApiError::conflict(
+                "reset-token-invalid",
+                "the reset token is unknown, used or expired",
+            );
+            err.errors = vec![super::error::ProblemField {
+                field: "token".into(),
+                message: "is unknown, used or expired".into(),
+            }];
+            err
+        })?;
     let hash = secrets::hash_password(request.new_password).await?;
     let call = CommandCall::new(
         caller,
@@ -850,6 +877,7 @@ async fn confirm_password_reset(
 #[utoipa::path(get, path = "/users", tag = "identity", security(("bearer" = [])), params(UserListQuery),
     responses(
         (status = 200, description = "A page of users, by username", body = UserPage),
+        super::error::ReadProblems,
         (status = 401, description = "No valid token", body = super::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = super::Problem, content_type = "application/problem+json"),
         CommonProblems,
@@ -863,14 +891,36 @@ async fn list_users(
     if !(1..=200).contains(&limit) {
         return Err(ApiError::invalid_field("limit", "must be from 1 to 200"));
     }
+    // The cursor is the last username of the previous page; one that does
+    // not decode is taken as it is (it only moves the start of the page).
     let after = match &query.cursor {
         None => String::new(),
         Some(cursor) => base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(cursor)
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| ApiError::invalid_field("cursor", "is not a cursor from this list"))?,
+            .unwrap_or_else(|| cursor.clone()),
     };
+    if query
+        .username
+        .as_ref()
+        .is_some_and(|u| u.chars().count() > 32)
+    {
+        return Err(ApiError::invalid_field(
+            "username",
+            "must be at most 32 characters",
+        ));
+    }
+    if query
+        .cursor
+        .as_ref()
+        .is_some_and(|c| c.chars().count() > 200)
+    {
+        return Err(ApiError::invalid_field(
+            "cursor",
+            "must be at most 200 characters",
+        ));
+    }
     let prefix = query
         .username
         .as_deref()
@@ -949,7 +999,7 @@ async fn admin_command(
 /// Grant a role (admin).
 #[utoipa::path(post, path = "/users/{id}/roles", tag = "identity", security(("bearer" = [])),
     request_body = GrantRoleRequest,
-    params(("id" = uuid::Uuid, Path, description = "The user")),
+    params(("id" = uuid::Uuid, Path, description = "The user"), CommandHeaderParams),
     responses(
         (status = 200, description = "Granted (or already held)", body = CommandAccepted),
         (status = 401, description = "No valid token", body = super::Problem, content_type = "application/problem+json"),
@@ -981,7 +1031,7 @@ async fn grant_role(
 
 /// Revoke a role (admin).
 #[utoipa::path(delete, path = "/users/{id}/roles/{role}", tag = "identity", security(("bearer" = [])),
-    params(("id" = uuid::Uuid, Path, description = "The user"), ("role" = RoleName, Path)),
+    params(("id" = uuid::Uuid, Path, description = "The user"), ("role" = RoleName, Path), CommandHeaderParams),
     responses(
         (status = 200, description = "Revoked (or not held)", body = CommandAccepted),
         (status = 401, description = "No valid token", body = super::Problem, content_type = "application/problem+json"),
@@ -1018,7 +1068,7 @@ async fn revoke_role(
 
 /// Deactivate a user (admin): they are signed out and cannot sign in.
 #[utoipa::path(post, path = "/users/{id}/deactivate", tag = "identity", security(("bearer" = [])),
-    params(("id" = uuid::Uuid, Path, description = "The user")),
+    params(("id" = uuid::Uuid, Path, description = "The user"), CommandHeaderParams),
     responses(
         (status = 200, description = "Deactivated (or already)", body = CommandAccepted),
         (status = 401, description = "No valid token", body = super::Problem, content_type = "application/problem+json"),
@@ -1047,7 +1097,7 @@ async fn deactivate(
 
 /// Reactivate a user (admin).
 #[utoipa::path(post, path = "/users/{id}/reactivate", tag = "identity", security(("bearer" = [])),
-    params(("id" = uuid::Uuid, Path, description = "The user")),
+    params(("id" = uuid::Uuid, Path, description = "The user"), CommandHeaderParams),
     responses(
         (status = 200, description = "Reactivated (or already active)", body = CommandAccepted),
         (status = 401, description = "No valid token", body = super::Problem, content_type = "application/problem+json"),

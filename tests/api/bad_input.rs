@@ -159,7 +159,7 @@ async fn bad_requests_get_problem_json_naming_the_field_and_write_nothing(mode: 
             "",
             "",
             None,
-            422,
+            409,
             Some("min_position"),
         ),
         (

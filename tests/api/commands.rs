@@ -188,6 +188,6 @@ async fn a_retried_idempotency_key_has_its_effect_once_and_returns_the_first_res
         .send()
         .await
         .unwrap();
-    assert_eq!(reused.status(), 422, "same key, different request");
+    assert_eq!(reused.status(), 409, "same key, different request");
 }
 both_modes!(a_retried_idempotency_key_has_its_effect_once_and_returns_the_first_response);
