@@ -9,4 +9,8 @@ pub use envelope::{Actor, EventMetadata, StoredEvent};
 pub mod rule;
 pub use rule::{FieldError, RuleKind, RuleViolation};
 
+pub mod appointment;
+pub mod catalog;
+pub mod master;
 pub mod user;
+pub mod values;
