@@ -51,6 +51,12 @@ pub struct Settings {
     pub mail_from: String,
     /// Base URL of this server as users reach it (links in e-mails).
     pub public_url: String,
+    /// Distance between candidate appointment starts.
+    pub slot_step_minutes: i64,
+    /// How far ahead an appointment must be booked.
+    pub min_notice_minutes: i64,
+    /// Until how long before its start a client may cancel.
+    pub cancel_notice_minutes: i64,
 }
 
 impl Settings {
@@ -147,7 +153,22 @@ impl Settings {
         if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
             bail!("ANNALS_PUBLIC_URL: '{public_url}' must start with http:// or https://");
         }
+        let number = |name: &str, default: i64, max: i64| -> Result<i64> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => match v.trim().parse::<i64>() {
+                    Ok(n) if (0..=max).contains(&n) => Ok(n),
+                    _ => bail!("{name}: '{v}' must be a number of minutes from 0 to {max}"),
+                },
+            }
+        };
+        let slot_step_minutes = number("ANNALS_SLOT_STEP_MINUTES", 15, 240)?.max(1);
+        let min_notice_minutes = number("ANNALS_MIN_NOTICE_MINUTES", 60, 60 * 24 * 30)?;
+        let cancel_notice_minutes = number("ANNALS_CANCEL_NOTICE_MINUTES", 120, 60 * 24 * 30)?;
         Ok(Self {
+            slot_step_minutes,
+            min_notice_minutes,
+            cancel_notice_minutes,
             listen,
             data_dir,
             database,

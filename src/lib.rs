@@ -16,5 +16,8 @@ pub use startup::Application;
 
 /// Every business module of the server. Adding a domain is one line here.
 pub fn modules() -> Vec<Box<dyn Module>> {
-    vec![Box::new(http::identity::IdentityModule)]
+    vec![
+        Box::new(http::identity::IdentityModule),
+        Box::new(http::appointments::AppointmentsModule),
+    ]
 }

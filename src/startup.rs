@@ -28,6 +28,11 @@ impl Application {
     /// (port 0 picks a free port; `local_addr` tells which).
     pub async fn build(settings: Settings, modules: Vec<Box<dyn Module>>) -> Result<Self> {
         let platform = Arc::new(connect(settings, &modules).await?);
+        // Read models and checkpoints exist before the first request.
+        for projector in platform.projectors() {
+            projector.prepare(&platform.db.any).await?;
+            bus::Checkpoints::ensure(&platform.db.any, projector.name()).await?;
+        }
         let mut services = Services::default();
         for module in &modules {
             module.install(&platform, &mut services);

@@ -28,4 +28,5 @@ pub trait Projector: Send + Sync + 'static {
     }
 }
 
+pub mod appointments;
 pub mod users;

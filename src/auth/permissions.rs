@@ -19,6 +19,18 @@ pub enum Action {
     ListUsers,
     ManageRoles,
     ManageActivation,
+    /// The public catalog: categories, services, masters, availability.
+    ReadCatalog,
+    /// Create and change categories, services, masters and their hours.
+    ManageCatalog,
+    /// Book an appointment (a client for themself; staff for a client).
+    BookAppointment,
+    /// Read appointments: clients their own, masters theirs, staff all.
+    ReadAppointments,
+    /// Cancel or reschedule (clients their own, within the notice period).
+    ChangeAppointment,
+    /// Confirm, complete, mark as no-show.
+    ProcessAppointment,
 }
 
 /// Who may perform an action.
@@ -44,7 +56,22 @@ pub const MATRIX: &[(Action, Access)] = &[
     (Action::ListUsers, Access::Roles(&[Role::Admin])),
     (Action::ManageRoles, Access::Roles(&[Role::Admin])),
     (Action::ManageActivation, Access::Roles(&[Role::Admin])),
+    (Action::ReadCatalog, Access::Public),
+    (
+        Action::ManageCatalog,
+        Access::Roles(&[Role::Admin, Role::Manager]),
+    ),
+    (Action::BookAppointment, Access::SignedIn),
+    (Action::ReadAppointments, Access::SignedIn),
+    (Action::ChangeAppointment, Access::SignedIn),
+    (
+        Action::ProcessAppointment,
+        Access::Roles(&[Role::Admin, Role::Manager, Role::Operator, Role::Master]),
+    ),
 ];
+
+/// Staff who act on any client's appointments (book for them, cancel late).
+pub const APPOINTMENT_STAFF: &[Role] = &[Role::Admin, Role::Manager, Role::Operator];
 
 /// Every API route (method, path under the server root) and its action.
 /// A route missing here is refused with 403, and a test fails.
@@ -77,6 +104,64 @@ pub const ROUTES: &[(&str, &str, Action)] = &[
         "POST",
         "/api/v1/users/{id}/reactivate",
         Action::ManageActivation,
+    ),
+    ("GET", "/api/v1/service-categories", Action::ReadCatalog),
+    ("POST", "/api/v1/service-categories", Action::ManageCatalog),
+    ("GET", "/api/v1/services", Action::ReadCatalog),
+    ("POST", "/api/v1/services", Action::ManageCatalog),
+    ("GET", "/api/v1/services/{id}", Action::ReadCatalog),
+    ("PUT", "/api/v1/services/{id}", Action::ManageCatalog),
+    (
+        "POST",
+        "/api/v1/services/{id}/deactivate",
+        Action::ManageCatalog,
+    ),
+    ("GET", "/api/v1/masters", Action::ReadCatalog),
+    ("POST", "/api/v1/masters", Action::ManageCatalog),
+    ("GET", "/api/v1/masters/{id}", Action::ReadCatalog),
+    (
+        "PUT",
+        "/api/v1/masters/{id}/working-hours",
+        Action::ManageCatalog,
+    ),
+    (
+        "POST",
+        "/api/v1/masters/{id}/days-off",
+        Action::ManageCatalog,
+    ),
+    ("GET", "/api/v1/availability", Action::ReadCatalog),
+    ("POST", "/api/v1/appointments", Action::BookAppointment),
+    ("GET", "/api/v1/appointments", Action::ReadAppointments),
+    ("GET", "/api/v1/appointments/{id}", Action::ReadAppointments),
+    (
+        "GET",
+        "/api/v1/appointments/{id}/history",
+        Action::ReadAppointments,
+    ),
+    (
+        "POST",
+        "/api/v1/appointments/{id}/cancel",
+        Action::ChangeAppointment,
+    ),
+    (
+        "POST",
+        "/api/v1/appointments/{id}/reschedule",
+        Action::ChangeAppointment,
+    ),
+    (
+        "POST",
+        "/api/v1/appointments/{id}/confirm",
+        Action::ProcessAppointment,
+    ),
+    (
+        "POST",
+        "/api/v1/appointments/{id}/complete",
+        Action::ProcessAppointment,
+    ),
+    (
+        "POST",
+        "/api/v1/appointments/{id}/no-show",
+        Action::ProcessAppointment,
     ),
 ];
 

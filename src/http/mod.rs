@@ -1,6 +1,7 @@
 //! HTTP: shared state, the router of every module under `/api/v1`, the ops
 //! endpoints, OpenAPI and Swagger UI, and the middleware around them.
 
+pub mod appointments;
 pub mod command;
 pub mod error;
 pub mod extract;

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod appointments;
 mod bad_input;
 mod commands;
 mod consumers;

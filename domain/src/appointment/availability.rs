@@ -106,7 +106,7 @@ fn overlaps(a0: DateTime<Utc>, a1: DateTime<Utc>, b0: DateTime<Utc>, b1: DateTim
 }
 
 /// Why `master` cannot take `[start, end)`, or `None` if they can.
-fn reason(
+pub fn check_slot(
     request: &Request,
     candidate: &Candidate<'_>,
     start: DateTime<Utc>,
@@ -167,7 +167,7 @@ pub fn availability(request: &Request, candidates: &[Candidate<'_>]) -> Availabi
         let end = start + request.duration;
         let mut free = Vec::new();
         for candidate in candidates {
-            match reason(request, candidate, start, end) {
+            match check_slot(request, candidate, start, end) {
                 None => free.push(candidate.master_id),
                 Some((reason, appointment_id)) => result.unavailable.push(Unavailable {
                     start,

@@ -1,0 +1,502 @@
+//! Appointments over HTTP: catalog, masters, availability with reasons, and
+//! booking that never double-books a master, in both modes.
+
+use chrono::{Duration, Utc};
+use serde_json::{json, Value};
+
+use crate::both_modes;
+use crate::support::{run_cli, spawn_app, Api, Mode, TestApp};
+
+const PASSWORD: &str = "correct horse battery";
+
+struct Shop {
+    app: TestApp,
+    admin: String,
+    service: String,
+    master: String,
+    /// A day a week ahead, as YYYY-MM-DD (UTC, the business zone).
+    day: String,
+}
+
+fn user(app: &TestApp, name: &str, role: &str) -> String {
+    let out = run_cli(
+        &app.backing,
+        &[
+            "user",
+            "create",
+            "--username",
+            name,
+            "--password",
+            PASSWORD,
+            "--role",
+            role,
+        ],
+    );
+    out.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| uuid::Uuid::parse_str(l).is_ok())
+        .unwrap()
+        .to_string()
+}
+
+async fn login(app: &TestApp, name: &str) -> String {
+    let response = app
+        .post(
+            "/api/v1/auth/login",
+            json!({"username": name, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(response.status(), 200, "login {name}");
+    response.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn call(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = app
+        .http()
+        .request(method.parse().unwrap(), app.url(path))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    (
+        response.status().as_u16(),
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+fn every_day(start: &str, end: &str) -> Value {
+    Value::Array(
+        ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+            .iter()
+            .map(|d| json!({"weekday": d, "start": start, "end": end}))
+            .collect(),
+    )
+}
+
+/// An admin, a 45-minute service with a 15-minute buffer after, and a
+/// master working 09:00–18:00 with a break 13:00–14:00 every day (UTC).
+async fn shop(mode: Mode) -> Shop {
+    let app = spawn_app(mode).await;
+    user(&app, "boss", "admin");
+    let master = user(&app, "mia", "master");
+    app.settle().await;
+    let admin = login(&app, "boss").await;
+    let (status, category) = call(
+        &app,
+        "POST",
+        "/api/v1/service-categories",
+        &admin,
+        Some(json!({"name": "Hair"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{category}");
+    let (status, service) = call(
+        &app,
+        "POST",
+        "/api/v1/services",
+        &admin,
+        Some(json!({
+            "name": "Haircut", "description": "Wash, cut, dry", "category_id": category["id"],
+            "duration_minutes": 45, "price": "25.00", "currency": "EUR", "buffer_after_minutes": 15
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{service}");
+    let service = service["id"].as_str().unwrap().to_string();
+    app.settle().await;
+    let (status, registered) = call(
+        &app,
+        "POST",
+        "/api/v1/masters",
+        &admin,
+        Some(json!({
+            "user_id": master, "service_ids": [service], "time_zone": "UTC",
+            "working_hours": every_day("09:00", "18:00"), "breaks": every_day("13:00", "14:00")
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{registered}");
+    app.settle().await;
+    let day = (Utc::now() + Duration::days(7))
+        .format("%Y-%m-%d")
+        .to_string();
+    Shop {
+        app,
+        admin,
+        service,
+        master,
+        day,
+    }
+}
+
+async fn client(shop: &Shop, name: &str) -> String {
+    let response = shop.app.post("/api/v1/auth/register", json!({
+        "username": name, "password": PASSWORD, "full_name": name, "email": format!("{name}@example.com"), "phone": "+441234567890"
+    })).await;
+    assert_eq!(response.status(), 201);
+    login(&shop.app, name).await
+}
+
+async fn book(shop: &Shop, token: &str, time: &str) -> (u16, Value) {
+    let body = json!({"service_id": shop.service, "master_id": shop.master, "start": format!("{}T{time}:00Z", shop.day)});
+    call(&shop.app, "POST", "/api/v1/appointments", token, Some(body)).await
+}
+
+async fn fifty_concurrent_bookings_of_one_slot_give_exactly_one_appointment(mode: Mode) {
+    let shop = shop(mode).await;
+    let ada = client(&shop, "ada").await;
+    let attempts = (0..50).map(|_| book(&shop, &ada, "10:00"));
+    let results = futures::future::join_all(attempts).await;
+    let created: Vec<_> = results.iter().filter(|(s, _)| *s == 201).collect();
+    assert_eq!(
+        created.len(),
+        1,
+        "{:?}",
+        results.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
+    assert!(results.iter().all(|(s, _)| *s == 201 || *s == 409));
+    let conflict = results.iter().find(|(s, _)| *s == 409).unwrap();
+    assert_eq!(conflict.1["type"], "/problems/slot-taken");
+    let booked = &created[0].1;
+    assert_eq!(booked["status"], "booked");
+    assert_eq!(booked["master_id"], shop.master.as_str());
+
+    let (status, page) = call(
+        &shop.app,
+        "GET",
+        &format!("/api/v1/appointments?min_position={}", booked["position"]),
+        &shop.admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        page["items"].as_array().unwrap().len(),
+        1,
+        "one appointment in the read model"
+    );
+    // 10:30 overlaps it; 10:45 falls in its 15-minute buffer; 11:00 is free.
+    assert_eq!(book(&shop, &ada, "10:30").await.0, 409);
+    assert_eq!(book(&shop, &ada, "10:45").await.0, 409);
+    assert_eq!(book(&shop, &ada, "11:00").await.0, 201);
+}
+both_modes!(fifty_concurrent_bookings_of_one_slot_give_exactly_one_appointment);
+
+async fn availability_explains_hours_the_break_and_two_bookings(mode: Mode) {
+    let shop = shop(mode).await;
+    let ada = client(&shop, "ada").await;
+    let (_, first) = book(&shop, &ada, "09:00").await;
+    let (_, second) = book(&shop, &ada, "15:00").await;
+    shop.app.settle().await;
+    let path = format!(
+        "/api/v1/availability?service_id={}&date={}&explain=true",
+        shop.service, shop.day
+    );
+    let (status, day) = shop.app.get_json(&path).await;
+    assert_eq!(status, 200, "{day}");
+    assert_eq!(day["time_zone"], "UTC");
+    let at = |time: &str| format!("{}T{time}:00+00:00", shop.day);
+    let reason = |time: &str| {
+        day["unavailable"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["start"] == at(time))
+            .map(|u| {
+                (
+                    u["reason"].as_str().unwrap().to_string(),
+                    u["appointment_id"].clone(),
+                )
+            })
+    };
+    let free: Vec<&str> = day["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["start"].as_str().unwrap())
+        .collect();
+    assert!(free.contains(&at("10:00").as_str()), "{free:?}");
+    assert!(!free.contains(&at("09:00").as_str()));
+    assert_eq!(reason("08:00").unwrap().0, "outside_working_hours");
+    assert_eq!(
+        reason("09:00").unwrap(),
+        ("taken_by_appointment".into(), first["id"].clone())
+    );
+    assert_eq!(
+        reason("09:45").unwrap(),
+        ("buffer_of_appointment".into(), first["id"].clone())
+    );
+    assert_eq!(reason("13:00").unwrap().0, "break");
+    assert_eq!(
+        reason("12:30").unwrap().0,
+        "break",
+        "45 minutes from 12:30 reach into the break"
+    );
+    assert_eq!(
+        reason("15:00").unwrap(),
+        ("taken_by_appointment".into(), second["id"].clone())
+    );
+    assert_eq!(
+        reason("17:30").unwrap().0,
+        "outside_working_hours",
+        "it would end after 18:00"
+    );
+    let (_, plain) = shop
+        .app
+        .get_json(&format!(
+            "/api/v1/availability?service_id={}&date={}",
+            shop.service, shop.day
+        ))
+        .await;
+    assert!(plain.get("unavailable").is_none());
+}
+both_modes!(availability_explains_hours_the_break_and_two_bookings);
+
+async fn another_clients_appointment_is_not_found(mode: Mode) {
+    let shop = shop(mode).await;
+    let ada = client(&shop, "ada").await;
+    let bob = client(&shop, "bob").await;
+    let (_, booked) = book(&shop, &ada, "10:00").await;
+    shop.app.settle().await;
+    let id = booked["id"].as_str().unwrap();
+    let base = format!("/api/v1/appointments/{id}");
+    assert_eq!(call(&shop.app, "GET", &base, &bob, None).await.0, 404);
+    assert_eq!(
+        call(&shop.app, "GET", &format!("{base}/history"), &bob, None)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        call(
+            &shop.app,
+            "POST",
+            &format!("{base}/cancel"),
+            &bob,
+            Some(json!({"reason": "mine now"}))
+        )
+        .await
+        .0,
+        404
+    );
+    let moved = json!({"start": format!("{}T15:00:00Z", shop.day)});
+    assert_eq!(
+        call(
+            &shop.app,
+            "POST",
+            &format!("{base}/reschedule"),
+            &bob,
+            Some(moved)
+        )
+        .await
+        .0,
+        404
+    );
+    let (_, page) = call(&shop.app, "GET", "/api/v1/appointments", &bob, None).await;
+    assert_eq!(page["items"], json!([]), "bob sees none of ada's");
+    assert_eq!(call(&shop.app, "GET", &base, &ada, None).await.0, 200);
+}
+both_modes!(another_clients_appointment_is_not_found);
+
+async fn the_life_of_an_appointment_follows_its_states(mode: Mode) {
+    let shop = shop(mode).await;
+    let ada = client(&shop, "ada").await;
+    let (_, booked) = book(&shop, &ada, "10:00").await;
+    let base = format!("/api/v1/appointments/{}", booked["id"].as_str().unwrap());
+    assert_eq!(
+        call(&shop.app, "POST", &format!("{base}/confirm"), &ada, None)
+            .await
+            .0,
+        403,
+        "clients do not confirm"
+    );
+    let (status, problem) = call(
+        &shop.app,
+        "POST",
+        &format!("{base}/complete"),
+        &shop.admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, 409);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("booked"),
+        "{problem}"
+    );
+    assert_eq!(
+        call(
+            &shop.app,
+            "POST",
+            &format!("{base}/confirm"),
+            &shop.admin,
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    let moved = json!({"start": format!("{}T15:00:00Z", shop.day)});
+    let (status, rescheduled) = call(
+        &shop.app,
+        "POST",
+        &format!("{base}/reschedule"),
+        &ada,
+        Some(moved),
+    )
+    .await;
+    assert_eq!(status, 200, "{rescheduled}");
+    assert_eq!(
+        book(&shop, &ada, "10:00").await.0,
+        201,
+        "the old time is free again"
+    );
+    assert_eq!(
+        call(
+            &shop.app,
+            "POST",
+            &format!("{base}/complete"),
+            &shop.admin,
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    let (status, problem) = call(
+        &shop.app,
+        "POST",
+        &format!("{base}/cancel"),
+        &ada,
+        Some(json!({"reason": "late"})),
+    )
+    .await;
+    assert_eq!(status, 409);
+    assert!(problem["detail"].as_str().unwrap().contains("completed"));
+
+    let (status, history) = call(&shop.app, "GET", &format!("{base}/history"), &ada, None).await;
+    assert_eq!(status, 200);
+    let types: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "AppointmentBooked",
+            "AppointmentConfirmed",
+            "AppointmentRescheduled",
+            "AppointmentCompleted"
+        ]
+    );
+    let moved = &history[2]["change"];
+    assert_eq!(moved["from_start"], format!("{}T10:00:00Z", shop.day));
+    assert_eq!(moved["to_start"], format!("{}T15:00:00Z", shop.day));
+    assert_eq!(history[0]["actor"]["kind"], "user");
+}
+both_modes!(the_life_of_an_appointment_follows_its_states);
+
+async fn concurrent_reschedules_into_one_slot_let_one_win(mode: Mode) {
+    let shop = shop(mode).await;
+    let ada = client(&shop, "ada").await;
+    let mut ids = Vec::new();
+    for time in ["09:00", "10:00", "11:00", "15:00"] {
+        let (status, booked) = book(&shop, &ada, time).await;
+        assert_eq!(status, 201);
+        ids.push(booked["id"].as_str().unwrap().to_string());
+    }
+    let target = json!({"start": format!("{}T16:00:00Z", shop.day)});
+    let paths: Vec<String> = ids
+        .iter()
+        .map(|id| format!("/api/v1/appointments/{id}/reschedule"))
+        .collect();
+    let moves = paths
+        .iter()
+        .map(|path| call(&shop.app, "POST", path, &ada, Some(target.clone())));
+    let statuses: Vec<u16> = futures::future::join_all(moves)
+        .await
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        3,
+        "{statuses:?}"
+    );
+    shop.app.settle().await;
+    let (_, page) = call(
+        &shop.app,
+        "GET",
+        &format!(
+            "/api/v1/appointments?from={}T16:00:00Z&to={}T17:00:00Z",
+            shop.day, shop.day
+        ),
+        &shop.admin,
+        None,
+    )
+    .await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+}
+both_modes!(concurrent_reschedules_into_one_slot_let_one_win);
+
+async fn availability_follows_the_masters_zone_across_the_next_dst_change(mode: Mode) {
+    let shop = shop(mode).await;
+    let (status, _) = call(
+        &shop.app,
+        "PUT",
+        &format!("/api/v1/masters/{}/working-hours", shop.master),
+        &shop.admin,
+        Some(json!({
+            "working_hours": every_day("09:00", "12:00"), "breaks": []
+        })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // Berlin's clocks go forward on Sunday 28 March 2027; the master works
+    // in UTC, the question is asked in Berlin time.
+    shop.app.settle().await;
+    let path = format!(
+        "/api/v1/availability?service_id={}&date=2027-03-28&tz=Europe/Berlin",
+        shop.service
+    );
+    let (status, day) = shop.app.get_json(&path).await;
+    assert_eq!(status, 200, "{day}");
+    let starts: Vec<&str> = day["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["start"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        starts.first(),
+        Some(&"2027-03-28T11:00:00+02:00"),
+        "09:00 UTC is 11:00 in Berlin summer time"
+    );
+    assert!(starts.iter().all(|s| s.ends_with("+02:00")));
+    let (_, before) = shop
+        .app
+        .get_json(&format!(
+            "/api/v1/availability?service_id={}&date=2027-03-27&tz=Europe/Berlin",
+            shop.service
+        ))
+        .await;
+    assert_eq!(before["slots"][0]["start"], "2027-03-27T10:00:00+01:00");
+}
+both_modes!(availability_follows_the_masters_zone_across_the_next_dst_change);
