@@ -29,4 +29,5 @@ pub trait Projector: Send + Sync + 'static {
 }
 
 pub mod appointments;
+pub mod statistics;
 pub mod users;

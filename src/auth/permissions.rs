@@ -31,6 +31,12 @@ pub enum Action {
     ChangeAppointment,
     /// Confirm, complete, mark as no-show.
     ProcessAppointment,
+    /// A master's schedule with free gaps (masters their own).
+    ReadSchedule,
+    /// Business statistics.
+    ReadStatistics,
+    /// A client's own dashboard.
+    ReadOwnDashboard,
 }
 
 /// Who may perform an action.
@@ -68,6 +74,15 @@ pub const MATRIX: &[(Action, Access)] = &[
         Action::ProcessAppointment,
         Access::Roles(&[Role::Admin, Role::Manager, Role::Operator, Role::Master]),
     ),
+    (
+        Action::ReadSchedule,
+        Access::Roles(&[Role::Admin, Role::Manager, Role::Operator, Role::Master]),
+    ),
+    (
+        Action::ReadStatistics,
+        Access::Roles(&[Role::Admin, Role::Manager, Role::Marketer]),
+    ),
+    (Action::ReadOwnDashboard, Access::SignedIn),
 ];
 
 /// Staff who act on any client's appointments (book for them, cancel late).
@@ -163,6 +178,9 @@ pub const ROUTES: &[(&str, &str, Action)] = &[
         "/api/v1/appointments/{id}/no-show",
         Action::ProcessAppointment,
     ),
+    ("GET", "/api/v1/masters/{id}/schedule", Action::ReadSchedule),
+    ("GET", "/api/v1/stats/appointments", Action::ReadStatistics),
+    ("GET", "/api/v1/me/dashboard", Action::ReadOwnDashboard),
 ];
 
 pub fn access(action: Action) -> Access {

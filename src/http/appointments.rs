@@ -72,6 +72,9 @@ impl Module for AppointmentsModule {
             .routes(routes!(confirm))
             .routes(routes!(complete))
             .routes(routes!(no_show))
+            .routes(routes!(super::dashboards::master_schedule))
+            .routes(routes!(super::dashboards::appointment_stats))
+            .routes(routes!(super::dashboards::my_dashboard))
     }
 
     fn install(&self, platform: &Arc<Platform>, services: &mut Services) {
@@ -87,6 +90,7 @@ impl Module for AppointmentsModule {
             Arc::new(CatalogProjector),
             Arc::new(MastersProjector),
             Arc::new(AppointmentsProjector),
+            Arc::new(annals_projections::statistics::StatisticsProjector),
         ]
     }
 }
@@ -1343,7 +1347,7 @@ pub struct AppointmentView {
 
 const APPOINTMENT_COLUMNS: &str = "id, client_id, master_id, service_id, start_at, end_at, status, price, currency, note, version";
 
-fn appointment_view(row: &sqlx::any::AnyRow) -> Result<AppointmentView, ApiError> {
+pub(crate) fn appointment_view(row: &sqlx::any::AnyRow) -> Result<AppointmentView, ApiError> {
     let uuid = |col: &str| -> Result<Uuid, ApiError> {
         Uuid::parse_str(&row.try_get::<String, _>(col)?).map_err(ApiError::internal)
     };

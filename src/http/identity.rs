@@ -601,7 +601,7 @@ async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Result<Statu
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn load_me(app: &AppState, id: Uuid) -> Result<MeResponse, ApiError> {
+pub(crate) async fn load_me(app: &AppState, id: Uuid) -> Result<MeResponse, ApiError> {
     let row =
         sqlx::query("SELECT username, roles, active, version, profile FROM users WHERE id = $1")
             .bind(id.to_string())

@@ -3,6 +3,7 @@
 
 pub mod appointments;
 pub mod command;
+pub mod dashboards;
 pub mod error;
 pub mod extract;
 pub mod identity;

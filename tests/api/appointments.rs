@@ -500,3 +500,130 @@ async fn availability_follows_the_masters_zone_across_the_next_dst_change(mode: 
     assert_eq!(before["slots"][0]["start"], "2027-03-27T10:00:00+01:00");
 }
 both_modes!(availability_follows_the_masters_zone_across_the_next_dst_change);
+
+async fn statistics_schedule_and_dashboard_reflect_the_appointments(mode: Mode) {
+    let shop = shop(mode).await;
+    let ada = client(&shop, "ada").await;
+    let mia = login(&shop.app, "mia").await;
+    let mut ids = Vec::new();
+    for time in ["09:00", "10:00", "11:00"] {
+        let (status, booked) = book(&shop, &ada, time).await;
+        assert_eq!(status, 201);
+        ids.push(booked["id"].as_str().unwrap().to_string());
+    }
+    let act = |id: &str, action: &str| format!("/api/v1/appointments/{id}/{action}");
+    for (id, steps) in [
+        (&ids[0], &["confirm", "complete"][..]),
+        (&ids[2], &["confirm", "no-show"][..]),
+    ] {
+        for step in steps {
+            assert_eq!(
+                call(&shop.app, "POST", &act(id, step), &mia, None).await.0,
+                200,
+                "{step} by the master"
+            );
+        }
+    }
+    let (status, _) = call(
+        &shop.app,
+        "POST",
+        &act(&ids[1], "cancel"),
+        &shop.admin,
+        Some(json!({"reason": "closed"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    shop.app.settle().await;
+
+    let stats = |group: &str, token: &str| {
+        let path = format!(
+            "/api/v1/stats/appointments?from={}&to={}&group_by={group}",
+            shop.day, shop.day
+        );
+        let token = token.to_string();
+        let app = &shop.app;
+        async move { call(app, "GET", &path, &token, None).await }
+    };
+    let (status, by_master) = stats("master", &shop.admin).await;
+    assert_eq!(status, 200, "{by_master}");
+    let group = &by_master["groups"][0];
+    assert_eq!(group["key"], shop.master.as_str());
+    assert_eq!(
+        (
+            group["appointments"].as_i64(),
+            group["completed"].as_i64(),
+            group["cancelled"].as_i64(),
+            group["no_show"].as_i64()
+        ),
+        (Some(3), Some(1), Some(1), Some(1))
+    );
+    assert_eq!(group["cancellation_rate"], 0.3333);
+    assert_eq!(
+        group["revenue"],
+        json!([{"amount": "25.00", "currency": "EUR"}])
+    );
+    let hours: Vec<i64> = by_master["busiest_hours"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["hour"].as_i64().unwrap())
+        .collect();
+    assert_eq!(hours, [9, 11], "the cancelled 10:00 does not count");
+    let (_, by_month) = stats("month", &shop.admin).await;
+    assert_eq!(by_month["groups"][0]["key"], &shop.day[..7]);
+    assert_eq!(
+        stats("service", &ada).await.0,
+        403,
+        "clients do not see business statistics"
+    );
+
+    let path = format!(
+        "/api/v1/masters/{}/schedule?from={}&to={}",
+        shop.master, shop.day, shop.day
+    );
+    let (status, schedule) = call(&shop.app, "GET", &path, &mia, None).await;
+    assert_eq!(status, 200, "{schedule}");
+    let day = &schedule["days"][0];
+    assert_eq!(
+        day["appointments"].as_array().unwrap().len(),
+        2,
+        "the cancelled one is not listed: {day}"
+    );
+    let free: Vec<(String, String)> = day["free"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["start"].as_str().unwrap()[11..16].to_string(),
+                s["end"].as_str().unwrap()[11..16].to_string(),
+            )
+        })
+        .collect();
+    // 09:00-10:00 and 11:00-12:00 (with buffers) were used, 13:00-14:00 is
+    // the break; the cancelled 10:00 is free again.
+    let span = |a: &str, b: &str| (a.to_string(), b.to_string());
+    assert_eq!(
+        free,
+        [
+            span("10:00", "11:00"),
+            span("12:00", "13:00"),
+            span("14:00", "18:00")
+        ]
+    );
+    assert_eq!(call(&shop.app, "GET", &path, &ada, None).await.0, 403);
+
+    let (status, dashboard) = call(&shop.app, "GET", "/api/v1/me/dashboard", &ada, None).await;
+    assert_eq!(status, 200, "{dashboard}");
+    assert_eq!(dashboard["profile"]["username"], "ada");
+    assert_eq!(
+        dashboard["upcoming"],
+        json!([]),
+        "nothing is still booked or confirmed"
+    );
+    assert_eq!(
+        dashboard["this_month"]["month"],
+        Utc::now().format("%Y-%m").to_string()
+    );
+}
+both_modes!(statistics_schedule_and_dashboard_reflect_the_appointments);

@@ -1,0 +1,90 @@
+//! The statistics engine: a consumer of the log with its own checkpoint
+//! that keeps one fact row per appointment. Queries group the facts (by
+//! master, service, month, hour); later domains add their facts here.
+
+use async_trait::async_trait;
+use cqrs_es::Aggregate;
+use sqlx::AnyConnection;
+
+use annals_domain::appointment::{Appointment, AppointmentEvent};
+use annals_domain::StoredEvent;
+
+use crate::appointments::timestamp;
+use crate::Projector;
+
+pub const NAME: &str = "statistics";
+
+pub struct StatisticsProjector;
+
+#[async_trait]
+impl Projector for StatisticsProjector {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn apply(&self, tx: &mut AnyConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
+        for event in events
+            .iter()
+            .filter(|e| e.aggregate_type == Appointment::TYPE)
+        {
+            let id = &event.aggregate_id;
+            let set_status = |status: &'static str| {
+                sqlx::query("UPDATE appointment_facts SET status = $1, version = $2 WHERE id = $3")
+                    .bind(status)
+                    .bind(event.sequence)
+                    .bind(id.clone())
+            };
+            match serde_json::from_value::<AppointmentEvent>(event.payload.clone())? {
+                AppointmentEvent::Booked(b) => {
+                    sqlx::query(
+                        "INSERT INTO appointment_facts (id, client_id, master_id, service_id, start_at, status, price, currency, version) \
+                         VALUES ($1, $2, $3, $4, $5, 'booked', $6, $7, $8)",
+                    )
+                    .bind(id)
+                    .bind(b.client_id.to_string())
+                    .bind(b.master_id.to_string())
+                    .bind(b.service_id.to_string())
+                    .bind(timestamp(b.start))
+                    .bind(b.price.amount.to_string())
+                    .bind(b.price.currency.clone())
+                    .bind(event.sequence)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                AppointmentEvent::Rescheduled {
+                    to_start,
+                    to_master_id,
+                    ..
+                } => {
+                    sqlx::query("UPDATE appointment_facts SET start_at = $1, master_id = $2, version = $3 WHERE id = $4")
+                        .bind(timestamp(to_start))
+                        .bind(to_master_id.to_string())
+                        .bind(event.sequence)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                AppointmentEvent::Confirmed => {
+                    set_status("confirmed").execute(&mut *tx).await?;
+                }
+                AppointmentEvent::Cancelled { .. } => {
+                    set_status("cancelled").execute(&mut *tx).await?;
+                }
+                AppointmentEvent::Completed => {
+                    set_status("completed").execute(&mut *tx).await?;
+                }
+                AppointmentEvent::MarkedNoShow => {
+                    set_status("no_show").execute(&mut *tx).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn reset(&self, tx: &mut AnyConnection) -> anyhow::Result<()> {
+        sqlx::query("DELETE FROM appointment_facts")
+            .execute(&mut *tx)
+            .await?;
+        Ok(())
+    }
+}
