@@ -317,7 +317,8 @@ pub async fn master_schedule(
     let id = Uuid::parse_str(&id)
         .map_err(|_| ApiError::bad_request("path parameter id: must be a UUID"))?;
     let staff = me.roles.iter().any(|r| APPOINTMENT_STAFF.contains(r));
-    if !staff && !(me.has(Role::Master) && me.user_id == id) {
+    let own = me.has(Role::Master) && me.user_id == id;
+    if !(staff || own) {
         return Err(ApiError::not_found("no such master"));
     }
     if query.to < query.from || (query.to - query.from).num_days() > 31 {
