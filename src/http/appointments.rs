@@ -1435,6 +1435,16 @@ async fn list_appointments(
     } else {
         (Some(me.user_id), query.master_id)
     };
+    if query
+        .cursor
+        .as_ref()
+        .is_some_and(|c| c.chars().count() > 200)
+    {
+        return Err(ApiError::invalid_field(
+            "cursor",
+            "must be at most 200 characters",
+        ));
+    }
     let after = query
         .cursor
         .as_deref()

@@ -230,10 +230,14 @@ impl<S: Send + Sync> FromRequestParts<S> for CommandHeaders {
         };
         let idempotency_key = match text("idempotency-key")? {
             None => None,
-            Some(key) if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY => {
+            Some(key)
+                if key.is_empty()
+                    || key.len() > MAX_IDEMPOTENCY_KEY
+                    || !key.bytes().all(|b| (b'!'..=b'~').contains(&b)) =>
+            {
                 return Err(header_error(
                     "Idempotency-Key",
-                    &format!("must be 1 to {MAX_IDEMPOTENCY_KEY} characters"),
+                    &format!("must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters, without spaces"),
                 ))
             }
             Some(key) => Some(key),
