@@ -627,3 +627,46 @@ async fn statistics_schedule_and_dashboard_reflect_the_appointments(mode: Mode) 
     );
 }
 both_modes!(statistics_schedule_and_dashboard_reflect_the_appointments);
+
+async fn any_master_means_the_first_free_one(mode: Mode) {
+    let shop = shop(mode).await;
+    let max = user(&shop.app, "max", "master");
+    shop.app.settle().await;
+    let (status, _) = call(
+        &shop.app,
+        "POST",
+        "/api/v1/masters",
+        &shop.admin,
+        Some(json!({
+            "user_id": max, "service_ids": [shop.service], "time_zone": "UTC",
+            "working_hours": every_day("09:00", "18:00"), "breaks": []
+        })),
+    )
+    .await;
+    assert_eq!(status, 201);
+    shop.app.settle().await;
+    let ada = client(&shop, "ada").await;
+    let any = json!({"service_id": shop.service, "start": format!("{}T10:00:00Z", shop.day)});
+    let (first, a) = call(
+        &shop.app,
+        "POST",
+        "/api/v1/appointments",
+        &ada,
+        Some(any.clone()),
+    )
+    .await;
+    let (second, b) = call(
+        &shop.app,
+        "POST",
+        "/api/v1/appointments",
+        &ada,
+        Some(any.clone()),
+    )
+    .await;
+    assert_eq!((first, second), (201, 201));
+    assert_ne!(a["master_id"], b["master_id"], "two masters, one each");
+    let (third, problem) = call(&shop.app, "POST", "/api/v1/appointments", &ada, Some(any)).await;
+    assert_eq!(third, 409);
+    assert_eq!(problem["type"], "/problems/slot-taken");
+}
+both_modes!(any_master_means_the_first_free_one);
