@@ -24,6 +24,41 @@ pub struct NatsConfig {
     pub prefix: String,
 }
 
+/// The Telegram notifier (TELEGRAM_*); absent: the notifier is off.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TelegramConfig {
+    pub token: String,
+    /// A self-hosted (or, in tests, fake) Bot API server.
+    pub api_url: Option<url::Url>,
+    pub staff_chat_ids: Vec<i64>,
+    pub staff_user_ids: Vec<i64>,
+}
+
+impl std::fmt::Debug for TelegramConfig {
+    // The token is a secret: never in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelegramConfig")
+            .field("api_url", &self.api_url)
+            .field("staff_chat_ids", &self.staff_chat_ids)
+            .field("staff_user_ids", &self.staff_user_ids)
+            .finish_non_exhaustive()
+    }
+}
+
+fn id_list(name: &str, value: Option<String>) -> Result<Vec<i64>> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<i64>()
+                .map_err(|_| anyhow!("{name}: '{s}' is not a numeric Telegram id"))
+        })
+        .collect()
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -57,6 +92,7 @@ pub struct Settings {
     pub min_notice_minutes: i64,
     /// Until how long before its start a client may cancel.
     pub cancel_notice_minutes: i64,
+    pub telegram: Option<TelegramConfig>,
 }
 
 impl Settings {
@@ -165,7 +201,42 @@ impl Settings {
         let slot_step_minutes = number("ANNALS_SLOT_STEP_MINUTES", 15, 240)?.max(1);
         let min_notice_minutes = number("ANNALS_MIN_NOTICE_MINUTES", 60, 60 * 24 * 30)?;
         let cancel_notice_minutes = number("ANNALS_CANCEL_NOTICE_MINUTES", 120, 60 * 24 * 30)?;
+        let telegram = match get("TELEGRAM_BOT_TOKEN") {
+            None => None,
+            Some(token) => {
+                let token = token.trim().to_string();
+                if !token.contains(':') {
+                    bail!("TELEGRAM_BOT_TOKEN: not a bot token like 123456:ABC-DEF");
+                }
+                let api_url = match get("TELEGRAM_API_URL") {
+                    None => None,
+                    Some(raw) => {
+                        // teloxide wants no trailing slash on a URL with a path.
+                        let trimmed = raw.trim().trim_end_matches('/');
+                        let url = url::Url::parse(trimmed)
+                            .map_err(|_| anyhow!("TELEGRAM_API_URL: '{raw}' is not a URL"))?;
+                        if !matches!(url.scheme(), "http" | "https") {
+                            bail!("TELEGRAM_API_URL: must be http:// or https://");
+                        }
+                        Some(url)
+                    }
+                };
+                Some(TelegramConfig {
+                    token,
+                    api_url,
+                    staff_chat_ids: id_list(
+                        "TELEGRAM_STAFF_CHAT_IDS",
+                        get("TELEGRAM_STAFF_CHAT_IDS"),
+                    )?,
+                    staff_user_ids: id_list(
+                        "TELEGRAM_STAFF_USER_IDS",
+                        get("TELEGRAM_STAFF_USER_IDS"),
+                    )?,
+                })
+            }
+        };
         Ok(Self {
+            telegram,
             slot_step_minutes,
             min_notice_minutes,
             cancel_notice_minutes,
@@ -246,6 +317,7 @@ mod tests {
             ("ANNALS_TOKEN_TTL_MINUTES", "0"),
             ("ANNALS_SMTP_URL", "http://mail"),
             ("ANNALS_PUBLIC_URL", "example.com"),
+            ("TELEGRAM_BOT_TOKEN", "no-colon"),
         ];
         for (name, value) in cases {
             let mut vars = vec![(name, value)];

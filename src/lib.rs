@@ -6,6 +6,7 @@ pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod notifier;
 pub mod platform;
 pub mod startup;
 pub mod store;

@@ -130,6 +130,9 @@ pub async fn connect(settings: Settings, modules: &[Box<dyn Module>]) -> Result<
     if nats.is_some() {
         consumers.push(ConsumerState::new(bus::RELAY));
     }
+    if settings.telegram.is_some() {
+        consumers.push(ConsumerState::new(crate::notifier::NAME));
+    }
     let mut names: Vec<_> = consumers.iter().map(|c| c.name).collect();
     names.sort_unstable();
     if let Some(twice) = names.windows(2).find(|w| w[0] == w[1]) {
@@ -175,6 +178,23 @@ fn start_workers(
     ) {
         let ctx = ctx.clone();
         workers.spawn(async move { ("relay", bus::run_relay(nats, state, ctx).await) });
+    }
+    if let (Some(telegram), Some(state)) = (
+        platform.settings.telegram.clone(),
+        platform.consumer(crate::notifier::NAME).cloned(),
+    ) {
+        let notifier = crate::notifier::Notifier::new(
+            telegram,
+            platform.db.any.clone(),
+            platform.settings.timezone,
+        );
+        let ctx = ctx.clone();
+        workers.spawn(async move {
+            (
+                "notifier",
+                crate::notifier::run_notifier(notifier, state, ctx).await,
+            )
+        });
     }
     let states = platform.consumers().to_vec();
     let head = platform.head.clone();

@@ -42,6 +42,9 @@ pub struct Readiness {
     pub status: &'static str,
     pub database: Check,
     pub nats: NatsCheck,
+    /// `off` when TELEGRAM_BOT_TOKEN is unset, `on` otherwise.
+    #[schema(example = "off")]
+    pub notifier: &'static str,
     /// Highest position in the global log (as of the last lag check).
     pub log_head: i64,
     pub consumers: Vec<ConsumerReport>,
@@ -129,6 +132,11 @@ async fn readyz(State(app): State<AppState>) -> Response {
         status: if ready { "ready" } else { "not_ready" },
         database,
         nats,
+        notifier: if platform.settings.telegram.is_some() {
+            "on"
+        } else {
+            "off"
+        },
         log_head: head,
         consumers,
     };

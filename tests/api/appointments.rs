@@ -5,20 +5,20 @@ use chrono::{Duration, Utc};
 use serde_json::{json, Value};
 
 use crate::both_modes;
-use crate::support::{run_cli, spawn_app, Api, Mode, TestApp};
+use crate::support::{run_cli, Api, Backing, Mode, TestApp};
 
 const PASSWORD: &str = "correct horse battery";
 
-struct Shop {
-    app: TestApp,
-    admin: String,
-    service: String,
-    master: String,
+pub(crate) struct Shop {
+    pub(crate) app: TestApp,
+    pub(crate) admin: String,
+    pub(crate) service: String,
+    pub(crate) master: String,
     /// A day a week ahead, as YYYY-MM-DD (UTC, the business zone).
-    day: String,
+    pub(crate) day: String,
 }
 
-fn user(app: &TestApp, name: &str, role: &str) -> String {
+pub(crate) fn user(app: &TestApp, name: &str, role: &str) -> String {
     let out = run_cli(
         &app.backing,
         &[
@@ -40,7 +40,7 @@ fn user(app: &TestApp, name: &str, role: &str) -> String {
         .to_string()
 }
 
-async fn login(app: &TestApp, name: &str) -> String {
+pub(crate) async fn login(app: &TestApp, name: &str) -> String {
     let response = app
         .post(
             "/api/v1/auth/login",
@@ -86,8 +86,12 @@ fn every_day(start: &str, end: &str) -> Value {
 
 /// An admin, a 45-minute service with a 15-minute buffer after, and a
 /// master working 09:00–18:00 with a break 13:00–14:00 every day (UTC).
-async fn shop(mode: Mode) -> Shop {
-    let app = spawn_app(mode).await;
+pub(crate) async fn shop(mode: Mode) -> Shop {
+    shop_on(Backing::new(mode).await).await
+}
+
+pub(crate) async fn shop_on(backing: Backing) -> Shop {
+    let app = TestApp::start(backing).await;
     user(&app, "boss", "admin");
     let master = user(&app, "mia", "master");
     app.settle().await;
@@ -140,7 +144,7 @@ async fn shop(mode: Mode) -> Shop {
     }
 }
 
-async fn client(shop: &Shop, name: &str) -> String {
+pub(crate) async fn client(shop: &Shop, name: &str) -> String {
     let response = shop.app.post("/api/v1/auth/register", json!({
         "username": name, "password": PASSWORD, "full_name": name, "email": format!("{name}@example.com"), "phone": "+441234567890"
     })).await;
@@ -148,7 +152,7 @@ async fn client(shop: &Shop, name: &str) -> String {
     login(&shop.app, name).await
 }
 
-async fn book(shop: &Shop, token: &str, time: &str) -> (u16, Value) {
+pub(crate) async fn book(shop: &Shop, token: &str, time: &str) -> (u16, Value) {
     let body = json!({"service_id": shop.service, "master_id": shop.master, "start": format!("{}T{time}:00Z", shop.day)});
     call(&shop.app, "POST", "/api/v1/appointments", token, Some(body)).await
 }

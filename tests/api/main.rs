@@ -10,6 +10,7 @@ mod consumers;
 mod faults;
 mod identity;
 mod log;
+mod notifier;
 mod openapi;
 mod ops;
 mod upcast;

@@ -1,0 +1,334 @@
+//! The Telegram notifier: a consumer of the log that sends staff alerts
+//! through teloxide, each (cause, chat) exactly once in effect thanks to a
+//! delivery ledger. It starts at the end of the log (history is never
+//! announced) and is not a read model, so `annals replay` never sends.
+
+pub mod templates;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use sqlx::{AnyPool, Row};
+use teloxide::prelude::Requester;
+use teloxide::types::ChatId;
+use teloxide::{Bot, RequestError};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use annals_domain::StoredEvent;
+
+use crate::bus::{Checkpoints, ConsumerState, WorkerContext};
+use crate::store::now_millis;
+use templates::{Alert, Ref};
+
+pub const NAME: &str = "notifier";
+
+pub use crate::config::TelegramConfig;
+
+impl TelegramConfig {
+    pub fn bot(&self) -> Bot {
+        let bot = Bot::new(self.token.clone());
+        match &self.api_url {
+            Some(url) => bot.set_api_url(url.clone()),
+            None => bot,
+        }
+    }
+}
+
+/// Spaces sends: one a second per chat, 30 a second in all (Telegram's limits).
+struct Pace {
+    per_chat: HashMap<i64, Instant>,
+    last: Option<Instant>,
+}
+
+impl Pace {
+    async fn wait(&mut self, chat: i64) {
+        let now = Instant::now();
+        let mut until = now;
+        if let Some(last) = self.per_chat.get(&chat) {
+            until = until.max(*last + Duration::from_secs(1));
+        }
+        if let Some(last) = self.last {
+            until = until.max(last + Duration::from_millis(34));
+        }
+        if until > now {
+            tokio::time::sleep(until - now).await;
+        }
+        let sent = Instant::now();
+        self.per_chat.insert(chat, sent);
+        self.last = Some(sent);
+        if self.per_chat.len() > 10_000 {
+            self.per_chat
+                .retain(|_, t| sent.duration_since(*t) < Duration::from_secs(1));
+        }
+    }
+}
+
+pub struct Notifier {
+    config: TelegramConfig,
+    bot: Bot,
+    pool: AnyPool,
+    timezone: chrono_tz::Tz,
+    pace: Pace,
+}
+
+enum Sent {
+    Delivered,
+    /// Telegram refused for good (bad chat, bot blocked): recorded, not retried.
+    Refused(String),
+}
+
+impl Notifier {
+    pub fn new(config: TelegramConfig, pool: AnyPool, timezone: chrono_tz::Tz) -> Self {
+        Self {
+            bot: config.bot(),
+            config,
+            pool,
+            timezone,
+            pace: Pace {
+                per_chat: HashMap::new(),
+                last: None,
+            },
+        }
+    }
+
+    /// Sends with retries: 429 waits the `retry_after` Telegram asks for,
+    /// network errors back off; gives up only on a refusal.
+    async fn send(&mut self, chat: i64, text: &str, stop: &watch::Receiver<bool>) -> Result<Sent> {
+        let mut attempt = 0u32;
+        loop {
+            self.pace.wait(chat).await;
+            match self.bot.send_message(ChatId(chat), text.to_string()).await {
+                Ok(_) => return Ok(Sent::Delivered),
+                Err(RequestError::RetryAfter(seconds)) => {
+                    tracing::info!(chat, seconds = seconds.seconds(), "Telegram asks to wait");
+                    tokio::time::sleep(seconds.duration()).await;
+                }
+                Err(RequestError::Api(err)) => return Ok(Sent::Refused(err.to_string())),
+                Err(err) => {
+                    attempt += 1;
+                    if *stop.borrow() {
+                        anyhow::bail!("stopping with a message unsent: {err}");
+                    }
+                    let pause = Duration::from_millis(200 << attempt.min(6));
+                    tracing::warn!(chat, attempt, error = %err, "sending failed; retrying");
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+    }
+
+    /// Delivers `text` to `chat` for `cause` unless the ledger says it was
+    /// handled already.
+    async fn deliver(
+        &mut self,
+        cause: &str,
+        chat: i64,
+        text: &str,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<()> {
+        let claimed = sqlx::query(
+            "INSERT INTO notifier_ledger (cause, chat_id, text, status, attempts, updated_at) \
+             VALUES ($1, $2, $3, 'sending', 0, $4) ON CONFLICT (cause, chat_id) DO NOTHING",
+        )
+        .bind(cause)
+        .bind(chat)
+        .bind(text)
+        .bind(now_millis())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if claimed == 1 {
+            self.finish(cause, chat, text, stop).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(
+        &mut self,
+        cause: &str,
+        chat: i64,
+        text: &str,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<()> {
+        let status = match self.send(chat, text, stop).await? {
+            Sent::Delivered => "sent".to_string(),
+            Sent::Refused(why) => {
+                tracing::warn!(chat, %why, "Telegram refused a message");
+                "refused".to_string()
+            }
+        };
+        sqlx::query("UPDATE notifier_ledger SET status = $1, attempts = attempts + 1, updated_at = $2 WHERE cause = $3 AND chat_id = $4")
+            .bind(status)
+            .bind(now_millis())
+            .bind(cause)
+            .bind(chat)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Messages a crash left between claim and send: sent again (at most
+    /// one per crash and chat, since a notifier sends one message at a time).
+    async fn resume(&mut self, stop: &watch::Receiver<bool>) -> Result<()> {
+        let rows = sqlx::query(
+            "SELECT cause, chat_id, text FROM notifier_ledger WHERE status = 'sending'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for row in rows {
+            let (cause, chat, text): (String, i64, String) = (
+                row.try_get("cause")?,
+                row.try_get("chat_id")?,
+                row.try_get("text")?,
+            );
+            self.finish(&cause, chat, &text, stop).await?;
+        }
+        Ok(())
+    }
+
+    async fn name_of_user(&self, id: Uuid) -> String {
+        sqlx::query_scalar::<_, String>("SELECT full_name FROM users WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| id.to_string())
+    }
+
+    async fn name_of_service(&self, id: Uuid) -> String {
+        sqlx::query_scalar::<_, String>("SELECT name FROM services WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| id.to_string())
+    }
+
+    fn time(&self, t: DateTime<Utc>) -> String {
+        t.with_timezone(&self.timezone)
+            .format("%a %d %b %Y %H:%M %Z")
+            .to_string()
+    }
+
+    /// The alert as text, with names instead of ids where known.
+    pub async fn render(&self, alert: &Alert) -> String {
+        let mut out = format!("{}\n", alert.headline);
+        for (label, value) in &alert.lines {
+            let shown = match value {
+                Ref::User(id) => self.name_of_user(*id).await,
+                Ref::Service(id) => self.name_of_service(*id).await,
+                Ref::Time(t) => self.time(*t),
+                Ref::Text(text) => text.clone(),
+                Ref::Appointment(id) => {
+                    let row = sqlx::query(
+                        "SELECT client_id, service_id, start_at FROM appointments WHERE id = $1",
+                    )
+                    .bind(id.to_string())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .ok()
+                    .flatten();
+                    match row {
+                        None => id.to_string(),
+                        Some(row) => {
+                            let get = |c: &str| row.try_get::<String, _>(c).unwrap_or_default();
+                            let client = self
+                                .name_of_user(
+                                    Uuid::parse_str(&get("client_id")).unwrap_or_default(),
+                                )
+                                .await;
+                            let service = self
+                                .name_of_service(
+                                    Uuid::parse_str(&get("service_id")).unwrap_or_default(),
+                                )
+                                .await;
+                            let start = DateTime::parse_from_rfc3339(&get("start_at"))
+                                .map(|t| self.time(t.with_timezone(&Utc)))
+                                .unwrap_or_default();
+                            format!("{service} for {client}, {start}")
+                        }
+                    }
+                }
+            };
+            out.push_str(&format!("{label}: {shown}\n"));
+        }
+        out.push_str(&format!("#{}", alert.link));
+        out
+    }
+
+    async fn handle(&mut self, event: &StoredEvent, stop: &watch::Receiver<bool>) -> Result<()> {
+        let Some(template) = templates::template(&event.event_type) else {
+            return Ok(());
+        };
+        let Some(alert) = template(event) else {
+            return Ok(());
+        };
+        let text = self.render(&alert).await;
+        let cause = event.event_id.to_string();
+        for chat in self.config.staff_chat_ids.clone() {
+            self.deliver(&cause, chat, &text, stop).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs the notifier until the process stops.
+pub async fn run_notifier(
+    mut notifier: Notifier,
+    state: Arc<ConsumerState>,
+    mut ctx: WorkerContext,
+) -> Result<()> {
+    // First start: begin at the end of the log; history is not news.
+    let head = ctx.log.head().await?;
+    sqlx::query("INSERT INTO consumer_checkpoints (name, position, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
+        .bind(NAME)
+        .bind(head)
+        .bind(now_millis())
+        .execute(&ctx.pool)
+        .await?;
+    let mut checkpoint = Checkpoints::get(&ctx.pool, NAME).await?;
+    state.advanced(checkpoint, None);
+    notifier.resume(&ctx.stop).await?;
+    while !*ctx.stop.borrow() {
+        let events = match ctx.log.read_after(checkpoint, 100).await {
+            Ok(events) => events,
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), "notifier cannot read the log");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if events.is_empty() {
+            tokio::select! {
+                _ = ctx.appended.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = crate::bus::nats::stopped(&mut ctx.stop) => {}
+            }
+            continue;
+        }
+        for event in &events {
+            if let Err(err) = notifier.handle(event, &ctx.stop).await {
+                tracing::warn!(error = %format!("{err:#}"), position = event.position, "notifier paused");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                break;
+            }
+            checkpoint = event.position;
+            sqlx::query(
+                "UPDATE consumer_checkpoints SET position = $1, updated_at = $2 WHERE name = $3",
+            )
+            .bind(checkpoint)
+            .bind(now_millis())
+            .bind(NAME)
+            .execute(&ctx.pool)
+            .await?;
+            state.advanced(checkpoint, Some(event.recorded_at));
+        }
+    }
+    Ok(())
+}

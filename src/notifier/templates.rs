@@ -1,0 +1,108 @@
+//! What the notifier says about which event: one table, event type →
+//! template. A later domain adds its alerts as entries here.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use annals_domain::appointment::{AppointmentEvent, Booking};
+use annals_domain::StoredEvent;
+
+/// A staff alert, before names are looked up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    pub headline: &'static str,
+    pub lines: Vec<(&'static str, Ref)>,
+    /// Link-style reference to the thing (`appointment/<id>`).
+    pub link: String,
+}
+
+/// A value shown in an alert; ids become names when the read models know them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ref {
+    User(Uuid),
+    Service(Uuid),
+    Time(DateTime<Utc>),
+    Text(String),
+    /// Look up client, service, master and time of this appointment.
+    Appointment(Uuid),
+}
+
+pub type Template = fn(&StoredEvent) -> Option<Alert>;
+
+/// Every staff alert.
+pub const ALERTS: &[(&str, Template)] = &[
+    ("AppointmentBooked", appointment_booked),
+    ("AppointmentCancelled", appointment_cancelled),
+    ("AppointmentRescheduled", appointment_rescheduled),
+];
+
+pub fn template(event_type: &str) -> Option<Template> {
+    ALERTS
+        .iter()
+        .find(|(t, _)| *t == event_type)
+        .map(|(_, f)| *f)
+}
+
+fn appointment(event: &StoredEvent) -> Option<(Uuid, AppointmentEvent)> {
+    let id = Uuid::parse_str(&event.aggregate_id).ok()?;
+    Some((id, serde_json::from_value(event.payload.clone()).ok()?))
+}
+
+fn booking_lines(b: &Booking) -> Vec<(&'static str, Ref)> {
+    vec![
+        ("Client", Ref::User(b.client_id)),
+        ("Service", Ref::Service(b.service_id)),
+        ("Master", Ref::User(b.master_id)),
+        ("Time", Ref::Time(b.start)),
+    ]
+}
+
+fn appointment_booked(event: &StoredEvent) -> Option<Alert> {
+    let (id, AppointmentEvent::Booked(b)) = appointment(event)? else {
+        return None;
+    };
+    Some(Alert {
+        headline: "New appointment",
+        lines: booking_lines(&b),
+        link: format!("appointment/{id}"),
+    })
+}
+
+fn appointment_cancelled(event: &StoredEvent) -> Option<Alert> {
+    let (id, AppointmentEvent::Cancelled { reason }) = appointment(event)? else {
+        return None;
+    };
+    Some(Alert {
+        headline: "Appointment cancelled",
+        lines: vec![
+            ("Appointment", Ref::Appointment(id)),
+            ("Reason", Ref::Text(reason)),
+        ],
+        link: format!("appointment/{id}"),
+    })
+}
+
+fn appointment_rescheduled(event: &StoredEvent) -> Option<Alert> {
+    let (
+        id,
+        AppointmentEvent::Rescheduled {
+            from_start,
+            to_start,
+            to_master_id,
+            ..
+        },
+    ) = appointment(event)?
+    else {
+        return None;
+    };
+    Some(Alert {
+        headline: "Appointment rescheduled",
+        lines: vec![
+            ("Appointment", Ref::Appointment(id)),
+            ("From", Ref::Time(from_start)),
+            ("To", Ref::Time(to_start)),
+            ("Master", Ref::User(to_master_id)),
+        ],
+        link: format!("appointment/{id}"),
+    })
+}

@@ -1,0 +1,210 @@
+//! The Telegram notifier: the real teloxide client against a fake Bot API
+//! served here over HTTP, with the real server in both modes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::appointments::{book, client, shop_on, Shop};
+use crate::both_modes;
+use crate::support::{run_cli, Api, Backing, Mode, TestApp};
+
+const STAFF_CHATS: [i64; 2] = [100, 200];
+
+/// A fake Telegram Bot API: records every sendMessage, and answers the first
+/// `throttle` of them with 429 (retry after 1 s).
+#[derive(Clone, Default)]
+struct FakeTelegram {
+    sent: Arc<Mutex<Vec<Value>>>,
+    throttle: Arc<Mutex<u32>>,
+    refused: Arc<Mutex<u32>>,
+}
+
+async fn bot_method(
+    State(fake): State<FakeTelegram>,
+    Path((_bot, method)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    if !method.eq_ignore_ascii_case("sendMessage") {
+        return Json(
+            json!({"ok": false, "error_code": 400, "description": format!("Bad Request: {method} not faked")}),
+        );
+    }
+    {
+        let mut throttle = fake.throttle.lock().unwrap();
+        if *throttle > 0 {
+            *throttle -= 1;
+            *fake.refused.lock().unwrap() += 1;
+            return Json(
+                json!({"ok": false, "error_code": 429, "description": "Too Many Requests: retry after 1", "parameters": {"retry_after": 1}}),
+            );
+        }
+    }
+    let chat = body["chat_id"].clone();
+    let mut sent = fake.sent.lock().unwrap();
+    sent.push(body.clone());
+    Json(json!({"ok": true, "result": {
+        "message_id": sent.len(), "date": 0,
+        "chat": {"id": chat, "type": "private", "first_name": "Staff"},
+        "text": body["text"],
+    }}))
+}
+
+impl FakeTelegram {
+    async fn start(&self) -> String {
+        let app = Router::new()
+            .route("/{bot}/{method}", post(bot_method))
+            .with_state(self.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{address}")
+    }
+
+    fn sent(&self) -> Vec<Value> {
+        self.sent.lock().unwrap().clone()
+    }
+
+    /// Messages per (chat, text): every one must be 1.
+    fn counts(&self) -> HashMap<(i64, String), usize> {
+        let mut counts = HashMap::new();
+        for message in self.sent() {
+            *counts
+                .entry((
+                    message["chat_id"].as_i64().unwrap(),
+                    message["text"].as_str().unwrap().to_string(),
+                ))
+                .or_insert(0) += 1;
+        }
+        counts
+    }
+
+    async fn wait_for(&self, count: usize) {
+        let started = Instant::now();
+        while self.sent().len() < count {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "only {} of {count} messages arrived",
+                self.sent().len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn notified_shop(mode: Mode, fake: &FakeTelegram) -> Shop {
+    let url = fake.start().await;
+    let mut backing = Backing::new(mode).await;
+    backing
+        .env
+        .insert("TELEGRAM_BOT_TOKEN".into(), "123456:TEST-TOKEN".into());
+    backing.env.insert("TELEGRAM_API_URL".into(), url);
+    backing
+        .env
+        .insert("TELEGRAM_STAFF_CHAT_IDS".into(), "100, 200".into());
+    shop_on(backing).await
+}
+
+async fn a_booking_alerts_every_staff_chat_once(mode: Mode) {
+    let fake = FakeTelegram::default();
+    let shop = notified_shop(mode, &fake).await;
+    let ada = client(&shop, "ada").await;
+    let (status, booked) = book(&shop, &ada, "10:00").await;
+    assert_eq!(status, 201);
+    shop.app.settle().await;
+    fake.wait_for(2).await;
+    let sent = fake.sent();
+    assert_eq!(sent.len(), 2, "one alert per staff chat: {sent:?}");
+    let chats: Vec<i64> = sent
+        .iter()
+        .map(|m| m["chat_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        chats
+            .iter()
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>(),
+        STAFF_CHATS.into_iter().collect()
+    );
+    let text = sent[0]["text"].as_str().unwrap();
+    assert!(text.starts_with("New appointment"), "{text}");
+    assert!(
+        text.contains("Haircut") && text.contains("ada"),
+        "names, not ids: {text}"
+    );
+    assert!(
+        text.contains(&format!("#appointment/{}", booked["id"].as_str().unwrap())),
+        "{text}"
+    );
+    let (_, ready) = shop.app.get_json("/readyz").await;
+    assert_eq!(ready["notifier"], "on");
+}
+both_modes!(a_booking_alerts_every_staff_chat_once);
+
+async fn a_429_is_waited_out_and_the_message_still_arrives_once(mode: Mode) {
+    let fake = FakeTelegram::default();
+    let shop = notified_shop(mode, &fake).await;
+    *fake.throttle.lock().unwrap() = 1;
+    let ada = client(&shop, "ada").await;
+    assert_eq!(book(&shop, &ada, "10:00").await.0, 201);
+    shop.app.settle().await;
+    assert_eq!(*fake.refused.lock().unwrap(), 1, "Telegram said 429 once");
+    assert_eq!(fake.sent().len(), 2);
+    assert!(fake.counts().values().all(|n| *n == 1));
+}
+both_modes!(a_429_is_waited_out_and_the_message_still_arrives_once);
+
+async fn a_restarted_notifier_sends_nothing_twice_and_replay_sends_nothing(mode: Mode) {
+    let fake = FakeTelegram::default();
+    let shop = notified_shop(mode, &fake).await;
+    let ada = client(&shop, "ada").await;
+    assert_eq!(book(&shop, &ada, "10:00").await.0, 201);
+    assert_eq!(book(&shop, &ada, "11:00").await.0, 201);
+    shop.app.settle().await;
+    let Shop {
+        app,
+        admin,
+        service,
+        master,
+        day,
+    } = shop;
+    let backing = app.shutdown().await;
+    let shop = Shop {
+        app: TestApp::start(backing).await,
+        admin,
+        service,
+        master,
+        day,
+    };
+    let ada = crate::appointments::login(&shop.app, "ada").await;
+    assert_eq!(book(&shop, &ada, "15:00").await.0, 201);
+    shop.app.settle().await;
+    assert_eq!(fake.sent().len(), 6, "two chats × three bookings");
+    assert!(fake.counts().values().all(|n| *n == 1), "nothing twice");
+
+    let backing = shop.app.shutdown().await;
+    run_cli(&backing, &["replay", "--consumer", "appointments"]);
+    run_cli(&backing, &["replay", "--consumer", "statistics"]);
+    let app = TestApp::start(backing).await;
+    app.settle().await;
+    assert_eq!(fake.sent().len(), 6, "a replay announces nothing");
+}
+both_modes!(a_restarted_notifier_sends_nothing_twice_and_replay_sends_nothing);
+
+#[tokio::test]
+async fn without_a_token_the_notifier_is_off() {
+    let app = crate::support::spawn_app(Mode::Embedded).await;
+    let (status, ready) = app.get_json("/readyz").await;
+    assert_eq!(status, 200);
+    assert_eq!(ready["notifier"], "off");
+    assert!(ready["consumers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["name"] != "notifier"));
+}
