@@ -1153,18 +1153,62 @@ async fn reserve(
         .start
         .with_timezone(&master.time_zone)
         .date_naive();
-    let command = MasterDayCommand::Reserve {
-        appointment_id,
-        reservation,
-    };
-    match execute::<MasterDay>(app, call, &master_day_id(master_id, day), command).await {
-        Ok(outcome) => Ok(Some(outcome.position)),
-        Err(CommandError::Rejected(MasterDayError::SlotTaken { .. })) => Ok(None),
-        // Many concurrent bookings on one day: the losers of the retries
-        // lost the slot too.
-        Err(CommandError::Conflict { .. }) => Ok(None),
-        Err(other) => Err(other.into()),
+    let day_id = master_day_id(master_id, day);
+    let mut reclaimed = false;
+    loop {
+        let command = MasterDayCommand::Reserve {
+            appointment_id,
+            reservation,
+        };
+        match execute::<MasterDay>(app, call, &day_id, command).await {
+            Ok(outcome) => return Ok(Some(outcome.position)),
+            Err(CommandError::Rejected(MasterDayError::SlotTaken { by })) => {
+                if reclaimed || !orphaned(app, &day_id, by).await? {
+                    return Ok(None);
+                }
+                // A booking that crashed between reserving and booking left
+                // this interval behind: give it back, then try again.
+                tracing::warn!(appointment = %by, day = %day_id, "releasing an orphaned reservation");
+                let release = MasterDayCommand::Release { appointment_id: by };
+                execute::<MasterDay>(app, call, &day_id, release).await?;
+                reclaimed = true;
+            }
+            // Many concurrent bookings on one day: the losers of the
+            // retries lost the slot too.
+            Err(CommandError::Conflict { .. }) => return Ok(None),
+            Err(other) => return Err(other.into()),
+        }
     }
+}
+
+/// How long a reservation may wait for its appointment before it counts as
+/// left behind by a crash (well beyond the longest request).
+const ORPHAN_AFTER: Duration = Duration::minutes(2);
+
+/// Whether the reservation of `appointment_id` on `day_id` has no
+/// appointment and is old enough that none is coming.
+async fn orphaned(app: &AppState, day_id: &str, appointment_id: Uuid) -> Result<bool, ApiError> {
+    let (appointment, _) = app
+        .service::<CommandBus<Appointment>>()
+        .load(&appointment_id.to_string())
+        .await?;
+    if appointment.booking.is_some() {
+        return Ok(false);
+    }
+    let history = app
+        .platform
+        .log
+        .aggregate_history(<MasterDay as cqrs_es::Aggregate>::TYPE, day_id)
+        .await?;
+    let reserved_at = history
+        .iter()
+        .rev()
+        .find(|e| {
+            e.event_type == "MasterTimeReserved"
+                && e.payload_body()["appointment_id"] == serde_json::json!(appointment_id)
+        })
+        .map(|e| e.recorded_at);
+    Ok(reserved_at.is_some_and(|at| Utc::now() - at > ORPHAN_AFTER))
 }
 
 async fn release(
