@@ -183,6 +183,16 @@ fn start_workers(
         platform.settings.telegram.clone(),
         platform.consumer(crate::notifier::NAME).cloned(),
     ) {
+        let commands = crate::notifier::Notifier::new(
+            telegram.clone(),
+            platform.db.any.clone(),
+            platform.settings.timezone,
+        );
+        let commands_ctx = ctx.clone();
+        workers.spawn(async move {
+            let ended = crate::notifier::commands::run_commands(commands, commands_ctx).await;
+            ("telegram-commands", ended)
+        });
         let notifier = crate::notifier::Notifier::new(
             telegram,
             platform.db.any.clone(),

@@ -3,6 +3,7 @@
 //! delivery ledger. It starts at the end of the log (history is never
 //! announced) and is not a read model, so `annals replay` never sends.
 
+pub mod commands;
 pub mod templates;
 
 use std::collections::HashMap;
@@ -68,10 +69,10 @@ impl Pace {
 }
 
 pub struct Notifier {
-    config: TelegramConfig,
-    bot: Bot,
-    pool: AnyPool,
-    timezone: chrono_tz::Tz,
+    pub(crate) config: TelegramConfig,
+    pub(crate) bot: Bot,
+    pub(crate) pool: AnyPool,
+    pub(crate) timezone: chrono_tz::Tz,
     pace: Pace,
 }
 
@@ -190,7 +191,7 @@ impl Notifier {
         Ok(())
     }
 
-    async fn name_of_user(&self, id: Uuid) -> String {
+    pub(crate) async fn name_of_user(&self, id: Uuid) -> String {
         sqlx::query_scalar::<_, String>("SELECT full_name FROM users WHERE id = $1")
             .bind(id.to_string())
             .fetch_optional(&self.pool)
@@ -200,7 +201,7 @@ impl Notifier {
             .unwrap_or_else(|| id.to_string())
     }
 
-    async fn name_of_service(&self, id: Uuid) -> String {
+    pub(crate) async fn name_of_service(&self, id: Uuid) -> String {
         sqlx::query_scalar::<_, String>("SELECT name FROM services WHERE id = $1")
             .bind(id.to_string())
             .fetch_optional(&self.pool)

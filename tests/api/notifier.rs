@@ -23,6 +23,29 @@ struct FakeTelegram {
     sent: Arc<Mutex<Vec<Value>>>,
     throttle: Arc<Mutex<u32>>,
     refused: Arc<Mutex<u32>>,
+    /// Updates for getUpdates, as Telegram would hold them.
+    updates: Arc<Mutex<Vec<Value>>>,
+    arrived: Arc<tokio::sync::Notify>,
+}
+
+async fn get_updates(fake: &FakeTelegram, body: &Value) -> Value {
+    let offset = body["offset"].as_i64().unwrap_or(0);
+    for _ in 0..2 {
+        let pending: Vec<Value> = fake
+            .updates
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|u| u["update_id"].as_i64().unwrap() >= offset)
+            .cloned()
+            .collect();
+        if !pending.is_empty() {
+            return json!({"ok": true, "result": pending});
+        }
+        // Long polling: hold the request until an update arrives (bounded).
+        let _ = tokio::time::timeout(Duration::from_millis(500), fake.arrived.notified()).await;
+    }
+    json!({"ok": true, "result": []})
 }
 
 async fn bot_method(
@@ -30,6 +53,9 @@ async fn bot_method(
     Path((_bot, method)): Path<(String, String)>,
     Json(body): Json<Value>,
 ) -> Json<Value> {
+    if method.eq_ignore_ascii_case("getUpdates") {
+        return Json(get_updates(&fake, &body).await);
+    }
     if !method.eq_ignore_ascii_case("sendMessage") {
         return Json(
             json!({"ok": false, "error_code": 400, "description": format!("Bad Request: {method} not faked")}),
@@ -64,6 +90,39 @@ impl FakeTelegram {
         let address = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         format!("http://{address}")
+    }
+
+    /// A user writes to the bot.
+    fn say(&self, update_id: i64, user: i64, text: &str) {
+        self.updates.lock().unwrap().push(json!({
+            "update_id": update_id,
+            "message": {
+                "message_id": update_id, "date": 0, "text": text,
+                "chat": {"id": user, "type": "private", "first_name": "U"},
+                "from": {"id": user, "is_bot": false, "first_name": "U"},
+            }
+        }));
+        self.arrived.notify_waiters();
+    }
+
+    fn sent_to(&self, chat: i64) -> Vec<String> {
+        self.sent()
+            .iter()
+            .filter(|m| m["chat_id"] == chat)
+            .map(|m| m["text"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    async fn wait_for_chat(&self, chat: i64, count: usize) {
+        let started = Instant::now();
+        while self.sent_to(chat).len() < count {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "chat {chat} got {:?}",
+                self.sent_to(chat)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     fn sent(&self) -> Vec<Value> {
@@ -107,6 +166,9 @@ async fn notified_shop(mode: Mode, fake: &FakeTelegram) -> Shop {
     backing
         .env
         .insert("TELEGRAM_STAFF_CHAT_IDS".into(), "100, 200".into());
+    backing
+        .env
+        .insert("TELEGRAM_STAFF_USER_IDS".into(), "42".into());
     shop_on(backing).await
 }
 
@@ -208,3 +270,53 @@ async fn without_a_token_the_notifier_is_off() {
         .iter()
         .all(|c| c["name"] != "notifier"));
 }
+
+async fn staff_commands_answer_whitelisted_users_and_refuse_strangers(mode: Mode) {
+    let fake = FakeTelegram::default();
+    let shop = notified_shop(mode, &fake).await;
+    let ada = client(&shop, "ada").await;
+    assert_eq!(
+        book(&shop, &ada, "10:00").await.0,
+        201,
+        "a week ahead: not today"
+    );
+    shop.app.settle().await;
+    fake.wait_for(2).await;
+
+    fake.say(1, 42, "/today");
+    fake.wait_for_chat(42, 1).await;
+    let today = &fake.sent_to(42)[0];
+    assert!(
+        today.starts_with("Today (") && today.contains("no appointments"),
+        "{today}"
+    );
+
+    fake.say(2, 7, "/today");
+    fake.wait_for_chat(7, 1).await;
+    assert_eq!(
+        fake.sent_to(7),
+        ["Sorry, this command is for staff."],
+        "a stranger gets no data"
+    );
+
+    fake.say(3, 42, "/digest");
+    fake.wait_for_chat(42, 2).await;
+    assert_eq!(fake.sent_to(42)[1], "Digest sent to 2 staff chats.");
+    for chat in STAFF_CHATS {
+        assert!(
+            fake.sent_to(chat).iter().any(|t| t.starts_with("Digest")),
+            "chat {chat}"
+        );
+    }
+
+    // Telegram delivers an update again (as after a crash): no second answer.
+    fake.say(1, 42, "/today");
+    fake.say(4, 7, "/help");
+    fake.wait_for_chat(7, 2).await;
+    assert!(
+        fake.sent_to(7)[1].contains("/today"),
+        "help lists the commands"
+    );
+    assert_eq!(fake.sent_to(42).len(), 2, "update 1 was answered once");
+}
+both_modes!(staff_commands_answer_whitelisted_users_and_refuse_strangers);

@@ -1,0 +1,175 @@
+//! The bot's commands, read by long polling `getUpdates` (one process at a
+//! time holds the poller lease). Replies go through the delivery ledger
+//! keyed by the update, so a redelivered update is not answered twice.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use teloxide::payloads::GetUpdatesSetters;
+use teloxide::prelude::Requester;
+use teloxide::types::UpdateKind;
+use uuid::Uuid;
+
+use annals_domain::appointment::availability::day_bounds;
+use annals_projections::appointments::timestamp;
+
+use super::Notifier;
+use crate::bus::workers::Lease;
+use crate::bus::WorkerContext;
+
+const LEASE: &str = "telegram-poller";
+const LEASE_TTL: Duration = Duration::from_secs(30);
+
+pub const HELP: &str = "Annals bot\n\
+/today - today's appointments by master (staff)\n\
+/digest - send today's summary to the staff chats (staff)\n\
+/help - this list";
+
+const REFUSAL: &str = "Sorry, this command is for staff.";
+
+impl Notifier {
+    fn is_staff(&self, telegram_user: Option<u64>) -> bool {
+        telegram_user.is_some_and(|u| self.config.staff_user_ids.iter().any(|s| *s as u64 == u))
+    }
+
+    /// Today's appointments (business time zone), grouped by master.
+    pub async fn today(&self) -> Result<String> {
+        let date = Utc::now().with_timezone(&self.timezone).date_naive();
+        let (start, end) = day_bounds(self.timezone, date);
+        let rows = sqlx::query(
+            "SELECT master_id, client_id, service_id, start_at, status FROM appointments \
+             WHERE start_at >= $1 AND start_at < $2 AND status <> 'cancelled' ORDER BY start_at",
+        )
+        .bind(timestamp(start))
+        .bind(timestamp(end))
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.is_empty() {
+            return Ok(format!("Today ({date}): no appointments."));
+        }
+        let mut by_master: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for row in &rows {
+            let id = |c: &str| {
+                Uuid::parse_str(&row.try_get::<String, _>(c).unwrap_or_default())
+                    .unwrap_or_default()
+            };
+            let at: String = row.try_get("start_at")?;
+            let time = DateTime::parse_from_rfc3339(&at)
+                .map(|t| t.with_timezone(&self.timezone).format("%H:%M").to_string())
+                .unwrap_or(at);
+            let line = format!(
+                "{time} {} - {} ({})",
+                self.name_of_service(id("service_id")).await,
+                self.name_of_user(id("client_id")).await,
+                row.try_get::<String, _>("status")?
+            );
+            by_master
+                .entry(self.name_of_user(id("master_id")).await)
+                .or_default()
+                .push(line);
+        }
+        let mut out = format!("Today ({date}), {} appointments:\n", rows.len());
+        for (master, lines) in by_master {
+            out.push_str(&format!("\n{master}\n"));
+            for line in lines {
+                out.push_str(&format!("  {line}\n"));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Answers one message.
+    async fn answer(
+        &mut self,
+        update_id: u32,
+        chat: i64,
+        from: Option<u64>,
+        text: &str,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) -> Result<()> {
+        let command = text
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .split('@')
+            .next()
+            .unwrap_or("");
+        let cause = format!("update:{update_id}");
+        let reply = match command {
+            "/today" if self.is_staff(from) => self.today().await?,
+            "/digest" if self.is_staff(from) => {
+                let digest = format!("Digest\n{}", self.today().await?);
+                for staff_chat in self.config.staff_chat_ids.clone() {
+                    self.deliver(&format!("digest:{update_id}"), staff_chat, &digest, stop)
+                        .await?;
+                }
+                format!(
+                    "Digest sent to {} staff chats.",
+                    self.config.staff_chat_ids.len()
+                )
+            }
+            "/today" | "/digest" => REFUSAL.to_string(),
+            _ => HELP.to_string(),
+        };
+        self.deliver(&cause, chat, &reply, stop).await
+    }
+}
+
+/// Polls for commands while this process holds the poller lease.
+pub async fn run_commands(mut notifier: Notifier, mut ctx: WorkerContext) -> Result<()> {
+    let holder = format!("{}-{}", std::process::id(), Uuid::now_v7());
+    let mut renewed: Option<Instant> = None;
+    let mut offset: Option<i32> = None;
+    while !*ctx.stop.borrow() {
+        if renewed.is_none_or(|at| at.elapsed() > LEASE_TTL / 3) {
+            if !Lease::acquire(&ctx.pool, LEASE, &holder, LEASE_TTL)
+                .await
+                .unwrap_or(false)
+            {
+                renewed = None;
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    crate::bus::nats::stopped(&mut ctx.stop),
+                )
+                .await;
+                continue;
+            }
+            renewed = Some(Instant::now());
+        }
+        let mut request = notifier.bot.get_updates().timeout(5);
+        if let Some(offset) = offset {
+            request = request.offset(offset);
+        }
+        let updates = tokio::select! {
+            result = request => result,
+            _ = crate::bus::nats::stopped(&mut ctx.stop) => break,
+        };
+        let updates = match updates {
+            Ok(updates) => updates,
+            Err(err) => {
+                tracing::warn!(error = %err, "getUpdates failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        for update in updates {
+            offset = Some(update.id.0 as i32 + 1);
+            if let UpdateKind::Message(message) = &update.kind {
+                if let Some(text) = message.text() {
+                    let from = message.from.as_ref().map(|u| u.id.0);
+                    if let Err(err) = notifier
+                        .answer(update.id.0, message.chat.id.0, from, text, &ctx.stop)
+                        .await
+                    {
+                        tracing::warn!(error = %format!("{err:#}"), "command not answered");
+                    }
+                }
+            }
+        }
+    }
+    let _ = Lease::release(&ctx.pool, LEASE, &holder).await;
+    Ok(())
+}
