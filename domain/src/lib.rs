@@ -2,6 +2,7 @@
 //! Pure: no IO, no database, no HTTP.
 #![forbid(unsafe_code)]
 
+pub mod decider;
 pub mod envelope;
 
 pub use envelope::{Actor, EventMetadata, StoredEvent};

@@ -36,7 +36,7 @@ use annals_projections::appointments::{
 use annals_projections::Projector;
 
 use super::command::{CommandHeaderParams, IdempotencyParams};
-use super::error::{ProblemField, ReadProblems};
+use super::error::ReadProblems;
 use super::{
     run_command, ApiError, ApiQuery, AppState, Caller, CommandAccepted, CommandCall,
     CommandHeaders, CommandProblems, CommandReply, CommonProblems, JsonBody, Problem,
@@ -97,19 +97,8 @@ impl Module for AppointmentsModule {
 
 // ---------------------------------------------------------------- helpers
 
-fn problem_field(field: &str, message: &str) -> ProblemField {
-    ProblemField {
-        field: field.into(),
-        message: message.into(),
-    }
-}
-
 fn bad_path_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| {
-        let mut e = ApiError::bad_request("path parameter id: must be a UUID");
-        e.errors = vec![problem_field("id", "must be a UUID")];
-        e
-    })
+    super::extract::path_uuid("id", raw)
 }
 
 async fn execute<A>(

@@ -314,8 +314,7 @@ pub async fn master_schedule(
     ApiQuery(query): ApiQuery<ScheduleQuery>,
 ) -> Result<Json<ScheduleView>, ApiError> {
     let me = caller.principal()?.clone();
-    let id = Uuid::parse_str(&id)
-        .map_err(|_| ApiError::bad_request("path parameter id: must be a UUID"))?;
+    let id = super::extract::path_uuid("id", &id)?;
     let staff = me.roles.iter().any(|r| APPOINTMENT_STAFF.contains(r));
     let own = me.has(Role::Master) && me.user_id == id;
     if !(staff || own) {

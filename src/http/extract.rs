@@ -119,6 +119,18 @@ fn field_name(path: &str, message: &str) -> String {
     }
 }
 
+/// A UUID path parameter; anything else is a 400 naming the parameter.
+pub fn path_uuid(name: &str, raw: &str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::parse_str(raw).map_err(|_| {
+        let mut e = ApiError::bad_request(format!("path parameter {name}: must be a UUID"));
+        e.errors = vec![super::error::ProblemField {
+            field: name.to_string(),
+            message: "must be a UUID".into(),
+        }];
+        e
+    })
+}
+
 /// Query parameters; a bad one is a 400 naming it.
 pub struct ApiQuery<T>(pub T);
 

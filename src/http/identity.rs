@@ -453,14 +453,7 @@ fn invalid_credentials() -> ApiError {
 }
 
 fn parse_user_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| {
-        let mut e = ApiError::bad_request("path parameter id: must be a UUID");
-        e.errors = vec![super::error::ProblemField {
-            field: "id".into(),
-            message: "must be a UUID".into(),
-        }];
-        e
-    })
+    super::extract::path_uuid("id", raw)
 }
 
 // ---------------------------------------------------------------- handlers

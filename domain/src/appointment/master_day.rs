@@ -6,8 +6,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -144,29 +143,15 @@ pub fn evolve(state: &mut MasterDay, event: &MasterDayEvent) {
     }
 }
 
-impl Aggregate for MasterDay {
-    const TYPE: &'static str = "master_day";
-    type Command = MasterDayCommand;
-    type Event = MasterDayEvent;
-    type Error = MasterDayError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        command: MasterDayCommand,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), MasterDayError> {
-        for event in decide(self, command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: MasterDayEvent) {
-        evolve(self, &event);
-    }
-}
+crate::decider_aggregate!(
+    MasterDay,
+    "master_day",
+    MasterDayCommand,
+    MasterDayEvent,
+    MasterDayError,
+    decide,
+    evolve
+);
 
 #[cfg(test)]
 mod tests {

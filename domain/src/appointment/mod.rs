@@ -8,8 +8,7 @@ pub mod availability;
 pub mod master_day;
 
 use chrono::{DateTime, Duration, Utc};
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -278,29 +277,15 @@ pub fn evolve(state: &mut Appointment, event: &AppointmentEvent) {
     }
 }
 
-impl Aggregate for Appointment {
-    const TYPE: &'static str = "appointment";
-    type Command = AppointmentCommand;
-    type Event = AppointmentEvent;
-    type Error = AppointmentError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        command: AppointmentCommand,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), AppointmentError> {
-        for event in decide(self, command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: AppointmentEvent) {
-        evolve(self, &event);
-    }
-}
+crate::decider_aggregate!(
+    Appointment,
+    "appointment",
+    AppointmentCommand,
+    AppointmentEvent,
+    AppointmentError,
+    decide,
+    evolve
+);
 
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,6 @@
 //! A service category (hair, nails, training, ...).
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
 use crate::{FieldError, RuleKind, RuleViolation};
@@ -81,29 +80,15 @@ pub fn evolve(state: &mut Category, event: &CategoryEvent) {
     }
 }
 
-impl Aggregate for Category {
-    const TYPE: &'static str = "service_category";
-    type Command = CategoryCommand;
-    type Event = CategoryEvent;
-    type Error = CategoryError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        command: CategoryCommand,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), CategoryError> {
-        for event in decide(self, command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: CategoryEvent) {
-        evolve(self, &event);
-    }
-}
+crate::decider_aggregate!(
+    Category,
+    "service_category",
+    CategoryCommand,
+    CategoryEvent,
+    CategoryError,
+    decide,
+    evolve
+);
 
 #[cfg(test)]
 mod tests {

@@ -2,8 +2,7 @@
 //! duration changes are events, so an appointment keeps the terms that
 //! applied when it was booked.
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -169,29 +168,15 @@ pub fn evolve(state: &mut Service, event: &ServiceEvent) {
     }
 }
 
-impl Aggregate for Service {
-    const TYPE: &'static str = "service";
-    type Command = ServiceCommand;
-    type Event = ServiceEvent;
-    type Error = ServiceError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        command: ServiceCommand,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), ServiceError> {
-        for event in decide(self, command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: ServiceEvent) {
-        evolve(self, &event);
-    }
-}
+crate::decider_aggregate!(
+    Service,
+    "service",
+    ServiceCommand,
+    ServiceEvent,
+    ServiceError,
+    decide,
+    evolve
+);
 
 #[cfg(test)]
 mod tests {

@@ -6,8 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Datelike, NaiveDate};
 use chrono_tz::Tz;
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -287,29 +286,15 @@ pub fn evolve(state: &mut Master, event: &MasterEvent) {
     }
 }
 
-impl Aggregate for Master {
-    const TYPE: &'static str = "master";
-    type Command = MasterCommand;
-    type Event = MasterEvent;
-    type Error = MasterError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        command: MasterCommand,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), MasterError> {
-        for event in decide(self, command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: MasterEvent) {
-        evolve(self, &event);
-    }
-}
+crate::decider_aggregate!(
+    Master,
+    "master",
+    MasterCommand,
+    MasterEvent,
+    MasterError,
+    decide,
+    evolve
+);
 
 #[cfg(test)]
 mod tests {

@@ -7,8 +7,7 @@ pub mod values;
 
 use std::collections::BTreeSet;
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
 pub use decide::{decide, evolve};
@@ -138,29 +137,15 @@ pub struct User {
     pub active: bool,
 }
 
-impl Aggregate for User {
-    const TYPE: &'static str = "user";
-    type Command = UserCommand;
-    type Event = UserEvent;
-    type Error = UserError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        command: UserCommand,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), UserError> {
-        for event in decide(self, command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: UserEvent) {
-        evolve(self, &event);
-    }
-}
+crate::decider_aggregate!(
+    User,
+    "user",
+    UserCommand,
+    UserEvent,
+    UserError,
+    decide,
+    evolve
+);
 
 #[cfg(test)]
 mod tests;
