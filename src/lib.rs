@@ -20,5 +20,6 @@ pub fn modules() -> Vec<Box<dyn Module>> {
     vec![
         Box::new(http::identity::IdentityModule),
         Box::new(http::appointments::AppointmentsModule),
+        Box::new(http::notifier::NotifierModule),
     ]
 }

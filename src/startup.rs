@@ -186,6 +186,7 @@ fn start_workers(
         let commands = crate::notifier::Notifier::new(
             telegram.clone(),
             platform.db.any.clone(),
+            platform.log.clone(),
             platform.settings.timezone,
         );
         let commands_ctx = ctx.clone();
@@ -196,6 +197,7 @@ fn start_workers(
         let notifier = crate::notifier::Notifier::new(
             telegram,
             platform.db.any.clone(),
+            platform.log.clone(),
             platform.settings.timezone,
         );
         let ctx = ctx.clone();

@@ -13,5 +13,6 @@ pub use rule::{FieldError, RuleKind, RuleViolation};
 pub mod appointment;
 pub mod catalog;
 pub mod master;
+pub mod notifier_settings;
 pub mod user;
 pub mod values;

@@ -37,6 +37,8 @@ pub enum Action {
     ReadStatistics,
     /// A client's own dashboard.
     ReadOwnDashboard,
+    /// The Telegram notifier's settings.
+    ManageNotifier,
 }
 
 /// Who may perform an action.
@@ -83,6 +85,7 @@ pub const MATRIX: &[(Action, Access)] = &[
         Access::Roles(&[Role::Admin, Role::Manager, Role::Marketer]),
     ),
     (Action::ReadOwnDashboard, Access::SignedIn),
+    (Action::ManageNotifier, Access::Roles(&[Role::Admin])),
 ];
 
 /// Staff who act on any client's appointments (book for them, cancel late).
@@ -181,6 +184,8 @@ pub const ROUTES: &[(&str, &str, Action)] = &[
     ("GET", "/api/v1/masters/{id}/schedule", Action::ReadSchedule),
     ("GET", "/api/v1/stats/appointments", Action::ReadStatistics),
     ("GET", "/api/v1/me/dashboard", Action::ReadOwnDashboard),
+    ("GET", "/api/v1/notifier/settings", Action::ManageNotifier),
+    ("PUT", "/api/v1/notifier/settings", Action::ManageNotifier),
 ];
 
 pub fn access(action: Action) -> Access {

@@ -7,6 +7,7 @@ pub mod dashboards;
 pub mod error;
 pub mod extract;
 pub mod identity;
+pub mod notifier;
 pub mod openapi;
 pub mod ops;
 

@@ -13,6 +13,8 @@ use utoipa::OpenApi;
     ),
     tags(
         (name = "identity", description = "Users, sign-in, profile, roles"),
+        (name = "appointments", description = "Catalog, masters, availability, appointments, statistics"),
+        (name = "notifier", description = "The Telegram notifier's settings"),
         (name = "ops", description = "Health, readiness and metrics"),
     ),
     modifiers(&BearerAuth),

@@ -31,8 +31,9 @@ pub const HELP: &str = "Annals bot\n\
 const REFUSAL: &str = "Sorry, this command is for staff.";
 
 impl Notifier {
-    fn is_staff(&self, telegram_user: Option<u64>) -> bool {
-        telegram_user.is_some_and(|u| self.config.staff_user_ids.iter().any(|s| *s as u64 == u))
+    async fn is_staff(&self, telegram_user: Option<u64>) -> Result<bool> {
+        let settings = self.settings().await?;
+        Ok(telegram_user.is_some_and(|u| settings.staff_user_ids.iter().any(|s| *s as u64 == u)))
     }
 
     /// Today's appointments (business time zone), grouped by master.
@@ -98,18 +99,17 @@ impl Notifier {
             .next()
             .unwrap_or("");
         let cause = format!("update:{update_id}");
+        let staff = self.is_staff(from).await?;
         let reply = match command {
-            "/today" if self.is_staff(from) => self.today().await?,
-            "/digest" if self.is_staff(from) => {
+            "/today" if staff => self.today().await?,
+            "/digest" if staff => {
                 let digest = format!("Digest\n{}", self.today().await?);
-                for staff_chat in self.config.staff_chat_ids.clone() {
-                    self.deliver(&format!("digest:{update_id}"), staff_chat, &digest, stop)
+                let chats = self.settings().await?.staff_chat_ids;
+                for staff_chat in &chats {
+                    self.deliver(&format!("digest:{update_id}"), *staff_chat, &digest, stop)
                         .await?;
                 }
-                format!(
-                    "Digest sent to {} staff chats.",
-                    self.config.staff_chat_ids.len()
-                )
+                format!("Digest sent to {} staff chats.", chats.len())
             }
             "/today" | "/digest" => REFUSAL.to_string(),
             _ => HELP.to_string(),

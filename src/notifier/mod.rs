@@ -70,6 +70,7 @@ impl Pace {
 
 pub struct Notifier {
     pub(crate) config: TelegramConfig,
+    pub(crate) log: crate::store::LogReader,
     pub(crate) bot: Bot,
     pub(crate) pool: AnyPool,
     pub(crate) timezone: chrono_tz::Tz,
@@ -83,10 +84,16 @@ enum Sent {
 }
 
 impl Notifier {
-    pub fn new(config: TelegramConfig, pool: AnyPool, timezone: chrono_tz::Tz) -> Self {
+    pub fn new(
+        config: TelegramConfig,
+        pool: AnyPool,
+        log: crate::store::LogReader,
+        timezone: chrono_tz::Tz,
+    ) -> Self {
         Self {
             bot: config.bot(),
             config,
+            log,
             pool,
             timezone,
             pace: Pace {
@@ -217,6 +224,15 @@ impl Notifier {
             .to_string()
     }
 
+    /// The settings in force (the latest change, or the TELEGRAM_* values).
+    pub(crate) async fn settings(&self) -> Result<annals_domain::notifier_settings::Settings> {
+        Ok(
+            crate::http::notifier::effective(&self.log, Some(&self.config))
+                .await?
+                .0,
+        )
+    }
+
     /// The alert as text, with names instead of ids where known.
     pub async fn render(&self, alert: &Alert) -> String {
         let mut out = format!("{}\n", alert.headline);
@@ -267,12 +283,16 @@ impl Notifier {
         let Some(template) = templates::template(&event.event_type) else {
             return Ok(());
         };
+        let settings = self.settings().await?;
+        if !settings.alert_on(&event.event_type) {
+            return Ok(());
+        }
         let Some(alert) = template(event) else {
             return Ok(());
         };
         let text = self.render(&alert).await;
         let cause = event.event_id.to_string();
-        for chat in self.config.staff_chat_ids.clone() {
+        for chat in settings.staff_chat_ids.clone() {
             self.deliver(&cause, chat, &text, stop).await?;
         }
         Ok(())

@@ -54,7 +54,7 @@ pub(crate) async fn login(app: &TestApp, name: &str) -> String {
         .to_string()
 }
 
-async fn call(
+pub(crate) async fn call(
     app: &TestApp,
     method: &str,
     path: &str,

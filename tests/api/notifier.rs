@@ -320,3 +320,75 @@ async fn staff_commands_answer_whitelisted_users_and_refuse_strangers(mode: Mode
     assert_eq!(fake.sent_to(42).len(), 2, "update 1 was answered once");
 }
 both_modes!(staff_commands_answer_whitelisted_users_and_refuse_strangers);
+
+async fn settings_changes_are_events_and_steer_the_alerts(mode: Mode) {
+    use crate::appointments::call;
+    let fake = FakeTelegram::default();
+    let shop = notified_shop(mode, &fake).await;
+    let (status, bootstrap) = call(
+        &shop.app,
+        "GET",
+        "/api/v1/notifier/settings",
+        &shop.admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{bootstrap}");
+    assert_eq!(bootstrap["staff_chat_ids"], json!([100, 200]));
+    assert_eq!(bootstrap["staff_user_ids"], json!([42]));
+    assert_eq!(bootstrap["version"], 0);
+    assert_eq!(bootstrap["available_alerts"]["AppointmentBooked"], true);
+
+    let quiet = json!({"staff_chat_ids": [300], "staff_user_ids": [42], "alerts": {"AppointmentBooked": false}, "digest_hour": 9});
+    let (status, _) = call(
+        &shop.app,
+        "PUT",
+        "/api/v1/notifier/settings",
+        &shop.admin,
+        Some(quiet),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, problem) = call(&shop.app, "PUT", "/api/v1/notifier/settings", &shop.admin, Some(json!({"staff_chat_ids": [], "staff_user_ids": [], "alerts": {"Nope": true}, "digest_hour": 9}))).await;
+    assert_eq!(status, 422);
+    assert_eq!(problem["errors"][0]["field"], "alerts.Nope");
+    let ada = client(&shop, "ada").await;
+    assert_eq!(book(&shop, &ada, "10:00").await.0, 201);
+    shop.app.settle().await;
+    assert!(
+        fake.sent().is_empty(),
+        "the booked alert is off: {:?}",
+        fake.sent()
+    );
+
+    let loud =
+        json!({"staff_chat_ids": [300], "staff_user_ids": [42], "alerts": {}, "digest_hour": 9});
+    assert_eq!(
+        call(
+            &shop.app,
+            "PUT",
+            "/api/v1/notifier/settings",
+            &shop.admin,
+            Some(loud)
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(book(&shop, &ada, "15:00").await.0, 201);
+    shop.app.settle().await;
+    fake.wait_for(1).await;
+    assert_eq!(fake.sent().len(), 1);
+    assert_eq!(fake.sent()[0]["chat_id"], 300, "only the configured chat");
+    let (_, now) = call(
+        &shop.app,
+        "GET",
+        "/api/v1/notifier/settings",
+        &shop.admin,
+        None,
+    )
+    .await;
+    assert_eq!(now["version"], 2, "two changes, two events");
+    assert_eq!(now["digest_hour"], 9);
+}
+both_modes!(settings_changes_are_events_and_steer_the_alerts);
