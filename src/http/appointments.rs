@@ -39,7 +39,7 @@ use super::command::{CommandHeaderParams, IdempotencyParams};
 use super::error::ReadProblems;
 use super::{
     run_command, ApiError, ApiQuery, AppState, Caller, CommandAccepted, CommandCall,
-    CommandHeaders, CommandProblems, CommandReply, CommonProblems, JsonBody, Problem,
+    CommandHeaders, CommandProblems, CommandReply, CommonProblems, JsonBody,
 };
 use crate::auth::permissions::APPOINTMENT_STAFF;
 use crate::auth::Principal;
@@ -161,8 +161,8 @@ pub struct CategoryView {
 #[utoipa::path(post, path = "/service-categories", tag = "appointments", security(("bearer" = [])),
     request_body = CategoryRequest, params(IdempotencyParams),
     responses((status = 201, description = "Created", body = CommandAccepted), CommonProblems, CommandProblems,
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not admin or manager", body = Problem, content_type = "application/problem+json")))]
+        super::error::Unauthorized,
+        super::error::Forbidden,))]
 async fn create_category(
     State(app): State<AppState>,
     caller: Caller,
@@ -309,8 +309,8 @@ async fn service_terms(app: &AppState, request: ServiceRequest) -> Result<Servic
 #[utoipa::path(post, path = "/services", tag = "appointments", security(("bearer" = [])),
     request_body = ServiceRequest, params(IdempotencyParams),
     responses((status = 201, description = "Created", body = CommandAccepted), CommonProblems, CommandProblems,
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not admin or manager", body = Problem, content_type = "application/problem+json")))]
+        super::error::Unauthorized,
+        super::error::Forbidden,))]
 async fn create_service(
     State(app): State<AppState>,
     caller: Caller,
@@ -429,7 +429,7 @@ async fn list_services(
 #[utoipa::path(get, path = "/services/{id}", tag = "appointments",
     params(("id" = Uuid, Path, description = "The service"), ReadQuery),
     responses((status = 200, description = "The service", body = ServiceView),
-        (status = 404, description = "No such service", body = Problem, content_type = "application/problem+json"),
+        super::error::NotFound,
         CommonProblems, ReadProblems))]
 async fn get_service(
     State(app): State<AppState>,
@@ -448,9 +448,9 @@ async fn get_service(
 #[utoipa::path(put, path = "/services/{id}", tag = "appointments", security(("bearer" = [])),
     request_body = ServiceRequest, params(("id" = Uuid, Path, description = "The service"), CommandHeaderParams),
     responses((status = 200, description = "Changed", body = CommandAccepted),
-        (status = 404, description = "No such service", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not admin or manager", body = Problem, content_type = "application/problem+json"),
+        super::error::NotFound,
+        super::error::Unauthorized,
+        super::error::Forbidden,
         CommonProblems, CommandProblems))]
 async fn update_service(
     State(app): State<AppState>,
@@ -490,9 +490,9 @@ async fn update_service(
 #[utoipa::path(post, path = "/services/{id}/deactivate", tag = "appointments", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The service"), CommandHeaderParams),
     responses((status = 200, description = "Deactivated (or already)", body = CommandAccepted),
-        (status = 404, description = "No such service", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not admin or manager", body = Problem, content_type = "application/problem+json"),
+        super::error::NotFound,
+        super::error::Unauthorized,
+        super::error::Forbidden,
         CommonProblems, CommandProblems))]
 async fn deactivate_service(
     State(app): State<AppState>,
@@ -644,8 +644,8 @@ async fn check_services(
 #[utoipa::path(post, path = "/masters", tag = "appointments", security(("bearer" = [])),
     request_body = MasterRequest, params(IdempotencyParams),
     responses((status = 201, description = "Registered; the master's id is the user's", body = CommandAccepted),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not admin or manager", body = Problem, content_type = "application/problem+json"),
+        super::error::Unauthorized,
+        super::error::Forbidden,
         CommonProblems, CommandProblems))]
 async fn register_master(
     State(app): State<AppState>,
@@ -769,7 +769,7 @@ async fn masters_for(
 #[utoipa::path(get, path = "/masters/{id}", tag = "appointments",
     params(("id" = Uuid, Path, description = "The master"), ReadQuery),
     responses((status = 200, description = "The master", body = MasterView),
-        (status = 404, description = "No such master", body = Problem, content_type = "application/problem+json"),
+        super::error::NotFound,
         CommonProblems, ReadProblems))]
 async fn get_master(
     State(app): State<AppState>,
@@ -788,9 +788,9 @@ async fn get_master(
 #[utoipa::path(put, path = "/masters/{id}/working-hours", tag = "appointments", security(("bearer" = [])),
     request_body = WorkingHoursRequest, params(("id" = Uuid, Path, description = "The master"), CommandHeaderParams),
     responses((status = 200, description = "Set", body = CommandAccepted),
-        (status = 404, description = "No such master", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not admin or manager", body = Problem, content_type = "application/problem+json"),
+        super::error::NotFound,
+        super::error::Unauthorized,
+        super::error::Forbidden,
         CommonProblems, CommandProblems))]
 async fn set_working_hours(
     State(app): State<AppState>,
@@ -838,9 +838,9 @@ async fn set_working_hours(
 #[utoipa::path(post, path = "/masters/{id}/days-off", tag = "appointments", security(("bearer" = [])),
     request_body = DaysOffRequest, params(("id" = Uuid, Path, description = "The master"), CommandHeaderParams),
     responses((status = 200, description = "Added", body = CommandAccepted),
-        (status = 404, description = "No such master", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not admin or manager", body = Problem, content_type = "application/problem+json"),
+        super::error::NotFound,
+        super::error::Unauthorized,
+        super::error::Forbidden,
         CommonProblems, CommandProblems))]
 async fn add_days_off(
     State(app): State<AppState>,
@@ -1012,7 +1012,7 @@ async fn candidates_for(
 /// The free slots of a day and, with `explain=true`, why the others are not.
 #[utoipa::path(get, path = "/availability", tag = "appointments", params(AvailabilityQuery),
     responses((status = 200, description = "Free slots with the masters who can take each", body = AvailabilityView),
-        (status = 404, description = "No such service", body = Problem, content_type = "application/problem+json"),
+        super::error::NotFound,
         CommonProblems, ReadProblems))]
 async fn get_availability(
     State(app): State<AppState>,
@@ -1238,9 +1238,9 @@ fn reservation_for(
 #[utoipa::path(post, path = "/appointments", tag = "appointments", security(("bearer" = [])),
     request_body = BookRequest, params(IdempotencyParams),
     responses((status = 201, description = "Booked", body = BookedView),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Only staff book for other clients", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such service", body = Problem, content_type = "application/problem+json"),
+        super::error::Unauthorized,
+        super::error::Forbidden,
+        super::error::NotFound,
         CommonProblems, CommandProblems))]
 async fn book(
     State(app): State<AppState>,
@@ -1436,7 +1436,7 @@ pub struct AppointmentPage {
 /// Appointments by start time: staff see all, masters their own, clients their own.
 #[utoipa::path(get, path = "/appointments", tag = "appointments", security(("bearer" = [])), params(AppointmentListQuery),
     responses((status = 200, description = "A page of appointments", body = AppointmentPage),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        super::error::Unauthorized,
         CommonProblems, ReadProblems))]
 async fn list_appointments(
     State(app): State<AppState>,
@@ -1539,8 +1539,8 @@ async fn visible_appointment(
 #[utoipa::path(get, path = "/appointments/{id}", tag = "appointments", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The appointment"), ReadQuery),
     responses((status = 200, description = "The appointment", body = AppointmentView),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such appointment (or not yours)", body = Problem, content_type = "application/problem+json"),
+        super::error::Unauthorized,
+        super::error::NotFound,
         CommonProblems, ReadProblems))]
 async fn get_appointment(
     State(app): State<AppState>,
@@ -1576,8 +1576,8 @@ pub struct HistoryEntry {
 #[utoipa::path(get, path = "/appointments/{id}/history", tag = "appointments", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The appointment")),
     responses((status = 200, description = "Oldest first", body = Vec<HistoryEntry>),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such appointment (or not yours)", body = Problem, content_type = "application/problem+json"),
+        super::error::Unauthorized,
+        super::error::NotFound,
         CommonProblems))]
 async fn appointment_history(
     State(app): State<AppState>,
@@ -1666,8 +1666,8 @@ async fn master_state(app: &AppState, id: Uuid) -> Result<Master, ApiError> {
 #[utoipa::path(post, path = "/appointments/{id}/cancel", tag = "appointments", security(("bearer" = [])),
     request_body = CancelRequest, params(("id" = Uuid, Path, description = "The appointment"), CommandHeaderParams),
     responses((status = 200, description = "Cancelled; the time is free again", body = CommandAccepted),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such appointment (or not yours)", body = Problem, content_type = "application/problem+json"),
+        super::error::Unauthorized,
+        super::error::NotFound,
         CommonProblems, CommandProblems))]
 async fn cancel(
     State(app): State<AppState>,
@@ -1715,8 +1715,8 @@ async fn cancel(
 #[utoipa::path(post, path = "/appointments/{id}/reschedule", tag = "appointments", security(("bearer" = [])),
     request_body = RescheduleRequest, params(("id" = Uuid, Path, description = "The appointment"), CommandHeaderParams),
     responses((status = 200, description = "Rescheduled", body = BookedView),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such appointment (or not yours)", body = Problem, content_type = "application/problem+json"),
+        super::error::Unauthorized,
+        super::error::NotFound,
         CommonProblems, CommandProblems))]
 async fn reschedule(
     State(app): State<AppState>,
@@ -1909,9 +1909,9 @@ async fn process(
 #[utoipa::path(post, path = "/appointments/{id}/confirm", tag = "appointments", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The appointment"), CommandHeaderParams),
     responses((status = 200, description = "Confirmed", body = CommandAccepted),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not staff", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such appointment (or not yours)", body = Problem, content_type = "application/problem+json"),
+        super::error::Unauthorized,
+        super::error::Forbidden,
+        super::error::NotFound,
         CommonProblems, CommandProblems))]
 async fn confirm(
     State(app): State<AppState>,
@@ -1934,9 +1934,9 @@ async fn confirm(
 #[utoipa::path(post, path = "/appointments/{id}/complete", tag = "appointments", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The appointment"), CommandHeaderParams),
     responses((status = 200, description = "Completed", body = CommandAccepted),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not staff", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such appointment (or not yours)", body = Problem, content_type = "application/problem+json"),
+        super::error::Unauthorized,
+        super::error::Forbidden,
+        super::error::NotFound,
         CommonProblems, CommandProblems))]
 async fn complete(
     State(app): State<AppState>,
@@ -1959,9 +1959,9 @@ async fn complete(
 #[utoipa::path(post, path = "/appointments/{id}/no-show", tag = "appointments", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The appointment"), CommandHeaderParams),
     responses((status = 200, description = "Marked", body = CommandAccepted),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not staff", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such appointment (or not yours)", body = Problem, content_type = "application/problem+json"),
+        super::error::Unauthorized,
+        super::error::Forbidden,
+        super::error::NotFound,
         CommonProblems, CommandProblems))]
 async fn no_show(
     State(app): State<AppState>,

@@ -20,7 +20,7 @@ use annals_projections::statistics::NAME as STATISTICS;
 use super::appointments::AppointmentView;
 use super::error::ReadProblems;
 use super::identity::MeResponse;
-use super::{ApiError, ApiQuery, AppState, Caller, CommonProblems, Problem};
+use super::{ApiError, ApiQuery, AppState, Caller, CommonProblems};
 use crate::auth::permissions::APPOINTMENT_STAFF;
 
 fn parse_instant(text: &str) -> Result<DateTime<Utc>, ApiError> {
@@ -131,8 +131,8 @@ fn rate(part: i64, whole: i64) -> f64 {
 /// no-show rates; busiest hours.
 #[utoipa::path(get, path = "/stats/appointments", tag = "appointments", security(("bearer" = [])), params(StatsQuery),
     responses((status = 200, description = "Statistics of appointments starting in the range", body = StatsView),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not admin, manager or marketer", body = Problem, content_type = "application/problem+json"),
+        super::error::Unauthorized,
+        super::error::Forbidden,
         CommonProblems, ReadProblems))]
 pub async fn appointment_stats(
     State(app): State<AppState>,
@@ -303,9 +303,9 @@ fn subtract(
 #[utoipa::path(get, path = "/masters/{id}/schedule", tag = "appointments", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The master"), ScheduleQuery),
     responses((status = 200, description = "The schedule, day by day", body = ScheduleView),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not staff", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such master (or not yours)", body = Problem, content_type = "application/problem+json"),
+        super::error::Unauthorized,
+        super::error::Forbidden,
+        super::error::NotFound,
         CommonProblems, ReadProblems))]
 pub async fn master_schedule(
     State(app): State<AppState>,
@@ -459,7 +459,7 @@ pub struct DashboardQuery {
 /// Your profile, upcoming and recent appointments, and this month's statistics.
 #[utoipa::path(get, path = "/me/dashboard", tag = "appointments", security(("bearer" = [])), params(DashboardQuery),
     responses((status = 200, description = "Your dashboard", body = DashboardView),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        super::error::Unauthorized,
         CommonProblems, ReadProblems))]
 pub async fn my_dashboard(
     State(app): State<AppState>,

@@ -268,3 +268,31 @@ pub enum ReadProblems {
     #[response(status = 409, content_type = "application/problem+json")]
     BeyondTheLog(Problem),
 }
+
+/// 401: no valid bearer token where one is needed.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum Unauthorized {
+    /// Not signed in, or the token is unknown, expired or revoked.
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+}
+
+/// 403: signed in, but the roles (or a proof such as the current password)
+/// do not allow this.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum Forbidden {
+    /// Your roles do not allow this (see the permission matrix).
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+}
+
+/// 404: the thing does not exist, or is not yours to see.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum NotFound {
+    /// No such resource (or not yours).
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(Problem),
+}

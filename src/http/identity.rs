@@ -532,7 +532,7 @@ async fn register(
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in", body = TokenResponse),
-        (status = 401, description = "Wrong username or password, or the account is deactivated", body = super::Problem, content_type = "application/problem+json"),
+        super::error::Unauthorized,
         (status = 429, description = "Too many attempts; see Retry-After", body = super::Problem, content_type = "application/problem+json"),
         CommonProblems,
     ))]
@@ -580,7 +580,7 @@ async fn login(
 #[utoipa::path(post, path = "/auth/logout", tag = "identity", security(("bearer" = [])),
     responses(
         (status = 204, description = "The token is revoked"),
-        (status = 401, description = "No valid token", body = super::Problem, content_type = "application/problem+json"),
+        super::error::Unauthorized,
         CommonProblems,
     ))]
 async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
@@ -621,7 +621,7 @@ pub(crate) async fn load_me(app: &AppState, id: Uuid) -> Result<MeResponse, ApiE
     responses(
         (status = 200, description = "Your profile", body = MeResponse),
         super::error::ReadProblems,
-        (status = 401, description = "No valid token", body = super::Problem, content_type = "application/problem+json"),
+        super::error::Unauthorized,
         CommonProblems,
     ))]
 async fn get_me(
@@ -640,7 +640,7 @@ async fn get_me(
     params(CommandHeaderParams),
     responses(
         (status = 200, description = "Updated", body = ProfileUpdated),
-        (status = 401, description = "No valid token", body = super::Problem, content_type = "application/problem+json"),
+        super::error::Unauthorized,
         CommonProblems, CommandProblems,
     ))]
 async fn update_me(
@@ -672,8 +672,8 @@ async fn update_me(
     request_body = ChangePasswordRequest, params(CommandHeaderParams),
     responses(
         (status = 200, description = "Changed; every token of yours is revoked", body = CommandAccepted),
-        (status = 403, description = "current_password is wrong", body = super::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = super::Problem, content_type = "application/problem+json"),
+        super::error::Forbidden,
+        super::error::Unauthorized,
         CommonProblems, CommandProblems,
     ))]
 async fn change_password(
@@ -871,8 +871,8 @@ async fn confirm_password_reset(
     responses(
         (status = 200, description = "A page of users, by username", body = UserPage),
         super::error::ReadProblems,
-        (status = 401, description = "No valid token", body = super::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = super::Problem, content_type = "application/problem+json"),
+        super::error::Unauthorized,
+        super::error::Forbidden,
         CommonProblems,
     ))]
 async fn list_users(
@@ -995,9 +995,9 @@ async fn admin_command(
     params(("id" = uuid::Uuid, Path, description = "The user"), CommandHeaderParams),
     responses(
         (status = 200, description = "Granted (or already held)", body = CommandAccepted),
-        (status = 401, description = "No valid token", body = super::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = super::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user", body = super::Problem, content_type = "application/problem+json"),
+        super::error::Unauthorized,
+        super::error::Forbidden,
+        super::error::NotFound,
         CommonProblems, CommandProblems,
     ))]
 async fn grant_role(
@@ -1027,9 +1027,9 @@ async fn grant_role(
     params(("id" = uuid::Uuid, Path, description = "The user"), ("role" = RoleName, Path), CommandHeaderParams),
     responses(
         (status = 200, description = "Revoked (or not held)", body = CommandAccepted),
-        (status = 401, description = "No valid token", body = super::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = super::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user", body = super::Problem, content_type = "application/problem+json"),
+        super::error::Unauthorized,
+        super::error::Forbidden,
+        super::error::NotFound,
         CommonProblems, CommandProblems,
     ))]
 async fn revoke_role(
@@ -1064,9 +1064,9 @@ async fn revoke_role(
     params(("id" = uuid::Uuid, Path, description = "The user"), CommandHeaderParams),
     responses(
         (status = 200, description = "Deactivated (or already)", body = CommandAccepted),
-        (status = 401, description = "No valid token", body = super::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = super::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user", body = super::Problem, content_type = "application/problem+json"),
+        super::error::Unauthorized,
+        super::error::Forbidden,
+        super::error::NotFound,
         CommonProblems, CommandProblems,
     ))]
 async fn deactivate(
@@ -1093,9 +1093,9 @@ async fn deactivate(
     params(("id" = uuid::Uuid, Path, description = "The user"), CommandHeaderParams),
     responses(
         (status = 200, description = "Reactivated (or already active)", body = CommandAccepted),
-        (status = 401, description = "No valid token", body = super::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = super::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user", body = super::Problem, content_type = "application/problem+json"),
+        super::error::Unauthorized,
+        super::error::Forbidden,
+        super::error::NotFound,
         CommonProblems, CommandProblems,
     ))]
 async fn reactivate(

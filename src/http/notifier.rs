@@ -19,7 +19,7 @@ use annals_domain::notifier_settings::{self, NotifierSettings, Settings, Setting
 use super::command::CommandHeaderParams;
 use super::{
     run_command, ApiError, AppState, Caller, CommandAccepted, CommandCall, CommandHeaders,
-    CommandProblems, CommandReply, CommonProblems, JsonBody, Problem,
+    CommandProblems, CommandReply, CommonProblems, JsonBody,
 };
 use crate::config::TelegramConfig;
 use crate::notifier::templates::ALERTS;
@@ -109,8 +109,8 @@ pub struct SettingsView {
 /// The notifier's settings (admin).
 #[utoipa::path(get, path = "/notifier/settings", tag = "notifier", security(("bearer" = [])),
     responses((status = 200, description = "The settings in force", body = SettingsView),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        super::error::Unauthorized,
+        super::error::Forbidden,
         CommonProblems))]
 async fn get_settings(State(app): State<AppState>) -> Result<Json<SettingsView>, ApiError> {
     let (settings, version) =
@@ -135,8 +135,8 @@ async fn get_settings(State(app): State<AppState>) -> Result<Json<SettingsView>,
 #[utoipa::path(put, path = "/notifier/settings", tag = "notifier", security(("bearer" = [])),
     request_body = SettingsBody, params(CommandHeaderParams),
     responses((status = 200, description = "Changed (or already so)", body = CommandAccepted),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        super::error::Unauthorized,
+        super::error::Forbidden,
         CommonProblems, CommandProblems))]
 async fn put_settings(
     State(app): State<AppState>,
