@@ -32,6 +32,8 @@ pub struct TelegramConfig {
     pub api_url: Option<url::Url>,
     pub staff_chat_ids: Vec<i64>,
     pub staff_user_ids: Vec<i64>,
+    /// Bootstrap hour of the daily digest; `None` (`off`): no digest.
+    pub digest_hour: Option<u8>,
 }
 
 impl std::fmt::Debug for TelegramConfig {
@@ -41,6 +43,7 @@ impl std::fmt::Debug for TelegramConfig {
             .field("api_url", &self.api_url)
             .field("staff_chat_ids", &self.staff_chat_ids)
             .field("staff_user_ids", &self.staff_user_ids)
+            .field("digest_hour", &self.digest_hour)
             .finish_non_exhaustive()
     }
 }
@@ -232,6 +235,16 @@ impl Settings {
                         "TELEGRAM_STAFF_USER_IDS",
                         get("TELEGRAM_STAFF_USER_IDS"),
                     )?,
+                    digest_hour: match get("TELEGRAM_DIGEST_HOUR") {
+                        None => Some(8),
+                        Some(v) if v.trim().eq_ignore_ascii_case("off") => None,
+                        Some(v) => match v.trim().parse::<u8>() {
+                            Ok(hour) if hour < 24 => Some(hour),
+                            _ => bail!(
+                                "TELEGRAM_DIGEST_HOUR: '{v}' must be an hour from 0 to 23, or off"
+                            ),
+                        },
+                    },
                 })
             }
         };
@@ -318,11 +331,15 @@ mod tests {
             ("ANNALS_SMTP_URL", "http://mail"),
             ("ANNALS_PUBLIC_URL", "example.com"),
             ("TELEGRAM_BOT_TOKEN", "no-colon"),
+            ("TELEGRAM_DIGEST_HOUR", "24"),
         ];
         for (name, value) in cases {
             let mut vars = vec![(name, value)];
             if name == "ANNALS_NATS_PREFIX" {
                 vars.push(("NATS_URL", "nats://127.0.0.1:4222"));
+            }
+            if name == "TELEGRAM_DIGEST_HOUR" {
+                vars.push(("TELEGRAM_BOT_TOKEN", "1:T"));
             }
             let err = settings(&vars).expect_err(name).to_string();
             assert!(err.starts_with(name), "{name}: {err}");

@@ -183,23 +183,19 @@ fn start_workers(
         platform.settings.telegram.clone(),
         platform.consumer(crate::notifier::NAME).cloned(),
     ) {
-        let commands = crate::notifier::Notifier::new(
-            telegram.clone(),
-            platform.db.any.clone(),
-            platform.log.clone(),
-            platform.settings.timezone,
-        );
+        let notifier = crate::notifier::Notifier::new(telegram, platform);
+        let commands = notifier.clone();
+        let scheduler = notifier.clone();
+        let scheduler_ctx = ctx.clone();
+        workers.spawn(async move {
+            let ended = crate::notifier::schedule::run_scheduler(scheduler, scheduler_ctx).await;
+            ("telegram-scheduler", ended)
+        });
         let commands_ctx = ctx.clone();
         workers.spawn(async move {
             let ended = crate::notifier::commands::run_commands(commands, commands_ctx).await;
             ("telegram-commands", ended)
         });
-        let notifier = crate::notifier::Notifier::new(
-            telegram,
-            platform.db.any.clone(),
-            platform.log.clone(),
-            platform.settings.timezone,
-        );
         let ctx = ctx.clone();
         workers.spawn(async move {
             (

@@ -117,6 +117,20 @@ impl Projector for UsersProjector {
                         .execute(&mut *tx)
                         .await?;
                 }
+                UserEvent::TelegramLinked { .. } | UserEvent::TelegramUnlinked => {
+                    let chat = match parsed {
+                        UserEvent::TelegramLinked { chat_id } => Some(chat_id),
+                        _ => None,
+                    };
+                    sqlx::query(
+                        "UPDATE users SET telegram_chat_id = $1, version = $2 WHERE id = $3",
+                    )
+                    .bind(chat)
+                    .bind(event.sequence)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
             }
         }
         Ok(())

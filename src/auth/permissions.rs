@@ -39,6 +39,8 @@ pub enum Action {
     ReadOwnDashboard,
     /// The Telegram notifier's settings.
     ManageNotifier,
+    /// Link or unlink one's own Telegram chat (for reminders).
+    LinkOwnTelegram,
 }
 
 /// Who may perform an action.
@@ -86,6 +88,7 @@ pub const MATRIX: &[(Action, Access)] = &[
     ),
     (Action::ReadOwnDashboard, Access::SignedIn),
     (Action::ManageNotifier, Access::Roles(&[Role::Admin])),
+    (Action::LinkOwnTelegram, Access::SignedIn),
 ];
 
 /// Staff who act on any client's appointments (book for them, cancel late).
@@ -186,6 +189,12 @@ pub const ROUTES: &[(&str, &str, Action)] = &[
     ("GET", "/api/v1/me/dashboard", Action::ReadOwnDashboard),
     ("GET", "/api/v1/notifier/settings", Action::ManageNotifier),
     ("PUT", "/api/v1/notifier/settings", Action::ManageNotifier),
+    ("POST", "/api/v1/me/telegram-link", Action::LinkOwnTelegram),
+    (
+        "DELETE",
+        "/api/v1/me/telegram-link",
+        Action::LinkOwnTelegram,
+    ),
 ];
 
 pub fn access(action: Action) -> Access {

@@ -199,6 +199,8 @@ pub struct MeResponse {
     pub active: bool,
     pub version: i64,
     pub profile: ProfileView,
+    /// Whether a Telegram chat is linked (see `POST /me/telegram-link`).
+    pub telegram_linked: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -416,7 +418,7 @@ fn profile_from(request: ProfileRequest) -> Result<Profile, ApiError> {
     })
 }
 
-async fn user_command(
+pub(crate) async fn user_command(
     app: &AppState,
     call: &CommandCall,
     id: Uuid,
@@ -596,7 +598,7 @@ async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Result<Statu
 
 pub(crate) async fn load_me(app: &AppState, id: Uuid) -> Result<MeResponse, ApiError> {
     let row =
-        sqlx::query("SELECT username, roles, active, version, profile FROM users WHERE id = $1")
+        sqlx::query("SELECT username, roles, active, version, profile, telegram_chat_id FROM users WHERE id = $1")
             .bind(id.to_string())
             .fetch_optional(&app.platform.db.any)
             .await?
@@ -613,6 +615,7 @@ pub(crate) async fn load_me(app: &AppState, id: Uuid) -> Result<MeResponse, ApiE
         active: row.try_get::<i64, _>("active")? == 1,
         version: row.try_get("version")?,
         profile: ProfileView::from(&profile),
+        telegram_linked: row.try_get::<Option<i64>, _>("telegram_chat_id")?.is_some(),
     })
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -15,6 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use annals_domain::notifier_settings::{self, NotifierSettings, Settings, SettingsCommand};
+use annals_domain::user::UserCommand;
 
 use super::command::CommandHeaderParams;
 use super::{
@@ -34,7 +35,9 @@ impl Module for NotifierModule {
     }
 
     fn routes(&self) -> OpenApiRouter<AppState> {
-        OpenApiRouter::new().routes(routes!(get_settings, put_settings))
+        OpenApiRouter::new()
+            .routes(routes!(get_settings, put_settings))
+            .routes(routes!(link_telegram, unlink_telegram))
     }
 
     fn install(&self, platform: &Arc<Platform>, services: &mut Services) {
@@ -71,7 +74,11 @@ pub async fn effective(
                     .map(|c| c.staff_user_ids.clone())
                     .unwrap_or_default(),
                 alerts: BTreeMap::new(),
-                digest_hour: DEFAULT_DIGEST_HOUR,
+                digest_hour: bootstrap
+                    .and_then(|c| c.digest_hour)
+                    .unwrap_or(DEFAULT_DIGEST_HOUR),
+                daily_digest: bootstrap.is_none_or(|c| c.digest_hour.is_some()),
+                reminder_minutes: notifier_settings::DEFAULT_REMINDER_MINUTES,
             },
             0,
         ),
@@ -80,7 +87,7 @@ pub async fn effective(
 
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(examples(json!({"staff_chat_ids": [-1001234567890_i64], "staff_user_ids": [42], "alerts": {"AppointmentBooked": true, "AppointmentCancelled": true, "AppointmentRescheduled": false}, "digest_hour": 8})))]
+#[schema(examples(json!({"staff_chat_ids": [-1001234567890_i64], "staff_user_ids": [42], "alerts": {"AppointmentBooked": true, "AppointmentCancelled": true, "AppointmentRescheduled": false}, "digest_hour": 8, "daily_digest": true, "reminder_minutes": 120})))]
 pub struct SettingsBody {
     /// Chats that receive staff alerts and the digest.
     #[schema(max_items = 100)]
@@ -94,6 +101,22 @@ pub struct SettingsBody {
     /// Hour of the daily digest in the business time zone.
     #[schema(minimum = 0, maximum = 23)]
     pub digest_hour: u8,
+    /// Whether the daily digest goes out at all (default on).
+    #[serde(default = "on")]
+    pub daily_digest: bool,
+    /// Minutes before an appointment that a linked client is reminded;
+    /// 0 turns reminders off (default 120).
+    #[serde(default = "default_reminder_minutes")]
+    #[schema(minimum = 0, maximum = 20160)]
+    pub reminder_minutes: u32,
+}
+
+fn on() -> bool {
+    true
+}
+
+fn default_reminder_minutes() -> u32 {
+    notifier_settings::DEFAULT_REMINDER_MINUTES
 }
 
 #[derive(Serialize, ToSchema)]
@@ -125,6 +148,8 @@ async fn get_settings(State(app): State<AppState>) -> Result<Json<SettingsView>,
             staff_user_ids: settings.staff_user_ids,
             alerts: settings.alerts,
             digest_hour: settings.digest_hour,
+            daily_digest: settings.daily_digest,
+            reminder_minutes: settings.reminder_minutes,
         },
         available_alerts,
         version,
@@ -162,6 +187,8 @@ async fn put_settings(
             staff_user_ids: body.staff_user_ids,
             alerts: body.alerts,
             digest_hour: body.digest_hour,
+            daily_digest: body.daily_digest,
+            reminder_minutes: body.reminder_minutes,
         };
         let outcome = app
             .service::<CommandBus<NotifierSettings>>()
@@ -172,6 +199,81 @@ async fn put_settings(
                 expected_version: call.headers.expected_version,
             })
             .await?;
+        Ok(CommandReply::new(
+            StatusCode::OK,
+            CommandAccepted::from(&outcome),
+            outcome.version,
+        ))
+    })
+    .await
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(examples(json!({"code": "K7QX2MPA9D", "start_command": "/start K7QX2MPA9D", "expires_at": "2026-05-04T10:15:00Z"})))]
+pub struct TelegramLinkCode {
+    /// One-time code; send `/start <code>` to the bot to link your chat.
+    pub code: String,
+    /// What to send to the bot.
+    pub start_command: String,
+    /// The code works once, until then.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A one-time code that links your Telegram chat to your account: send
+/// `/start <code>` to the bot within 15 minutes. A new code replaces the
+/// previous one. Linked clients get appointment reminders.
+#[utoipa::path(post, path = "/me/telegram-link", tag = "notifier", security(("bearer" = [])),
+    responses((status = 201, description = "A code to send to the bot", body = TelegramLinkCode),
+        (status = 409, description = "The Telegram notifier is off (no `TELEGRAM_BOT_TOKEN`)", body = super::error::Problem, content_type = "application/problem+json"),
+        super::error::Unauthorized,
+        CommonProblems))]
+async fn link_telegram(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<(StatusCode, Json<TelegramLinkCode>), ApiError> {
+    let me = caller.principal()?.user_id;
+    if app.platform.settings.telegram.is_none() {
+        return Err(ApiError::conflict(
+            "telegram-off",
+            "the Telegram notifier is off on this server (TELEGRAM_BOT_TOKEN is not set)",
+        ));
+    }
+    let (code, expires_at) = crate::notifier::link::issue(&app.platform.db.any, me).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TelegramLinkCode {
+            start_command: format!("/start {code}"),
+            code,
+            expires_at: chrono::DateTime::from_timestamp_millis(expires_at).unwrap_or_default(),
+        }),
+    ))
+}
+
+/// Unlink your Telegram chat: no more reminders there.
+#[utoipa::path(delete, path = "/me/telegram-link", tag = "notifier", security(("bearer" = [])),
+    params(CommandHeaderParams),
+    responses((status = 200, description = "Unlinked (or was not linked)", body = CommandAccepted),
+        super::error::Unauthorized,
+        CommonProblems, CommandProblems))]
+async fn unlink_telegram(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: CommandHeaders,
+) -> Response {
+    let me = match caller.principal() {
+        Ok(me) => me.user_id,
+        Err(err) => return err.into_response(),
+    };
+    let call = CommandCall::new(
+        caller,
+        headers,
+        "DELETE",
+        "/me/telegram-link",
+        String::new(),
+    );
+    run_command(&app, &call, || async {
+        let outcome =
+            super::identity::user_command(&app, &call, me, UserCommand::UnlinkTelegram).await?;
         Ok(CommandReply::new(
             StatusCode::OK,
             CommandAccepted::from(&outcome),

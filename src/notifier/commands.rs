@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::Row;
 use teloxide::payloads::GetUpdatesSetters;
 use teloxide::prelude::Requester;
@@ -16,14 +16,22 @@ use uuid::Uuid;
 use annals_domain::appointment::availability::day_bounds;
 use annals_projections::appointments::timestamp;
 
-use super::Notifier;
+use annals_domain::user::{UserCommand, UserError};
+use annals_domain::{Actor, EventMetadata};
+
+use super::{link, Notifier};
 use crate::bus::workers::Lease;
 use crate::bus::WorkerContext;
+use crate::store::{CommandError, CommandRequest};
 
 const LEASE: &str = "telegram-poller";
 const LEASE_TTL: Duration = Duration::from_secs(30);
 
+const WELCOME: &str = "Welcome to Annals. To get appointment reminders here, create a link code \
+in your account (POST /api/v1/me/telegram-link) and send it as /start <code>.";
+
 pub const HELP: &str = "Annals bot\n\
+/start <code> - link this chat to your Annals account (reminders)\n\
 /today - today's appointments by master (staff)\n\
 /digest - send today's summary to the staff chats (staff)\n\
 /help - this list";
@@ -38,7 +46,12 @@ impl Notifier {
 
     /// Today's appointments (business time zone), grouped by master.
     pub async fn today(&self) -> Result<String> {
-        let date = Utc::now().with_timezone(&self.timezone).date_naive();
+        self.day_summary(Utc::now().with_timezone(&self.timezone).date_naive())
+            .await
+    }
+
+    /// One day's appointments (business time zone), grouped by master.
+    pub async fn day_summary(&self, date: NaiveDate) -> Result<String> {
         let (start, end) = day_bounds(self.timezone, date);
         let rows = sqlx::query(
             "SELECT master_id, client_id, service_id, start_at, status FROM appointments \
@@ -49,7 +62,7 @@ impl Notifier {
         .fetch_all(&self.pool)
         .await?;
         if rows.is_empty() {
-            return Ok(format!("Today ({date}): no appointments."));
+            return Ok(format!("{date}: no appointments."));
         }
         let mut by_master: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for row in &rows {
@@ -72,7 +85,7 @@ impl Notifier {
                 .or_default()
                 .push(line);
         }
-        let mut out = format!("Today ({date}), {} appointments:\n", rows.len());
+        let mut out = format!("{date}: {} appointments\n", rows.len());
         for (master, lines) in by_master {
             out.push_str(&format!("\n{master}\n"));
             for line in lines {
@@ -82,12 +95,59 @@ impl Notifier {
         Ok(out)
     }
 
+    /// `/start <code>`: links this chat to the account that showed the code.
+    async fn start(
+        &mut self,
+        text: &str,
+        chat: i64,
+        private: bool,
+        from: Option<u64>,
+    ) -> Result<String> {
+        let Some(code) = text.split_whitespace().nth(1) else {
+            return Ok(format!("{WELCOME}\n\n{HELP}"));
+        };
+        if !private {
+            return Ok("Link your account in a private chat with the bot.".into());
+        }
+        let Some(user) = link::holder(&self.pool, code).await? else {
+            return Ok(
+                "This code is not valid or has expired. Ask for a new one in your account.".into(),
+            );
+        };
+        let actor = Actor::Telegram {
+            telegram_user_id: from.map_or(chat, |u| u as i64),
+        };
+        let linked = self
+            .users
+            .execute(CommandRequest {
+                aggregate_id: &user.to_string(),
+                command: UserCommand::LinkTelegram { chat_id: chat },
+                metadata: EventMetadata::for_command(actor),
+                expected_version: None,
+            })
+            .await;
+        match linked {
+            Ok(outcome) => {
+                link::spend(&self.pool, code).await?;
+                let name = outcome.state.profile.full_name;
+                Ok(format!(
+                    "Linked to the Annals account of {name}. Appointment reminders will come here."
+                ))
+            }
+            Err(CommandError::Rejected(UserError::Deactivated)) => {
+                Ok("That account is deactivated.".into())
+            }
+            Err(err) => Err(anyhow::anyhow!("linking chat {chat}: {err}")),
+        }
+    }
+
     /// Answers one message.
     async fn answer(
         &mut self,
         update_id: u32,
         chat: i64,
         from: Option<u64>,
+        private: bool,
         text: &str,
         stop: &tokio::sync::watch::Receiver<bool>,
     ) -> Result<()> {
@@ -101,13 +161,19 @@ impl Notifier {
         let cause = format!("update:{update_id}");
         let staff = self.is_staff(from).await?;
         let reply = match command {
-            "/today" if staff => self.today().await?,
+            "/start" => self.start(text, chat, private, from).await?,
+            "/today" if staff => format!("Today, {}", self.today().await?),
             "/digest" if staff => {
-                let digest = format!("Digest\n{}", self.today().await?);
+                let digest = format!("Digest\nToday, {}", self.today().await?);
                 let chats = self.settings().await?.staff_chat_ids;
                 for staff_chat in &chats {
-                    self.deliver(&format!("digest:{update_id}"), *staff_chat, &digest, stop)
-                        .await?;
+                    self.deliver(
+                        &format!("digest-command:{update_id}"),
+                        *staff_chat,
+                        &digest,
+                        stop,
+                    )
+                    .await?;
                 }
                 format!("Digest sent to {} staff chats.", chats.len())
             }
@@ -160,8 +226,16 @@ pub async fn run_commands(mut notifier: Notifier, mut ctx: WorkerContext) -> Res
             if let UpdateKind::Message(message) = &update.kind {
                 if let Some(text) = message.text() {
                     let from = message.from.as_ref().map(|u| u.id.0);
+                    let private = message.chat.is_private();
                     if let Err(err) = notifier
-                        .answer(update.id.0, message.chat.id.0, from, text, &ctx.stop)
+                        .answer(
+                            update.id.0,
+                            message.chat.id.0,
+                            from,
+                            private,
+                            text,
+                            &ctx.stop,
+                        )
                         .await
                     {
                         tracing::warn!(error = %format!("{err:#}"), "command not answered");

@@ -4,6 +4,8 @@
 //! announced) and is not a read model, so `annals replay` never sends.
 
 pub mod commands;
+pub mod link;
+pub mod schedule;
 pub mod templates;
 
 use std::collections::HashMap;
@@ -21,17 +23,33 @@ use uuid::Uuid;
 
 use annals_domain::StoredEvent;
 
+use annals_domain::appointment::Appointment;
+use annals_domain::user::User;
+
 use crate::bus::{Checkpoints, ConsumerState, WorkerContext};
-use crate::store::now_millis;
+use crate::platform::Platform;
+use crate::store::{now_millis, CommandBus};
 use templates::{Alert, Ref};
 
 pub const NAME: &str = "notifier";
+
+/// The longest one request to Telegram may take (long polls included).
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// A ledger row left `sending` this long belongs to a process that died
+/// mid-send (a live sender touches its row before every attempt, and an
+/// attempt ends within SEND_TIMEOUT): another process sends it again.
+pub const RESEND_AFTER: Duration = Duration::from_secs(30);
 
 pub use crate::config::TelegramConfig;
 
 impl TelegramConfig {
     pub fn bot(&self) -> Bot {
-        let bot = Bot::new(self.token.clone());
+        // Every request ends within SEND_TIMEOUT, well inside RESEND_AFTER.
+        let client = teloxide::net::default_reqwest_settings()
+            .timeout(SEND_TIMEOUT)
+            .build()
+            .expect("an HTTP client with rustls");
+        let bot = Bot::with_client(self.token.clone(), client);
         match &self.api_url {
             Some(url) => bot.set_api_url(url.clone()),
             None => bot,
@@ -68,13 +86,19 @@ impl Pace {
     }
 }
 
+/// One per process, shared by its workers: the pace is the process's.
+#[derive(Clone)]
 pub struct Notifier {
     pub(crate) config: TelegramConfig,
     pub(crate) log: crate::store::LogReader,
     pub(crate) bot: Bot,
     pub(crate) pool: AnyPool,
     pub(crate) timezone: chrono_tz::Tz,
-    pace: Pace,
+    /// Links chats to users (`/start <code>`).
+    pub(crate) users: Arc<CommandBus<User>>,
+    /// Checks an appointment at its source before reminding of it.
+    pub(crate) appointments: Arc<CommandBus<Appointment>>,
+    pace: Arc<tokio::sync::Mutex<Pace>>,
 }
 
 enum Sent {
@@ -84,36 +108,45 @@ enum Sent {
 }
 
 impl Notifier {
-    pub fn new(
-        config: TelegramConfig,
-        pool: AnyPool,
-        log: crate::store::LogReader,
-        timezone: chrono_tz::Tz,
-    ) -> Self {
+    pub fn new(config: TelegramConfig, platform: &Platform) -> Self {
         Self {
             bot: config.bot(),
             config,
-            log,
-            pool,
-            timezone,
-            pace: Pace {
+            log: platform.log.clone(),
+            pool: platform.db.any.clone(),
+            timezone: platform.settings.timezone,
+            users: Arc::new(platform.command_bus::<User>(())),
+            appointments: Arc::new(platform.command_bus::<Appointment>(())),
+            pace: Arc::new(tokio::sync::Mutex::new(Pace {
                 per_chat: HashMap::new(),
                 last: None,
-            },
+            })),
         }
     }
 
     /// Sends with retries: 429 waits the `retry_after` Telegram asks for,
     /// network errors back off; gives up only on a refusal.
-    async fn send(&mut self, chat: i64, text: &str, stop: &watch::Receiver<bool>) -> Result<Sent> {
+    async fn send(
+        &mut self,
+        cause: &str,
+        chat: i64,
+        text: &str,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<Sent> {
         let mut attempt = 0u32;
         loop {
-            self.pace.wait(chat).await;
+            self.pace.lock().await.wait(chat).await;
+            self.touch(cause, chat).await?;
             match self.bot.send_message(ChatId(chat), text.to_string()).await {
                 Ok(_) => return Ok(Sent::Delivered),
                 Err(RequestError::RetryAfter(seconds)) => {
                     tracing::info!(chat, seconds = seconds.seconds(), "Telegram asks to wait");
-                    tokio::time::sleep(seconds.duration()).await;
+                    // In steps, touching the row, so nobody takes it for dead.
+                    let until = Instant::now() + seconds.duration();
+                    while Instant::now() < until {
+                        tokio::time::sleep((until - Instant::now()).min(RESEND_AFTER / 3)).await;
+                        self.touch(cause, chat).await?;
+                    }
                 }
                 Err(RequestError::Api(err)) => return Ok(Sent::Refused(err.to_string())),
                 Err(err) => {
@@ -131,7 +164,7 @@ impl Notifier {
 
     /// Delivers `text` to `chat` for `cause` unless the ledger says it was
     /// handled already.
-    async fn deliver(
+    pub(crate) async fn deliver(
         &mut self,
         cause: &str,
         chat: i64,
@@ -162,7 +195,7 @@ impl Notifier {
         text: &str,
         stop: &watch::Receiver<bool>,
     ) -> Result<()> {
-        let status = match self.send(chat, text, stop).await? {
+        let status = match self.send(cause, chat, text, stop).await? {
             Sent::Delivered => "sent".to_string(),
             Sent::Refused(why) => {
                 tracing::warn!(chat, %why, "Telegram refused a message");
@@ -179,21 +212,52 @@ impl Notifier {
         Ok(())
     }
 
-    /// Messages a crash left between claim and send: sent again (at most
-    /// one per crash and chat, since a notifier sends one message at a time).
-    async fn resume(&mut self, stop: &watch::Receiver<bool>) -> Result<()> {
+    /// Marks a `sending` row as alive.
+    async fn touch(&self, cause: &str, chat: i64) -> Result<()> {
+        sqlx::query("UPDATE notifier_ledger SET updated_at = $1 WHERE cause = $2 AND chat_id = $3")
+            .bind(now_millis())
+            .bind(cause)
+            .bind(chat)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Messages a crash left between claim and send: sent again once their
+    /// row is stale, by whichever process claims the row first. A crash
+    /// repeats at most the messages in flight at that moment: one per
+    /// sending task (alerts, scheduled messages, command replies), so three.
+    pub(crate) async fn resume(&mut self, stop: &watch::Receiver<bool>) -> Result<()> {
+        let stale = now_millis() - RESEND_AFTER.as_millis() as i64;
         let rows = sqlx::query(
-            "SELECT cause, chat_id, text FROM notifier_ledger WHERE status = 'sending'",
+            "SELECT cause, chat_id, text, updated_at FROM notifier_ledger \
+             WHERE status = 'sending' AND updated_at < $1",
         )
+        .bind(stale)
         .fetch_all(&self.pool)
         .await?;
         for row in rows {
-            let (cause, chat, text): (String, i64, String) = (
+            let (cause, chat, text, seen): (String, i64, String, i64) = (
                 row.try_get("cause")?,
                 row.try_get("chat_id")?,
                 row.try_get("text")?,
+                row.try_get("updated_at")?,
             );
-            self.finish(&cause, chat, &text, stop).await?;
+            let claimed = sqlx::query(
+                "UPDATE notifier_ledger SET updated_at = $1 \
+                 WHERE cause = $2 AND chat_id = $3 AND status = 'sending' AND updated_at = $4",
+            )
+            .bind(now_millis())
+            .bind(&cause)
+            .bind(chat)
+            .bind(seen)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            if claimed == 1 {
+                tracing::info!(%cause, chat, "sending again a message a stopped process left unsent");
+                self.finish(&cause, chat, &text, stop).await?;
+            }
         }
         Ok(())
     }
@@ -315,7 +379,6 @@ pub async fn run_notifier(
         .await?;
     let mut checkpoint = Checkpoints::get(&ctx.pool, NAME).await?;
     state.advanced(checkpoint, None);
-    notifier.resume(&ctx.stop).await?;
     while !*ctx.stop.borrow() {
         let events = match ctx.log.read_after(checkpoint, 100).await {
             Ok(events) => events,

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::appointments::{book, client, shop_on, Shop};
 use crate::both_modes;
-use crate::support::{run_cli, Api, Backing, Mode, TestApp};
+use crate::support::{run_cli, Api, Backing, ChildApp, Mode, TestApp};
 
 const STAFF_CHATS: [i64; 2] = [100, 200];
 
@@ -26,6 +26,10 @@ struct FakeTelegram {
     /// Updates for getUpdates, as Telegram would hold them.
     updates: Arc<Mutex<Vec<Value>>>,
     arrived: Arc<tokio::sync::Notify>,
+    /// How many of the next sendMessage calls to leave unanswered (as if
+    /// the sender died before Telegram's answer reached it).
+    hold: Arc<Mutex<u32>>,
+    held: Arc<Mutex<Vec<Value>>>,
 }
 
 async fn get_updates(fake: &FakeTelegram, body: &Value) -> Value {
@@ -60,6 +64,19 @@ async fn bot_method(
         return Json(
             json!({"ok": false, "error_code": 400, "description": format!("Bad Request: {method} not faked")}),
         );
+    }
+    let held = {
+        let mut hold = fake.hold.lock().unwrap();
+        let held = *hold > 0;
+        if held {
+            *hold -= 1;
+            fake.held.lock().unwrap().push(body.clone());
+        }
+        held
+    };
+    if held {
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        return Json(json!({"ok": false, "error_code": 500, "description": "held"}));
     }
     {
         let mut throttle = fake.throttle.lock().unwrap();
@@ -114,10 +131,15 @@ impl FakeTelegram {
     }
 
     async fn wait_for_chat(&self, chat: i64, count: usize) {
+        self.wait_for_chat_within(chat, count, Duration::from_secs(30))
+            .await
+    }
+
+    async fn wait_for_chat_within(&self, chat: i64, count: usize, limit: Duration) {
         let started = Instant::now();
         while self.sent_to(chat).len() < count {
             assert!(
-                started.elapsed() < Duration::from_secs(30),
+                started.elapsed() < limit,
                 "chat {chat} got {:?}",
                 self.sent_to(chat)
             );
@@ -157,8 +179,11 @@ impl FakeTelegram {
 }
 
 async fn notified_shop(mode: Mode, fake: &FakeTelegram) -> Shop {
+    notified_shop_on(Backing::new(mode).await, fake).await
+}
+
+async fn notified_shop_on(mut backing: Backing, fake: &FakeTelegram) -> Shop {
     let url = fake.start().await;
-    let mut backing = Backing::new(mode).await;
     backing
         .env
         .insert("TELEGRAM_BOT_TOKEN".into(), "123456:TEST-TOKEN".into());
@@ -169,6 +194,11 @@ async fn notified_shop(mode: Mode, fake: &FakeTelegram) -> Shop {
     backing
         .env
         .insert("TELEGRAM_STAFF_USER_IDS".into(), "42".into());
+    // The digest has its own test; elsewhere it would depend on the hour.
+    backing
+        .env
+        .entry("TELEGRAM_DIGEST_HOUR".into())
+        .or_insert_with(|| "off".into());
     shop_on(backing).await
 }
 
@@ -264,6 +294,15 @@ async fn without_a_token_the_notifier_is_off() {
     let (status, ready) = app.get_json("/readyz").await;
     assert_eq!(status, 200);
     assert_eq!(ready["notifier"], "off");
+    crate::appointments::user(&app, "boss", "admin");
+    let token = crate::appointments::login(&app, "boss").await;
+    let (status, problem) =
+        crate::appointments::call(&app, "POST", "/api/v1/me/telegram-link", &token, None).await;
+    assert_eq!(status, 409, "no bot to link to: {problem}");
+    assert_eq!(
+        problem["type"].as_str().unwrap().rsplit('/').next(),
+        Some("telegram-off")
+    );
     assert!(ready["consumers"]
         .as_array()
         .unwrap()
@@ -287,7 +326,7 @@ async fn staff_commands_answer_whitelisted_users_and_refuse_strangers(mode: Mode
     fake.wait_for_chat(42, 1).await;
     let today = &fake.sent_to(42)[0];
     assert!(
-        today.starts_with("Today (") && today.contains("no appointments"),
+        today.starts_with("Today, ") && today.contains("no appointments"),
         "{today}"
     );
 
@@ -339,7 +378,7 @@ async fn settings_changes_are_events_and_steer_the_alerts(mode: Mode) {
     assert_eq!(bootstrap["version"], 0);
     assert_eq!(bootstrap["available_alerts"]["AppointmentBooked"], true);
 
-    let quiet = json!({"staff_chat_ids": [300], "staff_user_ids": [42], "alerts": {"AppointmentBooked": false}, "digest_hour": 9});
+    let quiet = json!({"staff_chat_ids": [300], "staff_user_ids": [42], "alerts": {"AppointmentBooked": false}, "digest_hour": 9, "daily_digest": false});
     let (status, _) = call(
         &shop.app,
         "PUT",
@@ -349,7 +388,7 @@ async fn settings_changes_are_events_and_steer_the_alerts(mode: Mode) {
     )
     .await;
     assert_eq!(status, 200);
-    let (status, problem) = call(&shop.app, "PUT", "/api/v1/notifier/settings", &shop.admin, Some(json!({"staff_chat_ids": [], "staff_user_ids": [], "alerts": {"Nope": true}, "digest_hour": 9}))).await;
+    let (status, problem) = call(&shop.app, "PUT", "/api/v1/notifier/settings", &shop.admin, Some(json!({"staff_chat_ids": [], "staff_user_ids": [], "alerts": {"Nope": true}, "digest_hour": 9, "daily_digest": false}))).await;
     assert_eq!(status, 422);
     assert_eq!(problem["errors"][0]["field"], "alerts.Nope");
     let ada = client(&shop, "ada").await;
@@ -361,8 +400,7 @@ async fn settings_changes_are_events_and_steer_the_alerts(mode: Mode) {
         fake.sent()
     );
 
-    let loud =
-        json!({"staff_chat_ids": [300], "staff_user_ids": [42], "alerts": {}, "digest_hour": 9});
+    let loud = json!({"staff_chat_ids": [300], "staff_user_ids": [42], "alerts": {}, "digest_hour": 9, "daily_digest": false});
     assert_eq!(
         call(
             &shop.app,
@@ -392,3 +430,263 @@ async fn settings_changes_are_events_and_steer_the_alerts(mode: Mode) {
     assert_eq!(now["digest_hour"], 9);
 }
 both_modes!(settings_changes_are_events_and_steer_the_alerts);
+
+/// Asks for a link code as `token` and sends `/start <code>` from `chat`.
+async fn link_chat(
+    shop: &Shop,
+    fake: &FakeTelegram,
+    token: &str,
+    update: i64,
+    chat: i64,
+) -> String {
+    use crate::appointments::call;
+    let (status, link) = call(&shop.app, "POST", "/api/v1/me/telegram-link", token, None).await;
+    assert_eq!(status, 201, "{link}");
+    let code = link["code"].as_str().unwrap().to_string();
+    assert_eq!(link["start_command"], format!("/start {code}"));
+    let replies = fake.sent_to(chat).len();
+    fake.say(update, chat, &format!("/start {}", code.to_lowercase()));
+    fake.wait_for_chat(chat, replies + 1).await;
+    code
+}
+
+async fn me(shop: &Shop, token: &str) -> Value {
+    let (status, me) = crate::appointments::call(&shop.app, "GET", "/api/v1/me", token, None).await;
+    assert_eq!(status, 200);
+    me
+}
+
+async fn a_client_links_their_chat_with_a_one_time_code(mode: Mode) {
+    use crate::appointments::call;
+    let fake = FakeTelegram::default();
+    let shop = notified_shop(mode, &fake).await;
+    let ada = client(&shop, "ada").await;
+    assert_eq!(me(&shop, &ada).await["telegram_linked"], false);
+
+    let code = link_chat(&shop, &fake, &ada, 1, 555).await;
+    let reply = &fake.sent_to(555)[0];
+    assert!(
+        reply.starts_with("Linked to the Annals account of ada"),
+        "{reply}"
+    );
+    shop.app.settle().await;
+    assert_eq!(me(&shop, &ada).await["telegram_linked"], true);
+
+    // The code works once; a wrong code links nothing.
+    fake.say(2, 556, &format!("/start {code}"));
+    fake.say(3, 557, "/start NOTACODE00");
+    fake.wait_for_chat(556, 1).await;
+    fake.wait_for_chat(557, 1).await;
+    for chat in [556, 557] {
+        assert!(
+            fake.sent_to(chat)[0].contains("not valid or has expired"),
+            "{:?}",
+            fake.sent_to(chat)
+        );
+    }
+
+    let (status, _) = call(&shop.app, "DELETE", "/api/v1/me/telegram-link", &ada, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(me(&shop, &ada).await["telegram_linked"], false);
+    let (status, again) = call(&shop.app, "DELETE", "/api/v1/me/telegram-link", &ada, None).await;
+    assert_eq!(status, 200, "unlinking twice changes nothing: {again}");
+}
+both_modes!(a_client_links_their_chat_with_a_one_time_code);
+
+async fn set_reminder_minutes(shop: &Shop, minutes: u32) {
+    let body = json!({"staff_chat_ids": STAFF_CHATS, "staff_user_ids": [42], "digest_hour": 8,
+        "daily_digest": false, "reminder_minutes": minutes});
+    let (status, reply) = crate::appointments::call(
+        &shop.app,
+        "PUT",
+        "/api/v1/notifier/settings",
+        &shop.admin,
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+}
+
+async fn move_to(shop: &Shop, token: &str, id: &str, time: &str) {
+    let moved = json!({"start": format!("{}T{time}:00Z", shop.day)});
+    let (status, reply) = crate::appointments::call(
+        &shop.app,
+        "POST",
+        &format!("/api/v1/appointments/{id}/reschedule"),
+        token,
+        Some(moved),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+}
+
+async fn reminders_reach_linked_clients_once_follow_reschedules_and_skip_cancellations(mode: Mode) {
+    use crate::appointments::call;
+    let fake = FakeTelegram::default();
+    let shop = notified_shop(mode, &fake).await;
+    set_reminder_minutes(&shop, 60).await; // the bookings are a week ahead
+    let ada = client(&shop, "ada").await;
+    let bob = client(&shop, "bob").await; // not linked: never reminded
+    link_chat(&shop, &fake, &ada, 1, 555).await;
+    let mut ids = Vec::new();
+    for time in ["10:00", "11:00", "12:00"] {
+        let (status, booked) = book(&shop, &ada, time).await;
+        assert_eq!(status, 201, "{booked}");
+        ids.push(booked["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(book(&shop, &bob, "14:00").await.0, 201);
+    let (status, _) = call(
+        &shop.app,
+        "POST",
+        &format!("/api/v1/appointments/{}/cancel", ids[1]),
+        &ada,
+        Some(json!({"reason": "ill"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    move_to(&shop, &ada, &ids[2], "15:00").await;
+    shop.app.settle().await;
+
+    // Now a week ahead is inside the lead time.
+    set_reminder_minutes(&shop, 14 * 24 * 60).await;
+    fake.wait_for_chat(555, 3).await; // the link reply and two reminders
+    let reminders: Vec<String> = fake.sent_to(555)[1..].to_vec();
+    assert!(
+        reminders
+            .iter()
+            .all(|r| r.starts_with("Reminder: your appointment")),
+        "{reminders:?}"
+    );
+    assert!(
+        reminders[0].contains("10:00")
+            && reminders[0].contains(&format!("#appointment/{}", ids[0])),
+        "{reminders:?}"
+    );
+    assert!(
+        reminders[1].contains("15:00")
+            && reminders[1].contains(&format!("#appointment/{}", ids[2])),
+        "moved with the reschedule: {reminders:?}"
+    );
+    assert!(
+        reminders[0].contains("Haircut") && reminders[0].contains("mia"),
+        "{reminders:?}"
+    );
+
+    // A reschedule after the reminder brings a new one for the new time.
+    move_to(&shop, &ada, &ids[0], "16:00").await;
+    fake.wait_for_chat(555, 4).await;
+    let last = fake.sent_to(555)[3].clone();
+    assert!(last.contains("16:00") && last.contains(&ids[0]), "{last}");
+    assert!(
+        fake.sent_to(555).iter().all(|t| !t.contains(&ids[1])),
+        "nothing for the cancelled appointment"
+    );
+    assert!(fake.counts().values().all(|n| *n == 1), "nothing twice");
+}
+both_modes!(reminders_reach_linked_clients_once_follow_reschedules_and_skip_cancellations);
+
+fn digests(fake: &FakeTelegram, chat: i64) -> usize {
+    fake.sent_to(chat)
+        .iter()
+        .filter(|t| t.starts_with("Daily digest"))
+        .count()
+}
+
+async fn the_daily_digest_goes_once_a_day_across_processes_and_restarts(mode: Mode) {
+    let fake = FakeTelegram::default();
+    let mut backing = Backing::new(mode).await;
+    // Hour 0: due at once, whatever the time of day the test runs.
+    backing
+        .env
+        .insert("TELEGRAM_DIGEST_HOUR".into(), "0".into());
+    let shop = notified_shop_on(backing, &fake).await;
+    for chat in STAFF_CHATS {
+        fake.wait_for_chat(chat, 1).await;
+        let digest = &fake.sent_to(chat)[0];
+        assert!(digest.starts_with("Daily digest\n"), "{digest}");
+        assert!(digest.contains("no appointments"), "{digest}");
+    }
+    // A second process on the same store (server mode), then a restart:
+    // neither sends today's digest again. A booking alert is the marker
+    // that both are running and have looked at the clock.
+    let second = match mode {
+        Mode::Server => Some(TestApp::start(shop.app.backing.clone()).await),
+        Mode::Embedded => None,
+    };
+    let ada = client(&shop, "ada").await;
+    assert_eq!(book(&shop, &ada, "10:00").await.0, 201);
+    shop.app.settle().await;
+    fake.wait_for_chat(100, 2).await;
+    let backing = shop.app.shutdown().await;
+    if let Some(second) = second {
+        second.shutdown().await;
+    }
+    let app = TestApp::start(backing).await;
+    let ada = crate::appointments::login(&app, "ada").await;
+    let shop2 = Shop {
+        app,
+        admin: shop.admin,
+        service: shop.service,
+        master: shop.master,
+        day: shop.day,
+    };
+    assert_eq!(book(&shop2, &ada, "11:00").await.0, 201);
+    shop2.app.settle().await;
+    fake.wait_for_chat(100, 3).await;
+    for chat in STAFF_CHATS {
+        assert_eq!(
+            digests(&fake, chat),
+            1,
+            "chat {chat}: {:?}",
+            fake.sent_to(chat)
+        );
+    }
+}
+both_modes!(the_daily_digest_goes_once_a_day_across_processes_and_restarts);
+
+#[tokio::test]
+async fn a_message_cut_off_by_a_crash_is_sent_again_and_nothing_else_twice() {
+    let fake = FakeTelegram::default();
+    let shop = notified_shop(Mode::Embedded, &fake).await;
+    let ada = client(&shop, "ada").await;
+    let body = json!({"service_id": shop.service, "master_id": shop.master, "start": format!("{}T10:00:00Z", shop.day)});
+    let backing = shop.app.shutdown().await;
+
+    // The first alert's request reaches Telegram, and then the process dies
+    // before the answer comes back.
+    *fake.hold.lock().unwrap() = 1;
+    let child = ChildApp::start(backing).await;
+    let booked = child
+        .http()
+        .post(child.url("/api/v1/appointments"))
+        .bearer_auth(&ada)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(booked.status(), 201);
+    let started = Instant::now();
+    while fake.held.lock().unwrap().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(30), "no alert left");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cut_off = fake.held.lock().unwrap()[0]["chat_id"].as_i64().unwrap();
+    let backing = child.kill();
+
+    // Restarted: the other chat gets its alert, and the cut-off one is sent
+    // again once its ledger row is stale (RESEND_AFTER, 30 s).
+    let child = ChildApp::start(backing).await;
+    let other = STAFF_CHATS.into_iter().find(|c| *c != cut_off).unwrap();
+    fake.wait_for_chat(other, 1).await;
+    fake.wait_for_chat_within(cut_off, 1, Duration::from_secs(90))
+        .await;
+    child.settle().await;
+    assert_eq!(fake.sent().len(), 2, "{:?}", fake.sent());
+    assert!(fake.counts().values().all(|n| *n == 1), "nothing twice");
+    let text = fake.sent_to(cut_off)[0].clone();
+    assert_eq!(
+        fake.held.lock().unwrap()[0]["text"],
+        text,
+        "the same message"
+    );
+}

@@ -52,6 +52,11 @@ pub fn decide(user: &User, command: UserCommand) -> Result<Vec<UserEvent>, UserE
             }
             vec![UserEvent::PasswordChanged { reason }]
         }
+        UserCommand::LinkTelegram { .. } if !user.active => return Err(UserError::Deactivated),
+        UserCommand::LinkTelegram { chat_id } if user.telegram_chat_id == Some(chat_id) => vec![],
+        UserCommand::LinkTelegram { chat_id } => vec![UserEvent::TelegramLinked { chat_id }],
+        UserCommand::UnlinkTelegram if user.telegram_chat_id.is_none() => vec![],
+        UserCommand::UnlinkTelegram => vec![UserEvent::TelegramUnlinked],
     })
 }
 
@@ -78,5 +83,7 @@ pub fn evolve(user: &mut User, event: &UserEvent) {
         UserEvent::Deactivated => user.active = false,
         UserEvent::Reactivated => user.active = true,
         UserEvent::PasswordChanged { .. } => {}
+        UserEvent::TelegramLinked { chat_id } => user.telegram_chat_id = Some(*chat_id),
+        UserEvent::TelegramUnlinked => user.telegram_chat_id = None,
     }
 }

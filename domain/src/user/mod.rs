@@ -36,6 +36,11 @@ pub enum UserCommand {
     RecordPasswordChange {
         reason: PasswordChangeReason,
     },
+    /// Link the user's Telegram chat (from the bot's `/start <code>`).
+    LinkTelegram {
+        chat_id: i64,
+    },
+    UnlinkTelegram,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +75,11 @@ pub enum UserEvent {
     PasswordChanged {
         reason: PasswordChangeReason,
     },
+    /// Reminders and other personal messages go to this chat from now on.
+    TelegramLinked {
+        chat_id: i64,
+    },
+    TelegramUnlinked,
 }
 
 impl DomainEvent for UserEvent {
@@ -82,6 +92,8 @@ impl DomainEvent for UserEvent {
             UserEvent::Deactivated => "UserDeactivated",
             UserEvent::Reactivated => "UserReactivated",
             UserEvent::PasswordChanged { .. } => "UserPasswordChanged",
+            UserEvent::TelegramLinked { .. } => "UserTelegramLinked",
+            UserEvent::TelegramUnlinked => "UserTelegramUnlinked",
         }
         .to_string()
     }
@@ -135,6 +147,8 @@ pub struct User {
     pub profile: Profile,
     pub roles: BTreeSet<Role>,
     pub active: bool,
+    /// The linked Telegram chat, if any.
+    pub telegram_chat_id: Option<i64>,
 }
 
 crate::decider_aggregate!(

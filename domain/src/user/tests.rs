@@ -156,3 +156,35 @@ fn an_unchanged_profile_is_no_event() {
         .unwrap()
         .is_empty());
 }
+
+#[test]
+fn linking_telegram_is_an_event_once_and_unlinking_undoes_it() {
+    let linked = UserEvent::TelegramLinked { chat_id: 77 };
+    let link = || UserCommand::LinkTelegram { chat_id: 77 };
+    assert_eq!(
+        decide(&given(&[registered()]), link()).unwrap(),
+        vec![linked.clone()]
+    );
+    let user = given(&[registered(), linked.clone()]);
+    assert_eq!(user.telegram_chat_id, Some(77));
+    assert!(
+        decide(&user, link()).unwrap().is_empty(),
+        "the same chat again"
+    );
+    assert_eq!(
+        decide(&user, UserCommand::LinkTelegram { chat_id: 78 }).unwrap(),
+        vec![UserEvent::TelegramLinked { chat_id: 78 }],
+        "another chat replaces it"
+    );
+    assert_eq!(
+        decide(&user, UserCommand::UnlinkTelegram).unwrap(),
+        vec![UserEvent::TelegramUnlinked]
+    );
+    assert!(decide(&given(&[registered()]), UserCommand::UnlinkTelegram)
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        decide(&given(&[registered(), UserEvent::Deactivated]), link()),
+        Err(UserError::Deactivated)
+    );
+}
