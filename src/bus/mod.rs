@@ -2,10 +2,12 @@
 //! mode) or a relay to NATS JetStream with durable consumers (server mode).
 
 pub mod consumer;
+pub mod feed;
 
 pub use consumer::{replay, Checkpoints, ConsumerState, ConsumerStatus, ProjectorRunner};
 pub mod nats;
 pub mod workers;
 
+pub use feed::Feed;
 pub use nats::NatsBus;
 pub use workers::{run_monitor, run_projector, run_relay, WorkerContext, RELAY};

@@ -132,8 +132,21 @@ impl NatsBus {
 }
 
 /// Fetches what a durable consumer has (waiting up to `wait`), decoded.
-/// The messages are acknowledged only by `ack_last` after they are applied.
+/// Bounded even when NATS is unreachable (a pull then never expires).
 pub async fn fetch(
+    consumer: &jetstream::consumer::PullConsumer,
+    max: usize,
+    wait: Duration,
+) -> Result<(Vec<StoredEvent>, Option<jetstream::Message>)> {
+    tokio::time::timeout(
+        wait + Duration::from_secs(2),
+        fetch_unbounded(consumer, max, wait),
+    )
+    .await
+    .context("JetStream did not answer a fetch")?
+}
+
+async fn fetch_unbounded(
     consumer: &jetstream::consumer::PullConsumer,
     max: usize,
     wait: Duration,

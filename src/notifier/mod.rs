@@ -26,7 +26,7 @@ use annals_domain::StoredEvent;
 use annals_domain::appointment::Appointment;
 use annals_domain::user::User;
 
-use crate::bus::{Checkpoints, ConsumerState, WorkerContext};
+use crate::bus::{Checkpoints, ConsumerState, Feed, WorkerContext};
 use crate::platform::Platform;
 use crate::store::{now_millis, CommandBus};
 use templates::{Alert, Ref};
@@ -379,38 +379,34 @@ pub async fn run_notifier(
         .await?;
     let mut checkpoint = Checkpoints::get(&ctx.pool, NAME).await?;
     state.advanced(checkpoint, None);
+    let mut feed = Feed::new(NAME, ctx.nats.clone());
     while !*ctx.stop.borrow() {
-        let events = match ctx.log.read_after(checkpoint, 100).await {
-            Ok(events) => events,
-            Err(err) => {
-                tracing::warn!(error = %format!("{err:#}"), "notifier cannot read the log");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        if events.is_empty() {
-            tokio::select! {
-                _ = ctx.appended.changed() => {}
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                _ = crate::bus::nats::stopped(&mut ctx.stop) => {}
-            }
-            continue;
-        }
+        let events = feed.next(&mut ctx, checkpoint, 100).await;
         for event in &events {
             if let Err(err) = notifier.handle(event, &ctx.stop).await {
                 tracing::warn!(error = %format!("{err:#}"), position = event.position, "notifier paused");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 break;
             }
-            checkpoint = event.position;
-            sqlx::query(
-                "UPDATE consumer_checkpoints SET position = $1, updated_at = $2 WHERE name = $3",
+            // Several processes may run the notifier: the checkpoint only
+            // moves forward, and the ledger keeps their sends to one.
+            let saved = sqlx::query(
+                "UPDATE consumer_checkpoints SET position = $1, updated_at = $2 \
+                 WHERE name = $3 AND position < $1",
             )
-            .bind(checkpoint)
+            .bind(event.position)
             .bind(now_millis())
             .bind(NAME)
             .execute(&ctx.pool)
-            .await?;
+            .await;
+            if let Err(err) = saved {
+                // Handled but not recorded: handled again later, and the
+                // ledger sends nothing twice.
+                tracing::warn!(error = %err, "notifier checkpoint not saved; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                break;
+            }
+            checkpoint = event.position;
             state.advanced(checkpoint, Some(event.recorded_at));
         }
     }

@@ -690,3 +690,43 @@ async fn a_message_cut_off_by_a_crash_is_sent_again_and_nothing_else_twice() {
         "the same message"
     );
 }
+
+/// How many stream messages the notifier's durable consumer was given.
+async fn delivered_to_notifier(nats: &crate::support::Nats, prefix: &str) -> u64 {
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let stream = format!("{}_EVENTS", prefix.to_uppercase().replace('-', "_"));
+    let stream = js.get_stream(&stream).await.unwrap();
+    let info = stream
+        .consumer_info(format!("{prefix}-notifier"))
+        .await
+        .unwrap();
+    info.delivered.stream_sequence
+}
+
+#[tokio::test]
+async fn in_server_mode_alerts_come_through_jetstream_and_still_arrive_while_nats_is_down() {
+    let nats = crate::support::Nats::start();
+    let fake = FakeTelegram::default();
+    let backing = Backing::with(Mode::Server, None, Some(&nats)).await;
+    let prefix = backing.env["ANNALS_NATS_PREFIX"].clone();
+    let shop = notified_shop_on(backing, &fake).await;
+    let ada = client(&shop, "ada").await;
+    assert_eq!(book(&shop, &ada, "10:00").await.0, 201);
+    fake.wait_for(2).await;
+    shop.app.settle().await;
+    assert!(
+        delivered_to_notifier(&nats, &prefix).await > 0,
+        "the notifier reads its durable consumer"
+    );
+
+    nats.kill();
+    assert_eq!(book(&shop, &ada, "11:00").await.0, 201);
+    fake.wait_for(4).await; // from the log meanwhile
+    nats.restart();
+    assert_eq!(book(&shop, &ada, "15:00").await.0, 201);
+    fake.wait_for(6).await;
+    shop.app.settle().await;
+    assert_eq!(fake.sent().len(), 6);
+    assert!(fake.counts().values().all(|n| *n == 1), "nothing twice");
+}
