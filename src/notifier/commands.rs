@@ -1,9 +1,9 @@
-//! The bot's commands, read by long polling `getUpdates` (one process at a
-//! time holds the poller lease). Replies go through the delivery ledger
+//! The bot's commands, read by long polling `getUpdates` (by the process
+//! on duty). Replies go through the delivery ledger
 //! keyed by the update, so a redelivered update is not answered twice.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Result;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -20,12 +20,8 @@ use annals_domain::user::{UserCommand, UserError};
 use annals_domain::{Actor, EventMetadata};
 
 use super::{link, Notifier};
-use crate::bus::workers::Lease;
 use crate::bus::WorkerContext;
 use crate::store::{CommandError, CommandRequest};
-
-const LEASE: &str = "telegram-poller";
-const LEASE_TTL: Duration = Duration::from_secs(30);
 
 const WELCOME: &str = "Welcome to Annals. To get appointment reminders here, create a link code \
 in your account (POST /api/v1/me/telegram-link) and send it as /start <code>.";
@@ -184,26 +180,15 @@ impl Notifier {
     }
 }
 
-/// Polls for commands while this process holds the poller lease.
+/// Polls for commands while this process is the one on duty.
 pub async fn run_commands(mut notifier: Notifier, mut ctx: WorkerContext) -> Result<()> {
-    let holder = format!("{}-{}", std::process::id(), Uuid::now_v7());
-    let mut renewed: Option<Instant> = None;
     let mut offset: Option<i32> = None;
     while !*ctx.stop.borrow() {
-        if renewed.is_none_or(|at| at.elapsed() > LEASE_TTL / 3) {
-            if !Lease::acquire(&ctx.pool, LEASE, &holder, LEASE_TTL)
-                .await
-                .unwrap_or(false)
-            {
-                renewed = None;
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(5),
-                    crate::bus::nats::stopped(&mut ctx.stop),
-                )
-                .await;
-                continue;
-            }
-            renewed = Some(Instant::now());
+        if !notifier.on_duty().await {
+            // Another process polls; start afresh if this one takes over.
+            offset = None;
+            notifier.stand_by(&mut ctx.stop).await;
+            continue;
         }
         let mut request = notifier.bot.get_updates().timeout(5);
         if let Some(offset) = offset {
@@ -244,6 +229,6 @@ pub async fn run_commands(mut notifier: Notifier, mut ctx: WorkerContext) -> Res
             }
         }
     }
-    let _ = Lease::release(&ctx.pool, LEASE, &holder).await;
+    notifier.off_duty().await;
     Ok(())
 }

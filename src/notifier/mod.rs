@@ -26,6 +26,7 @@ use annals_domain::StoredEvent;
 use annals_domain::appointment::Appointment;
 use annals_domain::user::User;
 
+use crate::bus::workers::Lease;
 use crate::bus::{Checkpoints, ConsumerState, Feed, WorkerContext};
 use crate::platform::Platform;
 use crate::store::{now_millis, CommandBus};
@@ -39,6 +40,20 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// mid-send (a live sender touches its row before every attempt, and an
 /// attempt ends within SEND_TIMEOUT): another process sends it again.
 pub const RESEND_AFTER: Duration = Duration::from_secs(30);
+
+/// One process at a time talks to Telegram — alerts, scheduled messages and
+/// commands — so Telegram's limits hold across processes: the one holding
+/// this lease, renewed by each of its notifier tasks. Another takes over
+/// within LEASE_TTL of its end.
+const LEASE: &str = "telegram";
+const LEASE_TTL: Duration = Duration::from_secs(15);
+
+/// This process's claim on the lease, shared by its notifier tasks.
+#[derive(Clone)]
+struct Duty {
+    holder: Arc<str>,
+    renewed: Arc<std::sync::Mutex<Option<Instant>>>,
+}
 
 pub use crate::config::TelegramConfig;
 
@@ -99,6 +114,7 @@ pub struct Notifier {
     /// Checks an appointment at its source before reminding of it.
     pub(crate) appointments: Arc<CommandBus<Appointment>>,
     pace: Arc<tokio::sync::Mutex<Pace>>,
+    duty: Duty,
 }
 
 enum Sent {
@@ -121,7 +137,36 @@ impl Notifier {
                 per_chat: HashMap::new(),
                 last: None,
             })),
+            duty: Duty {
+                holder: format!("{}-{}", std::process::id(), Uuid::now_v7()).into(),
+                renewed: Arc::new(std::sync::Mutex::new(None)),
+            },
         }
+    }
+
+    /// Whether this process is the one talking to Telegram now; takes or
+    /// renews the lease as needed.
+    pub(crate) async fn on_duty(&self) -> bool {
+        let fresh = |at: &Option<Instant>| at.is_some_and(|at| at.elapsed() < LEASE_TTL / 3);
+        if fresh(&self.duty.renewed.lock().expect("duty lock")) {
+            return true;
+        }
+        let held = Lease::acquire(&self.pool, LEASE, &self.duty.holder, LEASE_TTL)
+            .await
+            .unwrap_or(false);
+        *self.duty.renewed.lock().expect("duty lock") = held.then(Instant::now);
+        held
+    }
+
+    /// Waits a little before asking for duty again.
+    pub(crate) async fn stand_by(&self, stop: &mut watch::Receiver<bool>) {
+        let _ = tokio::time::timeout(LEASE_TTL / 5, crate::bus::nats::stopped(stop)).await;
+    }
+
+    /// Hands the lease over on a clean stop.
+    pub(crate) async fn off_duty(&self) {
+        *self.duty.renewed.lock().expect("duty lock") = None;
+        let _ = Lease::release(&self.pool, LEASE, &self.duty.holder).await;
     }
 
     /// Sends with retries: 429 waits the `retry_after` Telegram asks for,
@@ -308,7 +353,7 @@ impl Notifier {
                 Ref::Text(text) => text.clone(),
                 Ref::Appointment(id) => {
                     let row = sqlx::query(
-                        "SELECT client_id, service_id, start_at FROM appointments WHERE id = $1",
+                        "SELECT client_id, master_id, service_id, start_at FROM appointments WHERE id = $1",
                     )
                     .bind(id.to_string())
                     .fetch_optional(&self.pool)
@@ -329,10 +374,15 @@ impl Notifier {
                                     Uuid::parse_str(&get("service_id")).unwrap_or_default(),
                                 )
                                 .await;
+                            let master = self
+                                .name_of_user(
+                                    Uuid::parse_str(&get("master_id")).unwrap_or_default(),
+                                )
+                                .await;
                             let start = DateTime::parse_from_rfc3339(&get("start_at"))
                                 .map(|t| self.time(t.with_timezone(&Utc)))
                                 .unwrap_or_default();
-                            format!("{service} for {client}, {start}")
+                            format!("{service} for {client} with {master}, {start}")
                         }
                     }
                 }
@@ -380,7 +430,27 @@ pub async fn run_notifier(
     let mut checkpoint = Checkpoints::get(&ctx.pool, NAME).await?;
     state.advanced(checkpoint, None);
     let mut feed = Feed::new(NAME, ctx.nats.clone());
+    let mut was_on_duty = false;
     while !*ctx.stop.borrow() {
+        if !notifier.on_duty().await {
+            was_on_duty = false;
+            notifier.stand_by(&mut ctx.stop).await;
+            continue;
+        }
+        if !was_on_duty {
+            // Taking over: go on from where the last process on duty was.
+            match Checkpoints::get(&ctx.pool, NAME).await {
+                Ok(saved) => checkpoint = saved,
+                Err(err) => {
+                    tracing::warn!(error = %format!("{err:#}"), "notifier checkpoint unreadable; retrying");
+                    notifier.stand_by(&mut ctx.stop).await;
+                    continue;
+                }
+            }
+            state.advanced(checkpoint, None);
+            feed = Feed::new(NAME, ctx.nats.clone());
+            was_on_duty = true;
+        }
         let events = feed.next(&mut ctx, checkpoint, 100).await;
         for event in &events {
             if let Err(err) = notifier.handle(event, &ctx.stop).await {
@@ -410,5 +480,6 @@ pub async fn run_notifier(
             state.advanced(checkpoint, Some(event.recorded_at));
         }
     }
+    notifier.off_duty().await;
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! What the notifier sends on the clock rather than on an event: the daily
 //! digest to the staff chats and reminders to clients who linked Telegram.
 //! Each is a ledger cause (`daily-digest:<date>`,
-//! `reminder:<appointment>:<start>`), so every process may run this loop
-//! and each message still goes out once, across restarts.
+//! `reminder:<appointment>:<start>`), so each message goes out once, across
+//! restarts and even when two processes overlap at a hand-over.
 
 use std::time::Duration;
 
@@ -132,6 +132,11 @@ impl Notifier {
 pub async fn run_scheduler(mut notifier: Notifier, mut ctx: WorkerContext) -> Result<()> {
     let mut resumed: Option<std::time::Instant> = None;
     while !*ctx.stop.borrow() {
+        if !notifier.on_duty().await {
+            resumed = None;
+            notifier.stand_by(&mut ctx.stop).await;
+            continue;
+        }
         if let Err(err) = notifier.tick(Utc::now(), &ctx.stop).await {
             tracing::warn!(error = %format!("{err:#}"), "scheduled messages wait for the next tick");
         }
@@ -143,5 +148,6 @@ pub async fn run_scheduler(mut notifier: Notifier, mut ctx: WorkerContext) -> Re
         }
         let _ = tokio::time::timeout(TICK, crate::bus::nats::stopped(&mut ctx.stop)).await;
     }
+    notifier.off_duty().await;
     Ok(())
 }

@@ -546,6 +546,30 @@ async fn reminders_reach_linked_clients_once_follow_reschedules_and_skip_cancell
     assert_eq!(status, 200);
     move_to(&shop, &ada, &ids[2], "15:00").await;
     shop.app.settle().await;
+    // Staff hear of both: who, what, with whom, when.
+    fake.wait_for_chat(100, 6).await; // four bookings, a cancellation, a move
+    let staff = fake.sent_to(100);
+    let cancelled = staff
+        .iter()
+        .find(|t| t.starts_with("Appointment cancelled"))
+        .unwrap();
+    assert!(
+        cancelled.contains("Haircut for ada with mia")
+            && cancelled.contains("Reason: ill")
+            && cancelled.contains(&ids[1]),
+        "{cancelled}"
+    );
+    let moved = staff
+        .iter()
+        .find(|t| t.starts_with("Appointment rescheduled"))
+        .unwrap();
+    assert!(
+        moved.contains("From: ")
+            && moved.contains("12:00 UTC")
+            && moved.contains("To: ")
+            && moved.contains("15:00 UTC"),
+        "{moved}"
+    );
 
     // Now a week ahead is inside the lead time.
     set_reminder_minutes(&shop, 14 * 24 * 60).await;
@@ -606,9 +630,8 @@ async fn the_daily_digest_goes_once_a_day_across_processes_and_restarts(mode: Mo
         assert!(digest.starts_with("Daily digest\n"), "{digest}");
         assert!(digest.contains("no appointments"), "{digest}");
     }
-    // A second process on the same store (server mode), then a restart:
-    // neither sends today's digest again. A booking alert is the marker
-    // that both are running and have looked at the clock.
+    // A second process on the same store (server mode), standing by, then
+    // taking over; or a restart: none sends today's digest again.
     let second = match mode {
         Mode::Server => Some(TestApp::start(shop.app.backing.clone()).await),
         Mode::Embedded => None,
@@ -617,11 +640,13 @@ async fn the_daily_digest_goes_once_a_day_across_processes_and_restarts(mode: Mo
     assert_eq!(book(&shop, &ada, "10:00").await.0, 201);
     shop.app.settle().await;
     fake.wait_for_chat(100, 2).await;
+    // The process on duty stops: the standby one takes over (server mode),
+    // or the same store starts again (embedded).
     let backing = shop.app.shutdown().await;
-    if let Some(second) = second {
-        second.shutdown().await;
-    }
-    let app = TestApp::start(backing).await;
+    let app = match second {
+        Some(second) => second,
+        None => TestApp::start(backing).await,
+    };
     let ada = crate::appointments::login(&app, "ada").await;
     let shop2 = Shop {
         app,
