@@ -75,22 +75,37 @@ fn is_json(content_type: &str) -> bool {
 
 /// Parses JSON; syntax errors are 400, type errors 422 naming the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+    let mut raw: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
+    whole_numbers_as_integers(&mut raw);
+    serde_path_to_error::deserialize(raw).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                let message = strip_position(&inner.to_string());
-                let field = field_name(&path, &message);
-                ApiError::invalid_field(field, message)
+        let message = strip_position(&inner.to_string());
+        ApiError::invalid_field(field_name(&path, &message), message)
+    })
+}
+
+/// JSON Schema counts `15.0` as an integer, and clients (and fuzzers) send
+/// it so; serde would refuse it for an integer field.
+fn whole_numbers_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+            if f.fract() == 0.0 && f.abs() <= EXACT {
+                *value = if f < 0.0 {
+                    Value::from(f as i64)
+                } else {
+                    Value::from(f as u64)
+                };
             }
-            _ => ApiError::bad_request(format!("the body is not valid JSON: {inner}")),
         }
-    })?;
-    de.end()
-        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
-    Ok(value)
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        Value::Object(fields) => fields.values_mut().for_each(whole_numbers_as_integers),
+        _ => {}
+    }
 }
 
 /// serde's messages end with " at line 1 column 9"; the field says where.

@@ -97,6 +97,7 @@ pub struct SettingsBody {
     pub staff_user_ids: Vec<i64>,
     /// Alert → on/off; unlisted alerts are on.
     #[serde(default)]
+    #[schema(schema_with = alerts_schema)]
     pub alerts: BTreeMap<String, bool>,
     /// Hour of the daily digest in the business time zone.
     #[schema(minimum = 0, maximum = 23)]
@@ -119,11 +120,35 @@ fn default_reminder_minutes() -> u32 {
     notifier_settings::DEFAULT_REMINDER_MINUTES
 }
 
+/// The alerts map in the OpenAPI document: exactly the alerts there are
+/// (from the one table), each on or off.
+fn alerts_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+    ALERTS
+        .iter()
+        .fold(ObjectBuilder::new(), |object, (alert, _)| {
+            object.property(*alert, ObjectBuilder::new().schema_type(Type::Boolean))
+        })
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        .description(Some("Alert → on/off; unlisted alerts are on."))
+        .build()
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct SettingsView {
-    #[serde(flatten)]
-    pub settings: SettingsBody,
+    pub staff_chat_ids: Vec<i64>,
+    pub staff_user_ids: Vec<i64>,
+    /// The alerts switched explicitly.
+    #[schema(schema_with = alerts_schema)]
+    pub alerts: BTreeMap<String, bool>,
+    /// Hour of the daily digest in the business time zone.
+    #[schema(minimum = 0, maximum = 23)]
+    pub digest_hour: u8,
+    pub daily_digest: bool,
+    /// Minutes before an appointment that a linked client is reminded; 0: off.
+    pub reminder_minutes: u32,
     /// Every alert there is, with whether it is on.
+    #[schema(schema_with = alerts_schema)]
     pub available_alerts: BTreeMap<String, bool>,
     /// 0 until the settings are first changed (TELEGRAM_* bootstrap values).
     pub version: i64,
@@ -143,14 +168,12 @@ async fn get_settings(State(app): State<AppState>) -> Result<Json<SettingsView>,
         .map(|(t, _)| (t.to_string(), settings.alert_on(t)))
         .collect();
     Ok(Json(SettingsView {
-        settings: SettingsBody {
-            staff_chat_ids: settings.staff_chat_ids,
-            staff_user_ids: settings.staff_user_ids,
-            alerts: settings.alerts,
-            digest_hour: settings.digest_hour,
-            daily_digest: settings.daily_digest,
-            reminder_minutes: settings.reminder_minutes,
-        },
+        staff_chat_ids: settings.staff_chat_ids,
+        staff_user_ids: settings.staff_user_ids,
+        alerts: settings.alerts,
+        digest_hour: settings.digest_hour,
+        daily_digest: settings.daily_digest,
+        reminder_minutes: settings.reminder_minutes,
         available_alerts,
         version,
     }))

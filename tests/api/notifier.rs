@@ -400,7 +400,8 @@ async fn settings_changes_are_events_and_steer_the_alerts(mode: Mode) {
         fake.sent()
     );
 
-    let loud = json!({"staff_chat_ids": [300], "staff_user_ids": [42], "alerts": {}, "digest_hour": 9, "daily_digest": false});
+    // 9.0 is an integer to JSON Schema, and so to the API.
+    let loud = json!({"staff_chat_ids": [300], "staff_user_ids": [42], "alerts": {}, "digest_hour": 9.0, "daily_digest": false});
     assert_eq!(
         call(
             &shop.app,
