@@ -434,6 +434,10 @@ pub async fn run_notifier(
     while !*ctx.stop.borrow() {
         if !notifier.on_duty().await {
             was_on_duty = false;
+            // Show the progress of the process on duty, not a growing lag.
+            if let Ok(saved) = Checkpoints::get(&ctx.pool, NAME).await {
+                state.advanced(saved, None);
+            }
             notifier.stand_by(&mut ctx.stop).await;
             continue;
         }

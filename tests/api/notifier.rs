@@ -30,6 +30,8 @@ struct FakeTelegram {
     /// the sender died before Telegram's answer reached it).
     hold: Arc<Mutex<u32>>,
     held: Arc<Mutex<Vec<Value>>>,
+    /// When each delivered message arrived, by chat.
+    arrivals: Arc<Mutex<Vec<(i64, Instant)>>>,
 }
 
 async fn get_updates(fake: &FakeTelegram, body: &Value) -> Value {
@@ -89,6 +91,10 @@ async fn bot_method(
         }
     }
     let chat = body["chat_id"].clone();
+    fake.arrivals
+        .lock()
+        .unwrap()
+        .push((chat.as_i64().unwrap_or(0), Instant::now()));
     let mut sent = fake.sent.lock().unwrap();
     sent.push(body.clone());
     Json(json!({"ok": true, "result": {
@@ -145,6 +151,19 @@ impl FakeTelegram {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The shortest gap between two messages to one chat.
+    fn closest_to_one_chat(&self) -> Option<Duration> {
+        let arrivals = self.arrivals.lock().unwrap().clone();
+        let mut closest: Option<Duration> = None;
+        for (i, (chat, at)) in arrivals.iter().enumerate() {
+            if let Some((_, next)) = arrivals[i + 1..].iter().find(|(c, _)| c == chat) {
+                let gap = next.duration_since(*at);
+                closest = Some(closest.map_or(gap, |c| c.min(gap)));
+            }
+        }
+        closest
     }
 
     fn sent(&self) -> Vec<Value> {
@@ -607,6 +626,13 @@ async fn reminders_reach_linked_clients_once_follow_reschedules_and_skip_cancell
         "nothing for the cancelled appointment"
     );
     assert!(fake.counts().values().all(|n| *n == 1), "nothing twice");
+    // Seven messages to chat 100 came in a burst: Telegram's one a second
+    // per chat held (less a little for the network between send and arrival).
+    let closest = fake.closest_to_one_chat().unwrap();
+    assert!(
+        closest >= Duration::from_millis(800),
+        "two messages to one chat {closest:?} apart"
+    );
 }
 both_modes!(reminders_reach_linked_clients_once_follow_reschedules_and_skip_cancellations);
 
