@@ -135,6 +135,24 @@ fn parse_time(field: &str, text: &str) -> Result<NaiveTime, FieldError> {
         .map_err(|_| FieldError::new(field, "must be a time like 09:00"))
 }
 
+/// An IANA time zone name, documented as the list of zones this server
+/// knows (chrono-tz's database), so clients and fuzzers see what is valid.
+pub struct TimeZoneName;
+
+impl utoipa::PartialSchema for TimeZoneName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())))
+            .description(Some("IANA time zone"))
+            .examples(["Europe/Berlin"])
+            .into()
+    }
+}
+
+impl ToSchema for TimeZoneName {}
+
 fn parse_tz(field: &str, text: &str) -> Result<Tz, FieldError> {
     text.parse::<Tz>()
         .map_err(|_| FieldError::new(field, "must be an IANA time zone like Europe/Berlin"))
@@ -274,14 +292,6 @@ async fn service_terms(app: &AppState, request: ServiceRequest) -> Result<Servic
             None
         }
     };
-    // The aggregate, not the read model: a category created a moment ago counts.
-    let (category, _) = app
-        .service::<CommandBus<Category>>()
-        .load(&request.category_id.to_string())
-        .await?;
-    if category.name.is_none() {
-        errors.push(FieldError::new("category_id", "no such category"));
-    }
     let terms = ServiceTerms {
         name: request.name.trim().to_string(),
         description: request.description,
@@ -298,17 +308,28 @@ async fn service_terms(app: &AppState, request: ServiceRequest) -> Result<Servic
     if let Err(mut more) = terms.check() {
         errors.append(&mut more);
     }
-    if errors.is_empty() {
-        Ok(terms)
-    } else {
-        Err(ApiError::invalid(errors))
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
     }
+    // The aggregate, not the read model: a category created a moment ago counts.
+    let (category, _) = app
+        .service::<CommandBus<Category>>()
+        .load(&terms.category_id.to_string())
+        .await?;
+    if category.name.is_none() {
+        return Err(ApiError::unknown_reference(
+            "category_id",
+            "no such category",
+        ));
+    }
+    Ok(terms)
 }
 
 /// Create a service.
 #[utoipa::path(post, path = "/services", tag = "appointments", security(("bearer" = [])),
     request_body = ServiceRequest, params(IdempotencyParams),
     responses((status = 201, description = "Created", body = CommandAccepted), CommonProblems, CommandProblems,
+        super::error::NotFound,
         super::error::Unauthorized,
         super::error::Forbidden,))]
 async fn create_service(
@@ -541,9 +562,9 @@ pub struct MasterRequest {
     #[schema(value_type = String, format = Uuid)]
     pub user_id: Uuid,
     #[serde(default)]
-    #[schema(value_type = Vec<String>, max_items = 200)]
+    #[schema(max_items = 200)]
     pub service_ids: Vec<Uuid>,
-    #[schema(example = "Europe/Berlin", max_length = 64)]
+    #[schema(value_type = TimeZoneName)]
     pub time_zone: String,
     #[schema(max_items = 50)]
     pub working_hours: Vec<RangeBody>,
@@ -575,7 +596,7 @@ pub struct MasterView {
     #[schema(value_type = String, format = Uuid)]
     pub id: Uuid,
     pub time_zone: String,
-    #[schema(value_type = Vec<String>)]
+
     pub service_ids: Vec<Uuid>,
     pub working_hours: Vec<RangeBody>,
     pub breaks: Vec<RangeBody>,
@@ -620,18 +641,14 @@ fn range_bodies(ranges: &[WeeklyRange]) -> Vec<RangeBody> {
         .collect()
 }
 
-async fn check_services(
-    app: &AppState,
-    ids: &[Uuid],
-    errors: &mut Vec<FieldError>,
-) -> Result<(), ApiError> {
+async fn check_services(app: &AppState, ids: &[Uuid]) -> Result<(), ApiError> {
     for (i, id) in ids.iter().enumerate() {
         let (service, _) = app
             .service::<CommandBus<Service>>()
             .load(&id.to_string())
             .await?;
         if service.terms.is_none() {
-            errors.push(FieldError::new(
+            return Err(ApiError::unknown_reference(
                 format!("service_ids[{i}]"),
                 "no such service",
             ));
@@ -644,6 +661,7 @@ async fn check_services(
 #[utoipa::path(post, path = "/masters", tag = "appointments", security(("bearer" = [])),
     request_body = MasterRequest, params(IdempotencyParams),
     responses((status = 201, description = "Registered; the master's id is the user's", body = CommandAccepted),
+        super::error::NotFound,
         super::error::Unauthorized,
         super::error::Forbidden,
         CommonProblems, CommandProblems))]
@@ -662,21 +680,28 @@ async fn register_master(
             .ok();
         let working_hours = ranges("working_hours", &request.working_hours, &mut errors);
         let breaks = ranges("breaks", &request.breaks, &mut errors);
-        check_services(&app, &request.service_ids, &mut errors).await?;
-        let roles: Option<String> =
-            sqlx::query_scalar("SELECT roles FROM users WHERE id = $1 AND active = 1")
-                .bind(request.user_id.to_string())
-                .fetch_optional(&app.platform.db.any)
-                .await?;
-        if !roles.is_some_and(|r| crate::auth::parse_roles(&r).contains(&Role::Master)) {
-            errors.push(FieldError::new(
-                "user_id",
-                "must be an active user with the master role",
-            ));
-        }
         let (Some(time_zone), true) = (time_zone, errors.is_empty()) else {
             return Err(ApiError::invalid(errors));
         };
+        check_services(&app, &request.service_ids).await?;
+        let user = sqlx::query("SELECT roles, active FROM users WHERE id = $1")
+            .bind(request.user_id.to_string())
+            .fetch_optional(&app.platform.db.any)
+            .await?
+            .ok_or_else(|| ApiError::unknown_reference("user_id", "no such user"))?;
+        let roles: String = user.try_get("roles")?;
+        let active = user.try_get::<i64, _>("active")? == 1;
+        if !active || !crate::auth::parse_roles(&roles).contains(&Role::Master) {
+            let mut err = ApiError::conflict(
+                "not-a-master",
+                "user_id: must be an active user with the master role",
+            );
+            err.errors = vec![super::error::ProblemField {
+                field: "user_id".into(),
+                message: "must be an active user with the master role".into(),
+            }];
+            return Err(err);
+        }
         let command = MasterCommand::Register {
             user_id: request.user_id,
             service_ids: request.service_ids.into_iter().collect(),
@@ -890,7 +915,7 @@ pub struct AvailabilityQuery {
     /// Only this master (default: every master who performs the service).
     pub master_id: Option<Uuid>,
     /// IANA time zone for `date` and the answer's times.
-    #[param(max_length = 64, example = "Europe/Berlin")]
+    #[param(value_type = Option<TimeZoneName>)]
     pub tz: Option<String>,
     /// Also list the candidate slots that are not free, and why.
     pub explain: Option<bool>,
@@ -904,7 +929,7 @@ pub struct SlotView {
     pub start: String,
     #[schema(value_type = String, format = DateTime)]
     pub end: String,
-    #[schema(value_type = Vec<String>)]
+
     pub master_ids: Vec<Uuid>,
 }
 

@@ -107,6 +107,15 @@ impl ApiError {
         Self::invalid(vec![FieldError::new(field, message)])
     }
 
+    /// A well-formed body that names something that does not exist (an
+    /// unknown category id): 404, naming the field.
+    pub fn unknown_reference(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let (field, message) = (field.into(), message.into());
+        let mut err = Self::not_found(format!("{field}: {message}"));
+        err.errors = vec![ProblemField { field, message }];
+        err
+    }
+
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
     }

@@ -746,3 +746,61 @@ async fn a_reservation_left_by_a_crashed_booking_is_reclaimed_once_stale(mode: M
     assert_eq!(book(&shop, &ada, "15:00").await.0, 201);
 }
 both_modes!(a_reservation_left_by_a_crashed_booking_is_reclaimed_once_stale);
+
+async fn a_body_naming_what_does_not_exist_is_404_and_a_non_master_409(mode: Mode) {
+    let shop = shop(mode).await;
+    let nothing = "0190f0f0-0000-7000-8000-000000000000";
+    let ada = client(&shop, "ada").await;
+    let ada_id = call(&shop.app, "GET", "/api/v1/me", &ada, None).await.1["id"].clone();
+    let service = json!({"name": "Shave", "description": "", "category_id": nothing,
+        "duration_minutes": 30, "price": "10.00", "currency": "EUR"});
+    let master = |user: Value, services: Vec<Value>| {
+        json!({"user_id": user, "service_ids": services, "time_zone": "UTC",
+            "working_hours": every_day("09:00", "18:00")})
+    };
+    let cases = [
+        (
+            "an unknown category",
+            "/api/v1/services",
+            service,
+            404,
+            "category_id",
+        ),
+        (
+            "an unknown user",
+            "/api/v1/masters",
+            master(json!(nothing), vec![]),
+            404,
+            "user_id",
+        ),
+        (
+            "an unknown service",
+            "/api/v1/masters",
+            master(json!(shop.master), vec![json!(nothing)]),
+            404,
+            "service_ids[0]",
+        ),
+        (
+            "a client as master",
+            "/api/v1/masters",
+            master(ada_id, vec![]),
+            409,
+            "user_id",
+        ),
+    ];
+    for (what, path, body, status, field) in cases {
+        let (got, problem) = call(&shop.app, "POST", path, &shop.admin, Some(body)).await;
+        assert_eq!(got, status, "{what}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], field, "{what}: {problem}");
+    }
+    shop.app.settle().await;
+    for list in ["/api/v1/services", "/api/v1/masters"] {
+        let (_, items) = shop.app.get_json(list).await;
+        assert_eq!(
+            items.as_array().unwrap().len(),
+            1,
+            "nothing written: {list}"
+        );
+    }
+}
+both_modes!(a_body_naming_what_does_not_exist_is_404_and_a_non_master_409);
