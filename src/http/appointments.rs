@@ -692,15 +692,11 @@ async fn register_master(
         let roles: String = user.try_get("roles")?;
         let active = user.try_get::<i64, _>("active")? == 1;
         if !active || !crate::auth::parse_roles(&roles).contains(&Role::Master) {
-            let mut err = ApiError::conflict(
-                "not-a-master",
-                "user_id: must be an active user with the master role",
+            let rule = "must be an active user with the master role";
+            return Err(
+                ApiError::conflict("not-a-master", format!("user_id: {rule}"))
+                    .naming("user_id", rule),
             );
-            err.errors = vec![super::error::ProblemField {
-                field: "user_id".into(),
-                message: "must be an active user with the master role".into(),
-            }];
-            return Err(err);
         }
         let command = MasterCommand::Register {
             user_id: request.user_id,

@@ -111,9 +111,16 @@ impl ApiError {
     /// unknown category id): 404, naming the field.
     pub fn unknown_reference(field: impl Into<String>, message: impl Into<String>) -> Self {
         let (field, message) = (field.into(), message.into());
-        let mut err = Self::not_found(format!("{field}: {message}"));
-        err.errors = vec![ProblemField { field, message }];
-        err
+        Self::not_found(format!("{field}: {message}")).naming(field, message)
+    }
+
+    /// The same problem, naming the field it is about in `errors`.
+    pub fn naming(mut self, field: impl Into<String>, message: impl Into<String>) -> Self {
+        self.errors = vec![ProblemField {
+            field: field.into(),
+            message: message.into(),
+        }];
+        self
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {

@@ -697,17 +697,13 @@ async fn change_password(
         let pool = &app.platform.db.any;
         let current = AuthStore::password_hash_of(pool, me).await?;
         if !secrets::verify_password(request.current_password, current).await {
-            let mut err = ApiError::new(
+            return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "wrong-password",
                 "Forbidden",
                 "current_password is not your current password",
-            );
-            err.errors = vec![super::error::ProblemField {
-                field: "current_password".into(),
-                message: "is not your current password".into(),
-            }];
-            return Err(err);
+            )
+            .naming("current_password", "is not your current password"));
         }
         let hash = secrets::hash_password(request.new_password).await?;
         let reason = PasswordChangeReason::Changed;
@@ -830,15 +826,11 @@ async fn confirm_password_reset(
     let id = AuthStore::consume_reset(pool, request.token.trim())
         .await?
         .ok_or_else(|| {
-            let mut err = ApiError::conflict(
+            ApiError::conflict(
                 "reset-token-invalid",
                 "the reset token is unknown, used or expired",
-            );
-            err.errors = vec![super::error::ProblemField {
-                field: "token".into(),
-                message: "is unknown, used or expired".into(),
-            }];
-            err
+            )
+            .naming("token", "is unknown, used or expired")
         })?;
     let hash = secrets::hash_password(request.new_password).await?;
     let call = CommandCall::new(
