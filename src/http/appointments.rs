@@ -250,7 +250,7 @@ pub struct ServiceRequest {
     #[schema(minimum = 5, maximum = 720)]
     pub duration_minutes: u32,
     /// A decimal amount with at most 2 places.
-    #[schema(example = "25.00", pattern = r"^[0-9]{1,10}(\.[0-9]{1,2})?$")]
+    #[schema(example = "25.00", pattern = r"^[0-9]{1,9}(\.[0-9]{1,2})?$")]
     pub price: String,
     #[schema(example = "EUR", pattern = "^[A-Z]{3}$")]
     pub currency: String,
@@ -548,9 +548,9 @@ async fn deactivate_service(
 pub struct RangeBody {
     #[schema(pattern = "^(mon|tue|wed|thu|fri|sat|sun)$", example = "mon")]
     pub weekday: String,
-    #[schema(pattern = "^[0-2][0-9]:[0-5][0-9]$", example = "09:00")]
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$", example = "09:00")]
     pub start: String,
-    #[schema(pattern = "^[0-2][0-9]:[0-5][0-9]$", example = "18:00")]
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$", example = "18:00")]
     pub end: String,
 }
 
@@ -587,7 +587,7 @@ pub struct WorkingHoursRequest {
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"dates": ["2026-12-24", "2026-12-25"]})))]
 pub struct DaysOffRequest {
-    #[schema(value_type = Vec<String>, min_items = 1, max_items = 366)]
+    #[schema(min_items = 1, max_items = 366)]
     pub dates: Vec<NaiveDate>,
 }
 
@@ -600,7 +600,6 @@ pub struct MasterView {
     pub service_ids: Vec<Uuid>,
     pub working_hours: Vec<RangeBody>,
     pub breaks: Vec<RangeBody>,
-    #[schema(value_type = Vec<String>)]
     pub days_off: Vec<NaiveDate>,
     pub version: i64,
 }
