@@ -37,6 +37,7 @@ use annals_projections::Projector;
 
 use super::command::{CommandHeaderParams, IdempotencyParams};
 use super::error::ReadProblems;
+use super::page::{by_name, page, Page};
 use super::{
     run_command, ApiError, ApiQuery, AppState, Caller, CommandAccepted, CommandCall,
     CommandHeaders, CommandProblems, CommandReply, CommonProblems, JsonBody,
@@ -215,13 +216,26 @@ pub struct ReadQuery {
     pub min_position: Option<i64>,
 }
 
-/// All service categories.
-#[utoipa::path(get, path = "/service-categories", tag = "appointments", params(ReadQuery),
-    responses((status = 200, description = "The categories, by name", body = Vec<CategoryView>), CommonProblems, ReadProblems))]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CategoryListQuery {
+    /// At most this many (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(max_length = 1000)]
+    pub cursor: Option<String>,
+    #[param(minimum = 0)]
+    pub min_position: Option<i64>,
+}
+
+/// Service categories, by name.
+#[utoipa::path(get, path = "/service-categories", tag = "appointments", params(CategoryListQuery),
+    responses((status = 200, description = "A page of categories, by name", body = Page<CategoryView>), CommonProblems, ReadProblems))]
 async fn list_categories(
     State(app): State<AppState>,
-    ApiQuery(query): ApiQuery<ReadQuery>,
-) -> Result<Json<Vec<CategoryView>>, ApiError> {
+    ApiQuery(query): ApiQuery<CategoryListQuery>,
+) -> Result<Json<Page<CategoryView>>, ApiError> {
     app.platform.wait_for(CATALOG, query.min_position).await?;
     let rows = sqlx::query("SELECT id, name FROM service_categories ORDER BY name, id")
         .fetch_all(&app.platform.db.any)
@@ -233,7 +247,12 @@ async fn list_categories(
             name: row.try_get("name")?,
         });
     }
-    Ok(Json(out))
+    Ok(Json(page(
+        out,
+        |c| by_name(&c.name, &c.id),
+        query.limit,
+        query.cursor.as_deref(),
+    )?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -402,17 +421,23 @@ pub struct ServiceListQuery {
     pub category_id: Option<Uuid>,
     /// Also list deactivated services.
     pub include_inactive: Option<bool>,
+    /// At most this many (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(max_length = 1000)]
+    pub cursor: Option<String>,
     #[param(minimum = 0)]
     pub min_position: Option<i64>,
 }
 
 /// The public catalog: active services, with text search and a category filter.
 #[utoipa::path(get, path = "/services", tag = "appointments", params(ServiceListQuery),
-    responses((status = 200, description = "Services, by name", body = Vec<ServiceView>), CommonProblems, ReadProblems))]
+    responses((status = 200, description = "A page of services, by name", body = Page<ServiceView>), CommonProblems, ReadProblems))]
 async fn list_services(
     State(app): State<AppState>,
     ApiQuery(query): ApiQuery<ServiceListQuery>,
-) -> Result<Json<Vec<ServiceView>>, ApiError> {
+) -> Result<Json<Page<ServiceView>>, ApiError> {
     app.platform.wait_for(CATALOG, query.min_position).await?;
     if query.q.as_ref().is_some_and(|q| q.chars().count() > 100) {
         return Err(ApiError::invalid_field(
@@ -424,6 +449,7 @@ async fn list_services(
         "%{}%",
         query
             .q
+            .clone()
             .unwrap_or_default()
             .trim()
             .to_lowercase()
@@ -441,9 +467,13 @@ async fn list_services(
     .bind(i64::from(query.include_inactive.unwrap_or(false)))
     .fetch_all(&app.platform.db.any)
     .await?;
-    Ok(Json(
-        rows.iter().map(service_view).collect::<Result<_, _>>()?,
-    ))
+    let services = rows.iter().map(service_view).collect::<Result<_, _>>()?;
+    Ok(Json(page(
+        services,
+        |s| by_name(&s.name, &s.id),
+        query.limit,
+        query.cursor.as_deref(),
+    )?))
 }
 
 /// One service.
@@ -742,25 +772,35 @@ fn master_view(id: Uuid, master: &Master, version: i64) -> MasterView {
 pub struct MasterListQuery {
     /// Only masters who perform this service.
     pub service_id: Option<Uuid>,
+    /// At most this many (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(max_length = 1000)]
+    pub cursor: Option<String>,
     #[param(minimum = 0)]
     pub min_position: Option<i64>,
 }
 
 /// Masters, optionally those who perform one service.
 #[utoipa::path(get, path = "/masters", tag = "appointments", params(MasterListQuery),
-    responses((status = 200, description = "Masters", body = Vec<MasterView>), CommonProblems, ReadProblems))]
+    responses((status = 200, description = "A page of masters, by id", body = Page<MasterView>), CommonProblems, ReadProblems))]
 async fn list_masters(
     State(app): State<AppState>,
     ApiQuery(query): ApiQuery<MasterListQuery>,
-) -> Result<Json<Vec<MasterView>>, ApiError> {
+) -> Result<Json<Page<MasterView>>, ApiError> {
     app.platform.wait_for(MASTERS, query.min_position).await?;
     let masters = masters_for(&app, query.service_id).await?;
-    Ok(Json(
-        masters
-            .iter()
-            .map(|(id, m, v)| master_view(*id, m, *v))
-            .collect(),
-    ))
+    let views = masters
+        .iter()
+        .map(|(id, m, v)| master_view(*id, m, *v))
+        .collect();
+    Ok(Json(page(
+        views,
+        |m| m.id.to_string(),
+        query.limit,
+        query.cursor.as_deref(),
+    )?))
 }
 
 async fn masters_for(

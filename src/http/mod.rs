@@ -10,6 +10,7 @@ pub mod identity;
 pub mod notifier;
 pub mod openapi;
 pub mod ops;
+pub mod page;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

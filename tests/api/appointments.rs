@@ -797,10 +797,117 @@ async fn a_body_naming_what_does_not_exist_is_404_and_a_non_master_409(mode: Mod
     for list in ["/api/v1/services", "/api/v1/masters"] {
         let (_, items) = shop.app.get_json(list).await;
         assert_eq!(
-            items.as_array().unwrap().len(),
+            items["items"].as_array().unwrap().len(),
             1,
             "nothing written: {list}"
         );
     }
 }
 both_modes!(a_body_naming_what_does_not_exist_is_404_and_a_non_master_409);
+
+async fn the_catalog_lists_search_filter_and_come_in_pages(mode: Mode) {
+    let shop = shop(mode).await;
+    let post = |path: &'static str, body: Value| {
+        let (app, admin) = (&shop.app, shop.admin.clone());
+        async move {
+            let (status, reply) = call(app, "POST", path, &admin, Some(body)).await;
+            assert!(status == 201 || status == 200, "{path}: {reply}");
+            reply["id"].as_str().unwrap_or_default().to_string()
+        }
+    };
+    let nails = post("/api/v1/service-categories", json!({"name": "Nails"})).await;
+    let (_, categories) = shop.app.get_json("/api/v1/service-categories").await;
+    let hair = categories["items"][0]["id"].as_str().unwrap().to_string();
+    let service = |name: &str, description: &str, category: &str| {
+        json!({"name": name, "description": description, "category_id": category,
+            "duration_minutes": 30, "price": "10.00", "currency": "EUR"})
+    };
+    post("/api/v1/services", service("Manicure", "Hands", &nails)).await;
+    post(
+        "/api/v1/services",
+        service("Beard trim", "Beard and moustache", &hair),
+    )
+    .await;
+    let colour = post("/api/v1/services", service("Colour", "Dye", &hair)).await;
+    let (status, _) = call(
+        &shop.app,
+        "POST",
+        &format!("/api/v1/services/{colour}/deactivate"),
+        &shop.admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    shop.app.settle().await;
+
+    let names = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let get = |path: String| {
+        let app = &shop.app;
+        async move {
+            let (status, page) = app.get_json(&path).await;
+            assert_eq!(status, 200, "{path}: {page}");
+            page
+        }
+    };
+    let cases = [
+        (
+            "categories",
+            "/api/v1/service-categories".to_string(),
+            vec!["Hair", "Nails"],
+        ),
+        (
+            "active services by name",
+            "/api/v1/services".into(),
+            vec!["Beard trim", "Haircut", "Manicure"],
+        ),
+        (
+            "with inactive ones",
+            "/api/v1/services?include_inactive=true".into(),
+            vec!["Beard trim", "Colour", "Haircut", "Manicure"],
+        ),
+        (
+            "a name, any case",
+            "/api/v1/services?q=BEARD".into(),
+            vec!["Beard trim"],
+        ),
+        (
+            "a description",
+            "/api/v1/services?q=hands".into(),
+            vec!["Manicure"],
+        ),
+        (
+            "one category",
+            format!("/api/v1/services?category_id={nails}"),
+            vec!["Manicure"],
+        ),
+    ];
+    for (what, path, expected) in cases {
+        assert_eq!(names(&get(path).await), expected, "{what}");
+    }
+
+    // Two at a time: every service once, in order, and then no cursor.
+    let first = get("/api/v1/services?include_inactive=true&limit=2".into()).await;
+    let cursor = first["next_cursor"].as_str().unwrap().to_string();
+    let second = get(format!(
+        "/api/v1/services?include_inactive=true&limit=2&cursor={cursor}"
+    ))
+    .await;
+    assert_eq!(
+        [names(&first), names(&second)].concat(),
+        ["Beard trim", "Colour", "Haircut", "Manicure"]
+    );
+    assert!(second["next_cursor"].is_null(), "{second}");
+
+    let masters = get(format!("/api/v1/masters?service_id={}", shop.service)).await;
+    assert_eq!(masters["items"][0]["id"], shop.master.as_str());
+    let none = get(format!("/api/v1/masters?service_id={nails}")).await;
+    assert_eq!(none["items"], json!([]), "nobody does a category's id");
+}
+both_modes!(the_catalog_lists_search_filter_and_come_in_pages);
