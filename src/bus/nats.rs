@@ -131,33 +131,55 @@ impl NatsBus {
     }
 }
 
-/// Fetches what a durable consumer has (waiting up to `wait`), decoded.
-/// Bounded even when NATS is unreachable (a pull then never expires).
+/// Fetches what a durable consumer has, decoded: at once what is there, or
+/// else the first message to arrive within `wait` and whatever came with
+/// it. (A plain JetStream batch would wait for `max` messages or the whole
+/// `wait`, which is latency for nothing.) Bounded even when NATS is
+/// unreachable. The messages are acknowledged by the caller, after use.
 pub async fn fetch(
     consumer: &jetstream::consumer::PullConsumer,
     max: usize,
     wait: Duration,
 ) -> Result<(Vec<StoredEvent>, Option<jetstream::Message>)> {
-    tokio::time::timeout(
-        wait + Duration::from_secs(2),
-        fetch_unbounded(consumer, max, wait),
-    )
+    tokio::time::timeout(wait + Duration::from_secs(2), async {
+        let ready = consumer
+            .fetch()
+            .max_messages(max)
+            .messages()
+            .await
+            .context("fetching from JetStream")?;
+        let (events, last) = decode(ready).await?;
+        if last.is_some() {
+            return Ok((events, last));
+        }
+        let first = consumer
+            .batch()
+            .max_messages(1)
+            .expires(wait)
+            .messages()
+            .await
+            .context("waiting on JetStream")?;
+        let (mut events, mut last) = decode(first).await?;
+        if last.is_some() && max > 1 {
+            let more = consumer
+                .fetch()
+                .max_messages(max - 1)
+                .messages()
+                .await
+                .context("fetching from JetStream")?;
+            let (more, more_last) = decode(more).await?;
+            events.extend(more);
+            last = more_last.or(last);
+        }
+        Ok((events, last))
+    })
     .await
     .context("JetStream did not answer a fetch")?
 }
 
-async fn fetch_unbounded(
-    consumer: &jetstream::consumer::PullConsumer,
-    max: usize,
-    wait: Duration,
+async fn decode(
+    mut batch: jetstream::consumer::pull::Batch,
 ) -> Result<(Vec<StoredEvent>, Option<jetstream::Message>)> {
-    let mut batch = consumer
-        .batch()
-        .max_messages(max)
-        .expires(wait)
-        .messages()
-        .await
-        .context("fetching from JetStream")?;
     let mut events = Vec::new();
     let mut last = None;
     while let Some(message) = batch.next().await {

@@ -149,7 +149,15 @@ async fn nats_stopped_under_load_loses_and_duplicates_nothing() {
 
     nats.kill();
     let during = acked(&acks);
-    let (status, report) = app.get_json("/readyz").await;
+    // The client notices the lost connection within moments.
+    let noticed = Instant::now();
+    let (status, report) = loop {
+        let (status, report) = app.get_json("/readyz").await;
+        if status != 200 || noticed.elapsed() > Duration::from_secs(10) {
+            break (status, report);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let outage = Instant::now();
     // Commands keep being accepted while NATS is away.
     wait_for_acks(&acks, during + 100).await;

@@ -71,6 +71,8 @@ pub struct Postgres {
     dir: PathBuf,
     bin: PathBuf,
     root: bool,
+    /// fsync on (benchmarks); the tests run without it.
+    durable: bool,
 }
 
 impl Postgres {
@@ -82,6 +84,11 @@ impl Postgres {
 
     /// A new cluster (for tests that stop it).
     pub fn start() -> Postgres {
+        Self::start_with(false)
+    }
+
+    /// A new cluster, with fsync on if `durable` (as in production).
+    pub fn start_with(durable: bool) -> Postgres {
         let bin = PathBuf::from(
             std::env::var("ANNALS_TEST_PG_BIN")
                 .expect("ANNALS_TEST_PG_BIN is not set: run the tests with `bash tests/run.sh`"),
@@ -125,6 +132,7 @@ impl Postgres {
             dir,
             bin,
             root,
+            durable,
         };
         pg.run_server();
         let stop = format!(
@@ -139,8 +147,13 @@ impl Postgres {
     }
 
     fn run_server(&self) {
+        let durability = if self.durable {
+            ""
+        } else {
+            "-c fsync=off -c full_page_writes=off"
+        };
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off \
+            "-p {} -k {} -c listen_addresses=127.0.0.1 {durability} \
              -c max_connections=500 -c shared_buffers=64MB",
             self.port,
             self.dir.display()
