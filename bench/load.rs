@@ -336,11 +336,15 @@ async fn main() {
     }
     let pg_bin =
         std::path::PathBuf::from(std::env::var("ANNALS_TEST_PG_BIN").expect("ANNALS_TEST_PG_BIN"));
+    // BENCH_FSYNC=off: the same without durable commits, to see what the
+    // commit flush costs.
+    let durable = std::env::var("BENCH_FSYNC").map_or(true, |v| v != "off");
     println!(
-        "Annals load figures ({} s per phase; 2-core machine; PostgreSQL fsync on)",
-        seconds().as_secs()
+        "Annals load figures ({} s per phase; PostgreSQL fsync {})",
+        seconds().as_secs(),
+        if durable { "on" } else { "off" }
     );
-    let pg = Postgres::start_with(true);
+    let pg = Postgres::start_with(durable);
     let nats = Nats::start();
     pgbench(&pg, &pg_bin);
 
