@@ -199,11 +199,7 @@ async fn create_category(
             CategoryCommand::Create { name },
         )
         .await?;
-        Ok(CommandReply::new(
-            StatusCode::CREATED,
-            CommandAccepted::from(&outcome),
-            outcome.version,
-        ))
+        Ok(CommandReply::accepted(StatusCode::CREATED, &outcome))
     })
     .await
 }
@@ -369,11 +365,7 @@ async fn create_service(
             ServiceCommand::Create { terms },
         )
         .await?;
-        Ok(CommandReply::new(
-            StatusCode::CREATED,
-            CommandAccepted::from(&outcome),
-            outcome.version,
-        ))
+        Ok(CommandReply::accepted(StatusCode::CREATED, &outcome))
     })
     .await
 }
@@ -528,11 +520,7 @@ async fn update_service(
             ServiceCommand::Update { terms },
         )
         .await?;
-        Ok(CommandReply::new(
-            StatusCode::OK,
-            CommandAccepted::from(&outcome),
-            outcome.version,
-        ))
+        Ok(CommandReply::accepted(StatusCode::OK, &outcome))
     })
     .await
 }
@@ -562,11 +550,7 @@ async fn deactivate_service(
         let id = bad_path_id(&id)?;
         let outcome =
             execute::<Service>(&app, &call, &id.to_string(), ServiceCommand::Deactivate).await?;
-        Ok(CommandReply::new(
-            StatusCode::OK,
-            CommandAccepted::from(&outcome),
-            outcome.version,
-        ))
+        Ok(CommandReply::accepted(StatusCode::OK, &outcome))
     })
     .await
 }
@@ -735,11 +719,7 @@ async fn register_master(
             breaks,
         };
         let outcome = execute::<Master>(&app, &call, &request.user_id.to_string(), command).await?;
-        Ok(CommandReply::new(
-            StatusCode::CREATED,
-            CommandAccepted::from(&outcome),
-            outcome.version,
-        ))
+        Ok(CommandReply::accepted(StatusCode::CREATED, &outcome))
     })
     .await
 }
@@ -885,11 +865,7 @@ async fn set_working_hours(
             },
         )
         .await?;
-        Ok(CommandReply::new(
-            StatusCode::OK,
-            CommandAccepted::from(&outcome),
-            outcome.version,
-        ))
+        Ok(CommandReply::accepted(StatusCode::OK, &outcome))
     })
     .await
 }
@@ -929,11 +905,7 @@ async fn add_days_off(
             MasterCommand::AddDaysOff { dates },
         )
         .await?;
-        Ok(CommandReply::new(
-            StatusCode::OK,
-            CommandAccepted::from(&outcome),
-            outcome.version,
-        ))
+        Ok(CommandReply::accepted(StatusCode::OK, &outcome))
     })
     .await
 }
@@ -1819,11 +1791,7 @@ async fn reschedule(
                 },
             )
             .await?;
-            return Ok(CommandReply::new(
-                StatusCode::OK,
-                CommandAccepted::from(&outcome),
-                outcome.version,
-            ));
+            return Ok(CommandReply::accepted(StatusCode::OK, &outcome));
         }
         let master_id = request.master_id.unwrap_or(booking.master_id);
         let masters = candidates_for(&app, booking.service_id, Some(master_id)).await?;
@@ -1956,11 +1924,7 @@ async fn process(
         let id = bad_path_id(&id)?;
         load_for(&app, &me, id).await?;
         let outcome = execute::<Appointment>(&app, &call, &id.to_string(), command).await?;
-        Ok(CommandReply::new(
-            StatusCode::OK,
-            CommandAccepted::from(&outcome),
-            outcome.version,
-        ))
+        Ok(CommandReply::accepted(StatusCode::OK, &outcome))
     })
     .await
 }

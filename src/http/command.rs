@@ -71,6 +71,14 @@ pub struct CommandReply {
 }
 
 impl CommandReply {
+    /// The usual answer: `{id, version, position}` of the outcome.
+    pub fn accepted<A: cqrs_es::Aggregate>(
+        status: StatusCode,
+        outcome: &CommandOutcome<A>,
+    ) -> Self {
+        Self::new(status, CommandAccepted::from(outcome), outcome.version)
+    }
+
     pub fn new(status: StatusCode, body: impl Serialize, version: i64) -> Self {
         Self {
             status,

@@ -520,11 +520,7 @@ async fn register(
         };
         let outcome = user_command(&app, &call, id, command).await?;
         AuthStore::set_password(&app.platform.db.any, id, username.as_str(), &hash).await?;
-        Ok(CommandReply::new(
-            StatusCode::CREATED,
-            CommandAccepted::from(&outcome),
-            outcome.version,
-        ))
+        Ok(CommandReply::accepted(StatusCode::CREATED, &outcome))
     })
     .await
 }
@@ -722,11 +718,7 @@ async fn change_password(
             .unwrap_or_default();
         AuthStore::set_password(pool, me, &username, &hash).await?;
         AuthStore::revoke_all(pool, me).await?;
-        Ok(CommandReply::new(
-            StatusCode::OK,
-            CommandAccepted::from(&outcome),
-            outcome.version,
-        ))
+        Ok(CommandReply::accepted(StatusCode::OK, &outcome))
     })
     .await
 }
@@ -975,11 +967,7 @@ async fn admin_command(
         if revokes {
             AuthStore::revoke_all(&app.platform.db.any, id).await?;
         }
-        Ok(CommandReply::new(
-            StatusCode::OK,
-            CommandAccepted::from(&outcome),
-            outcome.version,
-        ))
+        Ok(CommandReply::accepted(StatusCode::OK, &outcome))
     })
     .await
 }

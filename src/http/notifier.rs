@@ -222,11 +222,7 @@ async fn put_settings(
                 expected_version: call.headers.expected_version,
             })
             .await?;
-        Ok(CommandReply::new(
-            StatusCode::OK,
-            CommandAccepted::from(&outcome),
-            outcome.version,
-        ))
+        Ok(CommandReply::accepted(StatusCode::OK, &outcome))
     })
     .await
 }
@@ -297,11 +293,7 @@ async fn unlink_telegram(
     run_command(&app, &call, || async {
         let outcome =
             super::identity::user_command(&app, &call, me, UserCommand::UnlinkTelegram).await?;
-        Ok(CommandReply::new(
-            StatusCode::OK,
-            CommandAccepted::from(&outcome),
-            outcome.version,
-        ))
+        Ok(CommandReply::accepted(StatusCode::OK, &outcome))
     })
     .await
 }
