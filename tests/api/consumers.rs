@@ -34,7 +34,7 @@ async fn load(app: &impl Api, accounts: usize) {
 
 /// Every position of the log applied exactly once (the projector records
 /// each applied position under a primary key).
-async fn assert_each_event_applied_once(app: &impl Api) {
+pub(crate) async fn assert_each_event_applied_once(app: &impl Api) {
     let pool = app.backing().pool().await;
     let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
         .fetch_one(&pool)

@@ -98,20 +98,7 @@ async fn assert_consistent(app: &impl Api, acks: &Acks) {
         .unwrap();
         assert_eq!(stored, 1, "acknowledged event {id}@{version} is stored");
     }
-    let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let applied: Vec<i64> =
-        sqlx::query_scalar("SELECT position FROM test_applied ORDER BY position")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-    assert_eq!(
-        applied,
-        (1..=head).collect::<Vec<_>>(),
-        "every event applied exactly once"
-    );
+    crate::consumers::assert_each_event_applied_once(app).await;
     for a in 0..ACCOUNTS {
         let id = format!("acc-{a}");
         let deposits: i64 = sqlx::query_scalar(
