@@ -155,21 +155,17 @@ async fn user_command(platform: &crate::Platform, command: UserCommand) -> Resul
     use annals_domain::user::{self, Profile, Role, User, Username};
     use annals_domain::{Actor, EventMetadata};
 
+    use crate::app::CommandContext;
     use crate::auth::{secrets, user_id, AuthStore};
-    use crate::store::CommandRequest;
 
-    let bus = platform.command_bus::<User>(());
+    let bus = platform.command_bus::<User>();
     let run = |id: uuid::Uuid, command: user::UserCommand| {
         let bus = &bus;
         async move {
-            bus.execute(CommandRequest {
-                aggregate_id: &id.to_string(),
-                command,
-                metadata: EventMetadata::for_command(Actor::Cli),
-                expected_version: None,
-            })
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))
+            let ctx = CommandContext::new(EventMetadata::for_command(Actor::Cli));
+            bus.execute(&ctx, &id.to_string(), command)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))
         }
     };
     let field = |e: annals_domain::FieldError| {

@@ -1,6 +1,7 @@
 //! The Annals server: configuration, storage, fan-out, HTTP and wiring.
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod auth;
 pub mod bus;
 pub mod cli;

@@ -13,10 +13,11 @@ use utoipa_axum::router::OpenApiRouter;
 
 use annals_projections::Projector;
 
+use crate::app::{CommandBus, Commands};
 use crate::bus::{Checkpoints, ConsumerState, NatsBus};
 use crate::config::Settings;
 use crate::http::{ApiError, AppState};
-use crate::store::{CommandBus, Db, LogReader};
+use crate::store::{Db, LogReader};
 
 /// A slice of the business (appointments, orders, ...): its routes, what
 /// its handlers need, and its read models. Adding one is one line in
@@ -71,23 +72,41 @@ pub struct Platform {
     pub(crate) head: watch::Sender<i64>,
     pub(crate) consumers: Vec<Arc<ConsumerState>>,
     pub(crate) projectors: Vec<Arc<dyn Projector>>,
-    pub(crate) upcasters: crate::store::Upcasters,
+    /// Runs every command's workflow and commits it.
+    pub commands: Arc<Commands>,
+    pub clock: Clock,
+}
+
+/// The time as the server sees it. Business rules (notice periods, "has it
+/// started yet") read it here, so tests can move it forward.
+#[derive(Clone, Debug, Default)]
+pub struct Clock {
+    offset_ms: Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl Clock {
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        let offset = self.offset_ms.load(std::sync::atomic::Ordering::Relaxed);
+        chrono::Utc::now() + chrono::Duration::milliseconds(offset)
+    }
+
+    /// Moves this process's clock forward (tests only: the database keeps
+    /// recording real time).
+    pub fn advance(&self, by: chrono::Duration) {
+        self.offset_ms
+            .fetch_add(by.num_milliseconds(), std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Platform {
-    /// A command bus for aggregate `A`, wired to this process's log.
-    pub fn command_bus<A>(&self, services: A::Services) -> CommandBus<A>
+    /// One-aggregate commands on `A`, with its typed refusals.
+    pub fn command_bus<A>(&self) -> CommandBus<A>
     where
-        A: Aggregate + Clone + 'static,
+        A: Aggregate<Services = ()> + Clone + 'static,
         A::Command: Clone,
+        A::Error: annals_domain::RuleViolation,
     {
-        CommandBus::new(
-            self.db.event_repo(),
-            self.log.clone(),
-            services,
-            self.appended.clone(),
-        )
-        .with_upcasters(&self.upcasters)
+        CommandBus::new(self.commands.clone())
     }
 
     pub fn consumer(&self, name: &str) -> Option<&Arc<ConsumerState>> {
@@ -161,7 +180,7 @@ impl Platform {
                 let mut err = ApiError::unavailable(format!(
                     "the read model {consumer} has reached position {at}, not yet {min}; retry shortly"
                 ));
-                err.slug = "not-caught-up";
+                err.slug = "not-caught-up".into();
                 return Err(err);
             }
             tokio::select! {

@@ -142,16 +142,25 @@ pub async fn connect(settings: Settings, modules: &[Box<dyn Module>]) -> Result<
         Arc::new(modules.iter().flat_map(|m| m.upcasters()).collect());
     let log = db.log(upcasters.clone());
     let head = log.head().await.context("reading the log head")?;
+    let appended = watch::channel(head).0;
+    let commands = Arc::new(crate::app::Commands::new(
+        db.typed.clone(),
+        db.any.clone(),
+        log.clone(),
+        upcasters.clone(),
+        appended.clone(),
+    ));
     Ok(Platform {
         settings,
         db,
         log,
         nats,
-        appended: watch::channel(head).0,
+        appended,
         head: watch::channel(head).0,
         consumers,
         projectors,
-        upcasters,
+        commands,
+        clock: Default::default(),
     })
 }
 

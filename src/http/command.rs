@@ -1,8 +1,6 @@
-//! Running a command over HTTP: metadata from the caller and headers, the
-//! `Idempotency-Key` protocol, and the response every command shares.
-
-use std::future::Future;
-use std::time::{Duration, Instant};
+//! Commands over HTTP: the context a workflow gets from the caller and the
+//! headers (metadata, `If-Match`, `Idempotency-Key`), and the response
+//! every command shares.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -11,10 +9,10 @@ use utoipa::ToSchema;
 
 use annals_domain::{Actor, EventMetadata};
 
-use super::error::{ApiError, PROBLEM_JSON};
+use super::error::ApiError;
 use super::extract::{Caller, CommandHeaders};
-use super::AppState;
-use crate::store::{Claim, CommandOutcome, IdempotencyKeys};
+use crate::app::{AppError, CommandContext, Done};
+use crate::store::IdempotencyRecord;
 
 /// The part of every command response that says where the change landed.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -27,16 +25,6 @@ pub struct CommandAccepted {
     /// Global log position of the command's last event; pass it to queries
     /// as `min_position` to read your own write.
     pub position: i64,
-}
-
-impl<A: cqrs_es::Aggregate> From<&CommandOutcome<A>> for CommandAccepted {
-    fn from(outcome: &CommandOutcome<A>) -> Self {
-        Self {
-            id: outcome.aggregate_id.clone(),
-            version: outcome.version,
-            position: outcome.position,
-        }
-    }
 }
 
 /// The headers every command takes, for the OpenAPI document.
@@ -63,27 +51,12 @@ pub struct CommandHeaderParams {
     if_match: Option<String>,
 }
 
-/// A command's successful answer: status, JSON body and the new version.
-pub struct CommandReply {
-    pub status: StatusCode,
-    pub body: serde_json::Value,
-    pub version: i64,
-}
-
-impl CommandReply {
-    /// The usual answer: `{id, version, position}` of the outcome.
-    pub fn accepted<A: cqrs_es::Aggregate>(
-        status: StatusCode,
-        outcome: &CommandOutcome<A>,
-    ) -> Self {
-        Self::new(status, CommandAccepted::from(outcome), outcome.version)
-    }
-
-    pub fn new(status: StatusCode, body: impl Serialize, version: i64) -> Self {
+impl CommandAccepted {
+    pub fn of<P>(done: &Done<P>) -> Self {
         Self {
-            status,
-            body: serde_json::to_value(body).expect("response serializes"),
-            version,
+            id: done.id.clone(),
+            version: done.version,
+            position: done.position,
         }
     }
 }
@@ -124,111 +97,65 @@ impl CommandCall {
         meta
     }
 
-    fn scope(&self) -> String {
+    /// What the workflow gets: who, `If-Match`, and the key with its scope
+    /// (the caller and the route) and the request's fingerprint.
+    pub fn context(&self) -> CommandContext {
         let who = match &self.caller.0 {
             Actor::User { user_id, .. } => user_id.to_string(),
             other => serde_json::to_string(other).unwrap_or_default(),
         };
-        format!("{who} {}", self.route)
+        CommandContext {
+            metadata: self.metadata(),
+            expected_version: self.headers.expected_version,
+            idempotency: self
+                .headers
+                .idempotency_key
+                .clone()
+                .map(|key| IdempotencyRecord {
+                    scope: format!("{who} {}", self.route),
+                    key,
+                    fingerprint: self.digest.clone(),
+                }),
+        }
     }
 }
 
-/// How long a retry waits for the first request with its key to finish.
-const IN_PROGRESS_WAIT: Duration = Duration::from_secs(5);
-
-/// Runs `command` at most once per `Idempotency-Key`; a retry gets the
-/// first response back (marked `Idempotent-Replayed: true`).
-pub async fn run_command<F, Fut>(app: &AppState, call: &CommandCall, command: F) -> Response
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<CommandReply, ApiError>>,
-{
-    let Some(key) = call.headers.idempotency_key.clone() else {
-        return respond(command().await);
-    };
-    let pool = &app.platform.db.any;
-    let scope = call.scope();
-    let started = Instant::now();
-    loop {
-        match IdempotencyKeys::claim(pool, &scope, &key, &call.digest).await {
-            Err(err) => return ApiError::from(err).into_response(),
-            Ok(Claim::Owned) => break,
-            Ok(Claim::Done { status, body }) => return replayed(status, body),
-            Ok(Claim::Mismatch) => {
-                return ApiError::conflict(
-                    "idempotency-key-reused",
-                    "this Idempotency-Key was used for a different request; use a new key",
-                )
-                .into_response()
-            }
-            Ok(Claim::InProgress) if started.elapsed() < IN_PROGRESS_WAIT => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Ok(Claim::InProgress) => {
-                let mut err = ApiError::conflict(
-                    "idempotency-key-in-progress",
-                    "a request with this Idempotency-Key is still being processed",
-                );
-                err.retry_after = Some(1);
-                return err.into_response();
-            }
-        }
-    }
-    let result = command().await;
-    let (status, body) = match &result {
-        Ok(reply) => (reply.status, reply.body.to_string()),
-        Err(err) => (
-            err.status,
-            serde_json::to_string(&err.problem()).expect("problem serializes"),
-        ),
-    };
-    if status.is_server_error() {
-        // Nothing was written (or we cannot tell): let a retry run again.
-        if let Err(err) = IdempotencyKeys::release(pool, &scope, &key).await {
-            tracing::warn!(error = %err, "idempotency key not released");
-        }
-    } else if let Err(err) =
-        IdempotencyKeys::complete(pool, &scope, &key, status.as_u16(), &body).await
-    {
-        // The command's effect is stored; only the replay copy is missing.
-        tracing::error!(error = %err, "idempotent response not recorded");
-    }
-    respond(result)
-}
-
-fn respond(result: Result<CommandReply, ApiError>) -> Response {
+/// Answers a command: `status` with the view of its outcome and its
+/// version as the ETag, or its problem. A retry answered from the
+/// `Idempotency-Key` record is marked `Idempotent-Replayed: true`.
+pub fn reply<P, V: Serialize>(
+    status: StatusCode,
+    result: Result<Done<P>, AppError>,
+    view: impl FnOnce(&Done<P>) -> V,
+) -> Response {
     match result {
-        Ok(reply) => {
-            let mut response = (reply.status, axum::Json(reply.body)).into_response();
-            if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", reply.version)) {
-                response.headers_mut().insert(header::ETAG, etag);
+        Ok(done) => {
+            let mut response = (status, axum::Json(view(&done))).into_response();
+            let headers = response.headers_mut();
+            if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", done.version)) {
+                headers.insert(header::ETAG, etag);
+            }
+            if done.replayed {
+                headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
             }
             response
         }
-        Err(err) => err.into_response(),
+        Err(err) => {
+            let replayed = err.replayed;
+            let mut response = ApiError::from(err).into_response();
+            if replayed {
+                response
+                    .headers_mut()
+                    .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            }
+            response
+        }
     }
 }
 
-fn replayed(status: u16, body: String) -> Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-    let content_type = if status.is_success() {
-        "application/json"
-    } else {
-        PROBLEM_JSON
-    };
-    let version = serde_json::from_str::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v.get("version").and_then(|v| v.as_i64()));
-    let mut response = (status, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
-    if let Some(version) = version.filter(|_| status.is_success()) {
-        if let Ok(etag) = HeaderValue::from_str(&format!("\"{version}\"")) {
-            headers.insert(header::ETAG, etag);
-        }
-    }
-    response
+/// The usual answer: `{id, version, position}`.
+pub fn accepted<P>(status: StatusCode, result: Result<Done<P>, AppError>) -> Response {
+    reply(status, result, CommandAccepted::of)
 }
 
 /// The header of commands that create something (no version to match yet).

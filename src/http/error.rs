@@ -7,9 +7,9 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoResponses, ToSchema};
 
-use annals_domain::{FieldError, RuleKind, RuleViolation};
+use annals_domain::FieldError;
 
-use crate::store::CommandError;
+use crate::app::{AppError, ErrorKind};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -45,7 +45,7 @@ pub struct ProblemField {
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub slug: &'static str,
+    pub slug: std::borrow::Cow<'static, str>,
     pub title: &'static str,
     pub detail: String,
     pub errors: Vec<ProblemField>,
@@ -63,7 +63,7 @@ impl ApiError {
     ) -> Self {
         Self {
             status,
-            slug,
+            slug: slug.into(),
             title,
             detail: detail.into(),
             errors: Vec::new(),
@@ -185,37 +185,43 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl<E: RuleViolation> From<CommandError<E>> for ApiError {
-    fn from(err: CommandError<E>) -> Self {
-        match err {
-            CommandError::Rejected(rule) => {
-                let detail = rule.to_string();
-                match rule.kind() {
-                    RuleKind::Invalid(fields) => Self::invalid(fields),
-                    RuleKind::NotFound => Self::not_found(detail),
-                    RuleKind::Conflict => Self::conflict(rule.code(), detail),
-                    RuleKind::Forbidden => {
-                        Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
-                    }
-                }
+/// The one place where the application's refusals get their HTTP status.
+impl From<AppError> for ApiError {
+    fn from(err: AppError) -> Self {
+        let (status, title) = match err.kind {
+            ErrorKind::Invalid => (StatusCode::UNPROCESSABLE_ENTITY, "The request is invalid"),
+            ErrorKind::NotFound => (StatusCode::NOT_FOUND, "Not found"),
+            ErrorKind::Conflict | ErrorKind::Busy => {
+                (StatusCode::CONFLICT, "Conflict with the current state")
             }
-            CommandError::VersionMismatch { .. } => Self::new(
-                StatusCode::PRECONDITION_FAILED,
-                "version-mismatch",
-                "The resource has changed",
-                err.to_string(),
+            ErrorKind::Forbidden => (StatusCode::FORBIDDEN, "Forbidden"),
+            ErrorKind::VersionMismatch => {
+                (StatusCode::PRECONDITION_FAILED, "The resource has changed")
+            }
+            ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "Service unavailable"),
+            ErrorKind::OutcomeUnknown => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Outcome unknown: retry with the same Idempotency-Key",
             ),
-            CommandError::Conflict { .. } => {
-                let mut e = Self::conflict("concurrent-modification", err.to_string());
-                e.retry_after = Some(1);
-                e
-            }
-            CommandError::Unavailable(cause) => {
-                tracing::warn!(error = %cause, "event store unavailable");
-                Self::unavailable("the database is unavailable; nothing was written")
-            }
-            CommandError::Internal(cause) => Self::internal(cause),
+            ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error"),
+        };
+        let mut api = Self::new(status, "", title, err.detail);
+        api.slug = err.code.into();
+        api.errors = err
+            .fields
+            .into_iter()
+            .map(|f| ProblemField {
+                field: f.field,
+                message: f.message,
+            })
+            .collect();
+        if matches!(
+            err.kind,
+            ErrorKind::Busy | ErrorKind::Unavailable | ErrorKind::OutcomeUnknown
+        ) {
+            api.retry_after = Some(1);
         }
+        api
     }
 }
 
@@ -258,7 +264,10 @@ pub enum CommonProblems {
     /// The body is not `application/json`.
     #[response(status = 415, content_type = "application/problem+json")]
     UnsupportedMediaType(Problem),
-    /// The database is unavailable; nothing was written. Retry later.
+    /// The database is unavailable and nothing was written
+    /// (`/problems/unavailable`), or it did not confirm the commit
+    /// (`/problems/outcome-unknown`): retry with the same `Idempotency-Key`
+    /// to learn the outcome.
     #[response(status = 503, content_type = "application/problem+json")]
     Unavailable(Problem),
 }
@@ -267,8 +276,9 @@ pub enum CommonProblems {
 #[derive(IntoResponses)]
 #[allow(dead_code)]
 pub enum CommandProblems {
-    /// The state does not allow the command, a concurrent command won, or
-    /// the `Idempotency-Key` belongs to another request (or one still running).
+    /// The state does not allow the command, concurrent commands kept
+    /// winning (`/problems/concurrent-modification`), or the
+    /// `Idempotency-Key` was used for another request.
     #[response(status = 409, content_type = "application/problem+json")]
     Conflict(Problem),
     /// `If-Match` names a version that is no longer current.

@@ -25,16 +25,16 @@ use annals_domain::FieldError;
 use annals_projections::users::{UsersProjector, NAME as USERS};
 use annals_projections::Projector;
 
-use super::command::CommandHeaderParams;
+use super::command::{accepted, reply, CommandHeaderParams};
 use super::{
-    run_command, ApiError, ApiQuery, AppState, Caller, ClientAddress, CommandAccepted, CommandCall,
-    CommandHeaders, CommandProblems, CommandReply, CommonProblems, JsonBody,
+    ApiError, ApiQuery, AppState, Caller, ClientAddress, CommandAccepted, CommandCall,
+    CommandHeaders, CommandProblems, CommonProblems, JsonBody,
 };
+use crate::app::{AppError, CommandContext, Done, Executed};
 use crate::auth::mail::Mailer;
 use crate::auth::rate_limit::RateLimiter;
 use crate::auth::{secrets, user_id, AuthStore};
 use crate::platform::{Module, Platform, Services};
-use crate::store::{CommandBus, CommandRequest};
 
 pub struct IdentityModule;
 
@@ -69,7 +69,6 @@ impl Module for IdentityModule {
 
     fn install(&self, platform: &Arc<Platform>, services: &mut Services) {
         let settings = &platform.settings;
-        services.insert(platform.command_bus::<User>(()));
         let mailer = Mailer::new(
             settings.smtp_url.as_deref(),
             &settings.mail_from,
@@ -420,23 +419,31 @@ fn profile_from(request: ProfileRequest) -> Result<Profile, ApiError> {
 
 pub(crate) async fn user_command(
     app: &AppState,
-    call: &CommandCall,
+    ctx: &CommandContext,
     id: Uuid,
     command: UserCommand,
-) -> Result<crate::store::CommandOutcome<User>, ApiError> {
-    let bus = app.service::<CommandBus<User>>();
-    let outcome = bus
-        .execute(CommandRequest {
-            aggregate_id: &id.to_string(),
-            command,
-            metadata: call.metadata(),
-            expected_version: call.headers.expected_version,
-        })
+) -> Result<Done<Executed<User>>, AppError> {
+    let done = app
+        .platform
+        .command_bus::<User>()
+        .execute(ctx, &id.to_string(), command)
         .await?;
     // Sign-in and permission checks read the users read model: answer only
     // once it shows the change.
-    app.platform.wait_for(USERS, Some(outcome.position)).await?;
-    Ok(outcome)
+    app.platform
+        .wait_for(USERS, Some(done.position))
+        .await
+        .map_err(|e| AppError::unavailable(e.detail))?;
+    Ok(done)
+}
+
+fn username_of(done: &Done<Executed<User>>) -> String {
+    done.value
+        .state
+        .username
+        .as_ref()
+        .map(|u| u.as_str().to_string())
+        .unwrap_or_default()
 }
 
 fn too_many(retry_after: u64) -> ApiError {
@@ -473,10 +480,10 @@ async fn register(
     caller: Caller,
     headers: CommandHeaders,
     body: JsonBody<RegisterRequest>,
-) -> Response {
+) -> Result<Response, ApiError> {
     let call = CommandCall::new(caller, headers, "POST", "/auth/register", body.digest);
     let request = body.value;
-    run_command(&app, &call, || async {
+    {
         let mut errors = Vec::new();
         let username = field(&mut errors, Username::parse(&request.username));
         field(&mut errors, check_password("password", &request.password));
@@ -518,11 +525,14 @@ async fn register(
             profile,
             roles: BTreeSet::from([Role::Client]),
         };
-        let outcome = user_command(&app, &call, id, command).await?;
-        AuthStore::set_password(&app.platform.db.any, id, username.as_str(), &hash).await?;
-        Ok(CommandReply::accepted(StatusCode::CREATED, &outcome))
-    })
-    .await
+        let done = user_command(&app, &call.context(), id, command).await;
+        if done.is_ok() {
+            // Also on a replay: the retry carries the same password, and it
+            // completes a first attempt that stopped before this line.
+            AuthStore::set_password(&app.platform.db.any, id, username.as_str(), &hash).await?;
+        }
+        Ok(accepted(StatusCode::CREATED, done))
+    }
 }
 
 /// Sign in: exchange username and password for a bearer token.
@@ -647,23 +657,21 @@ async fn update_me(
     caller: Caller,
     headers: CommandHeaders,
     body: JsonBody<ProfileRequest>,
-) -> Response {
-    let me = match caller.principal() {
-        Ok(me) => me.user_id,
-        Err(err) => return err.into_response(),
-    };
+) -> Result<Response, ApiError> {
+    let me = caller.principal()?.user_id;
     let call = CommandCall::new(caller, headers, "PUT", "/me", body.digest);
-    let request = body.value;
-    run_command(&app, &call, || async {
-        let profile = profile_from(request)?;
-        let outcome = user_command(&app, &call, me, UserCommand::UpdateProfile { profile }).await?;
-        let body = ProfileUpdated {
-            accepted: CommandAccepted::from(&outcome),
-            profile: ProfileView::from(&outcome.state.profile),
-        };
-        Ok(CommandReply::new(StatusCode::OK, body, outcome.version))
-    })
-    .await
+    let profile = profile_from(body.value)?;
+    let done = user_command(
+        &app,
+        &call.context(),
+        me,
+        UserCommand::UpdateProfile { profile },
+    )
+    .await;
+    Ok(reply(StatusCode::OK, done, |done| ProfileUpdated {
+        accepted: CommandAccepted::of(done),
+        profile: ProfileView::from(&done.value.state.profile),
+    }))
 }
 
 /// Change your password (signs you out everywhere).
@@ -680,47 +688,42 @@ async fn change_password(
     caller: Caller,
     headers: CommandHeaders,
     body: JsonBody<ChangePasswordRequest>,
-) -> Response {
-    let me = match caller.principal() {
-        Ok(me) => me.user_id,
-        Err(err) => return err.into_response(),
-    };
+) -> Result<Response, ApiError> {
+    let me = caller.principal()?.user_id;
     let call = CommandCall::new(caller, headers, "POST", "/me/password", body.digest);
+    let ctx = call.context();
+    // A retry after the change would fail the current-password check below:
+    // answer it from its key first.
+    if let Some(earlier) = app
+        .platform
+        .commands
+        .recorded::<Executed<User>>(&ctx)
+        .await?
+    {
+        return Ok(accepted(StatusCode::OK, earlier));
+    }
     let request = body.value;
-    run_command(&app, &call, || async {
-        check_password("new_password", &request.new_password)
-            .map_err(|e| ApiError::invalid(vec![e]))?;
-        let pool = &app.platform.db.any;
-        let current = AuthStore::password_hash_of(pool, me).await?;
-        if !secrets::verify_password(request.current_password, current).await {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "wrong-password",
-                "Forbidden",
-                "current_password is not your current password",
-            )
-            .naming("current_password", "is not your current password"));
-        }
-        let hash = secrets::hash_password(request.new_password).await?;
-        let reason = PasswordChangeReason::Changed;
-        let outcome = user_command(
-            &app,
-            &call,
-            me,
-            UserCommand::RecordPasswordChange { reason },
+    check_password("new_password", &request.new_password)
+        .map_err(|e| ApiError::invalid(vec![e]))?;
+    let pool = &app.platform.db.any;
+    let current = AuthStore::password_hash_of(pool, me).await?;
+    if !secrets::verify_password(request.current_password, current).await {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "wrong-password",
+            "Forbidden",
+            "current_password is not your current password",
         )
-        .await?;
-        let username = outcome
-            .state
-            .username
-            .as_ref()
-            .map(|u| u.as_str().to_string())
-            .unwrap_or_default();
-        AuthStore::set_password(pool, me, &username, &hash).await?;
+        .naming("current_password", "is not your current password"));
+    }
+    let hash = secrets::hash_password(request.new_password).await?;
+    let reason = PasswordChangeReason::Changed;
+    let done = user_command(&app, &ctx, me, UserCommand::RecordPasswordChange { reason }).await;
+    if let Ok(done) = &done {
+        AuthStore::set_password(pool, me, &username_of(done), &hash).await?;
         AuthStore::revoke_all(pool, me).await?;
-        Ok(CommandReply::accepted(StatusCode::OK, &outcome))
-    })
-    .await
+    }
+    Ok(accepted(StatusCode::OK, done))
 }
 
 /// Ask for a password reset e-mail. The answer is the same whether or not
@@ -833,20 +836,14 @@ async fn confirm_password_reset(
         body.digest,
     );
     let reason = PasswordChangeReason::Reset;
-    let outcome = user_command(
+    let done = user_command(
         &app,
-        &call,
+        &call.context(),
         id,
         UserCommand::RecordPasswordChange { reason },
     )
     .await?;
-    let username = outcome
-        .state
-        .username
-        .as_ref()
-        .map(|u| u.as_str().to_string())
-        .unwrap_or_default();
-    AuthStore::set_password(pool, id, &username, &hash).await?;
+    AuthStore::set_password(pool, id, &username_of(&done), &hash).await?;
     AuthStore::revoke_all(pool, id).await?;
     Ok(Json(Status {
         status: "password_set",
@@ -962,14 +959,13 @@ async fn admin_command(
     };
     let revokes = matches!(command, UserCommand::Deactivate);
     let call = CommandCall::new(caller, headers, "POST", &route, digest);
-    run_command(&app, &call, || async {
-        let outcome = user_command(&app, &call, id, command).await?;
-        if revokes {
-            AuthStore::revoke_all(&app.platform.db.any, id).await?;
+    let done = user_command(&app, &call.context(), id, command).await;
+    if revokes && done.is_ok() {
+        if let Err(err) = AuthStore::revoke_all(&app.platform.db.any, id).await {
+            return ApiError::from(err).into_response();
         }
-        Ok(CommandReply::accepted(StatusCode::OK, &outcome))
-    })
-    .await
+    }
+    accepted(StatusCode::OK, done)
 }
 
 /// Grant a role (admin).

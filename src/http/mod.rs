@@ -23,7 +23,7 @@ use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use utoipa_axum::router::OpenApiRouter;
 
-pub use command::{run_command, CommandAccepted, CommandCall, CommandReply};
+pub use command::{accepted, reply, CommandAccepted, CommandCall};
 pub use error::{ApiError, CommandProblems, CommonProblems, Problem};
 pub use extract::{ApiQuery, Caller, ClientAddress, CommandHeaders, JsonBody};
 

@@ -3,7 +3,6 @@
 //! are the TELEGRAM_* bootstrap values.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -17,15 +16,15 @@ use utoipa_axum::routes;
 use annals_domain::notifier_settings::{self, NotifierSettings, Settings, SettingsCommand};
 use annals_domain::user::UserCommand;
 
-use super::command::CommandHeaderParams;
+use super::command::{accepted, CommandHeaderParams};
 use super::{
-    run_command, ApiError, AppState, Caller, CommandAccepted, CommandCall, CommandHeaders,
-    CommandProblems, CommandReply, CommonProblems, JsonBody,
+    ApiError, AppState, Caller, CommandAccepted, CommandCall, CommandHeaders, CommandProblems,
+    CommonProblems, JsonBody,
 };
 use crate::config::TelegramConfig;
 use crate::notifier::templates::ALERTS;
-use crate::platform::{Module, Platform, Services};
-use crate::store::{CommandBus, CommandRequest, LogReader};
+use crate::platform::Module;
+use crate::store::LogReader;
 
 pub struct NotifierModule;
 
@@ -38,10 +37,6 @@ impl Module for NotifierModule {
         OpenApiRouter::new()
             .routes(routes!(get_settings, put_settings))
             .routes(routes!(link_telegram, unlink_telegram))
-    }
-
-    fn install(&self, platform: &Arc<Platform>, services: &mut Services) {
-        services.insert(platform.command_bus::<NotifierSettings>(()));
     }
 }
 
@@ -191,40 +186,37 @@ async fn put_settings(
     caller: Caller,
     headers: CommandHeaders,
     body: JsonBody<SettingsBody>,
-) -> Response {
+) -> Result<Response, ApiError> {
     let call = CommandCall::new(caller, headers, "PUT", "/notifier/settings", body.digest);
     let body = body.value;
-    run_command(&app, &call, || async {
-        if let Some(unknown) = body
-            .alerts
-            .keys()
-            .find(|k| !ALERTS.iter().any(|(t, _)| t == k))
-        {
-            return Err(ApiError::invalid_field(
-                format!("alerts.{unknown}"),
-                "is not an alert",
-            ));
-        }
-        let settings = Settings {
-            staff_chat_ids: body.staff_chat_ids,
-            staff_user_ids: body.staff_user_ids,
-            alerts: body.alerts,
-            digest_hour: body.digest_hour,
-            daily_digest: body.daily_digest,
-            reminder_minutes: body.reminder_minutes,
-        };
-        let outcome = app
-            .service::<CommandBus<NotifierSettings>>()
-            .execute(CommandRequest {
-                aggregate_id: notifier_settings::ID,
-                command: SettingsCommand::Set(settings),
-                metadata: call.metadata(),
-                expected_version: call.headers.expected_version,
-            })
-            .await?;
-        Ok(CommandReply::accepted(StatusCode::OK, &outcome))
-    })
-    .await
+    if let Some(unknown) = body
+        .alerts
+        .keys()
+        .find(|k| !ALERTS.iter().any(|(t, _)| t == k))
+    {
+        return Err(ApiError::invalid_field(
+            format!("alerts.{unknown}"),
+            "is not an alert",
+        ));
+    }
+    let settings = Settings {
+        staff_chat_ids: body.staff_chat_ids,
+        staff_user_ids: body.staff_user_ids,
+        alerts: body.alerts,
+        digest_hour: body.digest_hour,
+        daily_digest: body.daily_digest,
+        reminder_minutes: body.reminder_minutes,
+    };
+    let done = app
+        .platform
+        .commands
+        .execute::<NotifierSettings>(
+            &call.context(),
+            notifier_settings::ID,
+            SettingsCommand::Set(settings),
+        )
+        .await;
+    Ok(accepted(StatusCode::OK, done))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -290,10 +282,7 @@ async fn unlink_telegram(
         "/me/telegram-link",
         String::new(),
     );
-    run_command(&app, &call, || async {
-        let outcome =
-            super::identity::user_command(&app, &call, me, UserCommand::UnlinkTelegram).await?;
-        Ok(CommandReply::accepted(StatusCode::OK, &outcome))
-    })
-    .await
+    let done =
+        super::identity::user_command(&app, &call.context(), me, UserCommand::UnlinkTelegram).await;
+    accepted(StatusCode::OK, done)
 }

@@ -20,8 +20,8 @@ use annals_domain::user::{UserCommand, UserError};
 use annals_domain::{Actor, EventMetadata};
 
 use super::{link, Notifier};
+use crate::app::{CommandContext, CommandError};
 use crate::bus::WorkerContext;
-use crate::store::{CommandError, CommandRequest};
 
 const WELCOME: &str = "Welcome to Annals. To get appointment reminders here, create a link code \
 in your account (POST /api/v1/me/telegram-link) and send it as /start <code>.";
@@ -115,17 +115,16 @@ impl Notifier {
         };
         let linked = self
             .users
-            .execute(CommandRequest {
-                aggregate_id: &user.to_string(),
-                command: UserCommand::LinkTelegram { chat_id: chat },
-                metadata: EventMetadata::for_command(actor),
-                expected_version: None,
-            })
+            .execute(
+                &CommandContext::new(EventMetadata::for_command(actor)),
+                &user.to_string(),
+                UserCommand::LinkTelegram { chat_id: chat },
+            )
             .await;
         match linked {
             Ok(outcome) => {
                 link::spend(&self.pool, code).await?;
-                let name = outcome.state.profile.full_name;
+                let name = outcome.value.state.profile.full_name;
                 Ok(format!(
                     "Linked to the Annals account of {name}. Appointment reminders will come here."
                 ))

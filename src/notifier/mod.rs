@@ -26,10 +26,11 @@ use annals_domain::StoredEvent;
 use annals_domain::appointment::Appointment;
 use annals_domain::user::User;
 
+use crate::app::CommandBus;
 use crate::bus::workers::Lease;
 use crate::bus::{Checkpoints, ConsumerState, Feed, WorkerContext};
 use crate::platform::Platform;
-use crate::store::{now_millis, CommandBus};
+use crate::store::now_millis;
 use templates::{Alert, Ref};
 
 pub const NAME: &str = "notifier";
@@ -131,8 +132,8 @@ impl Notifier {
             log: platform.log.clone(),
             pool: platform.db.any.clone(),
             timezone: platform.settings.timezone,
-            users: Arc::new(platform.command_bus::<User>(())),
-            appointments: Arc::new(platform.command_bus::<Appointment>(())),
+            users: Arc::new(platform.command_bus::<User>()),
+            appointments: Arc::new(platform.command_bus::<Appointment>()),
             pace: Arc::new(tokio::sync::Mutex::new(Pace {
                 per_chat: HashMap::new(),
                 last: None,

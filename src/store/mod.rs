@@ -2,7 +2,7 @@
 //! global log reader, and the shared SQL pool used by read models,
 //! checkpoints and idempotency records.
 
-mod commands;
+mod append;
 mod idempotency;
 mod log;
 mod repo;
@@ -16,8 +16,11 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{AnyPool, PgPool, SqlitePool};
 
-pub use commands::{CommandBus, CommandError, CommandOutcome, CommandRequest};
-pub use idempotency::{Claim, IdempotencyKeys};
+pub use append::{
+    AppendError, CommitUnit, Committed, CommittedStream, EventWriter, IdempotencyRecord, NewEvent,
+    StreamAppend,
+};
+pub use idempotency::{IdempotencyKeys, Recorded};
 pub use log::{LogReader, Upcasters};
 pub use repo::EventRepo;
 

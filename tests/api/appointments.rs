@@ -365,6 +365,21 @@ async fn the_life_of_an_appointment_follows_its_states(mode: Mode) {
         201,
         "the old time is free again"
     );
+    let (status, problem) = call(
+        &shop.app,
+        "POST",
+        &format!("{base}/complete"),
+        &shop.admin,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, problem["type"].as_str()),
+        (409, Some("/problems/not-started-yet")),
+        "not before it starts: {problem}"
+    );
+    // A day after the appointment.
+    shop.app.platform.clock.advance(Duration::days(8));
     assert_eq!(
         call(
             &shop.app,
@@ -515,6 +530,8 @@ async fn statistics_schedule_and_dashboard_reflect_the_appointments(mode: Mode) 
         assert_eq!(status, 201);
         ids.push(booked["id"].as_str().unwrap().to_string());
     }
+    // A day after them: they can be completed now.
+    shop.app.platform.clock.advance(Duration::days(8));
     let act = |id: &str, action: &str| format!("/api/v1/appointments/{id}/{action}");
     for (id, steps) in [
         (&ids[0], &["confirm", "complete"][..]),
@@ -674,78 +691,6 @@ async fn any_master_means_the_first_free_one(mode: Mode) {
     assert_eq!(problem["type"], "/problems/slot-taken");
 }
 both_modes!(any_master_means_the_first_free_one);
-
-async fn a_reservation_left_by_a_crashed_booking_is_reclaimed_once_stale(mode: Mode) {
-    use annals_domain::appointment::master_day::{
-        master_day_id, MasterDay, MasterDayCommand, Reservation,
-    };
-    use annals_domain::{Actor, EventMetadata};
-    let shop = shop(mode).await;
-    let ada = client(&shop, "ada").await;
-    // A booking that reserved 10:00 and 15:00, then died before the appointment.
-    let platform = annals::startup::connect(
-        shop.app.backing.settings("127.0.0.1:0"),
-        &crate::support::modules(),
-    )
-    .await
-    .unwrap();
-    let bus = platform.command_bus::<MasterDay>(());
-    let day: chrono::NaiveDate = shop.day.parse().unwrap();
-    let at = |h: u32| day.and_hms_opt(h, 0, 0).unwrap().and_utc();
-    for hour in [10, 15] {
-        let reservation = Reservation {
-            start: at(hour),
-            end: at(hour) + Duration::minutes(45),
-            block_start: at(hour),
-            block_end: at(hour) + Duration::minutes(60),
-        };
-        bus.execute(annals::store::CommandRequest {
-            aggregate_id: &master_day_id(shop.master.parse().unwrap(), day),
-            command: MasterDayCommand::Reserve {
-                appointment_id: uuid::Uuid::now_v7(),
-                reservation,
-            },
-            metadata: EventMetadata::for_command(Actor::System),
-            expected_version: None,
-        })
-        .await
-        .unwrap();
-    }
-    // Fresh: it may still be a booking in progress, so the slot is taken.
-    assert_eq!(book(&shop, &ada, "10:00").await.0, 409);
-    // Make the reservations old, as they would be minutes later.
-    let pool = shop.app.backing.pool().await;
-    let aged = if mode == Mode::Server {
-        "UPDATE events SET recorded_at = recorded_at - INTERVAL '10 minutes' WHERE event_type = 'MasterTimeReserved'"
-    } else {
-        "UPDATE events SET recorded_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-10 minutes') WHERE event_type = 'MasterTimeReserved'"
-    };
-    // Events are append-only, also for tests: lift the guard for this one statement.
-    if mode == Mode::Server {
-        sqlx::query("ALTER TABLE events DISABLE TRIGGER events_immutable_rows")
-            .execute(&pool)
-            .await
-            .unwrap();
-        sqlx::query(aged).execute(&pool).await.unwrap();
-        sqlx::query("ALTER TABLE events ENABLE TRIGGER events_immutable_rows")
-            .execute(&pool)
-            .await
-            .unwrap();
-    } else {
-        sqlx::query("DROP TRIGGER events_immutable_update")
-            .execute(&pool)
-            .await
-            .unwrap();
-        sqlx::query(aged).execute(&pool).await.unwrap();
-    }
-    assert_eq!(
-        book(&shop, &ada, "10:00").await.0,
-        201,
-        "the stale reservation is given back"
-    );
-    assert_eq!(book(&shop, &ada, "15:00").await.0, 201);
-}
-both_modes!(a_reservation_left_by_a_crashed_booking_is_reclaimed_once_stale);
 
 async fn a_body_naming_what_does_not_exist_is_404_and_a_non_master_409(mode: Mode) {
     let shop = shop(mode).await;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use annals::store::CommandRequest;
+use annals::app::CommandContext;
 use annals_domain::{Actor, EventMetadata};
 use sqlx::Executor;
 
@@ -26,7 +26,7 @@ async fn a_tailing_reader_sees_every_committed_event_once_in_order(mode: Mode) {
             .await
             .unwrap(),
     );
-    let bus = Arc::new(platform.command_bus::<Account>(()));
+    let bus = Arc::new(platform.command_bus::<Account>());
     let pool = backing.pool().await;
     let done = Arc::new(AtomicBool::new(false));
 
@@ -69,12 +69,11 @@ async fn a_tailing_reader_sees_every_committed_event_once_in_order(mode: Mode) {
                 };
                 // Opening twice is refused; that is fine, it writes nothing.
                 let _ = bus
-                    .execute(CommandRequest {
-                        aggregate_id: &id,
+                    .execute(
+                        &CommandContext::new(EventMetadata::for_command(Actor::System)),
+                        &id,
                         command,
-                        metadata: EventMetadata::for_command(Actor::System),
-                        expected_version: None,
-                    })
+                    )
                     .await;
             }
         }));

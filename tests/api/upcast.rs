@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use annals::store::CommandRequest;
+use annals::app::CommandContext;
 use annals::Module;
 use annals_domain::{Actor, EventMetadata};
 use cqrs_es::persist::SemanticVersionEventUpcaster;
@@ -44,15 +44,9 @@ async fn an_old_event_version_is_upcast_on_load_and_in_the_log(mode: Mode) {
     let platform = annals::startup::connect(backing.settings("127.0.0.1:0"), &modules)
         .await
         .unwrap();
-    let bus = platform.command_bus::<Account>(());
-    let run = |command| {
-        bus.execute(CommandRequest {
-            aggregate_id: "old",
-            command,
-            metadata: EventMetadata::for_command(Actor::System),
-            expected_version: None,
-        })
-    };
+    let bus = platform.command_bus::<Account>();
+    let ctx = CommandContext::new(EventMetadata::for_command(Actor::System));
+    let run = |command| bus.execute(&ctx, "old", command);
     run(AccountCommand::Open {
         owner: "Ada".into(),
     })

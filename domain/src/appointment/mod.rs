@@ -27,6 +27,40 @@ pub struct Booking {
     pub buffer_before_minutes: u32,
     pub buffer_after_minutes: u32,
     pub note: Option<String>,
+    /// When it was booked or last moved (absent in events stored before
+    /// this field existed: those keep the plain notice rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booked_at: Option<DateTime<Utc>>,
+}
+
+impl Booking {
+    /// Until when its client may cancel or move it. Normally the
+    /// cancellation notice before the start; but an appointment booked
+    /// inside that notice (allowed when the booking notice is the shorter
+    /// one) could then never be cancelled by its client, so it can be
+    /// until the booking notice before the start — the notice it took to book.
+    pub fn client_deadline(&self, rules: &ChangeRules) -> DateTime<Utc> {
+        let usual = self.start - Duration::minutes(rules.cancel_notice_minutes);
+        match self.booked_at {
+            Some(at) if at > usual => {
+                let short = self.start - Duration::minutes(rules.booking_notice_minutes);
+                short.max(usual)
+            }
+            _ => usual,
+        }
+    }
+}
+
+/// What limits a change by the client; staff are not limited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeRules {
+    pub now: DateTime<Utc>,
+    /// The client changes it (not staff): the notice applies.
+    pub by_client: bool,
+    /// How long before the start a client may still cancel or move it.
+    pub cancel_notice_minutes: i64,
+    /// How long before the start a booking must be made.
+    pub booking_notice_minutes: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,18 +91,22 @@ pub enum AppointmentCommand {
     Confirm,
     Cancel {
         reason: String,
-        /// A client cancelling (not staff): the notice period applies.
-        by_client: bool,
-        now: DateTime<Utc>,
-        client_notice_minutes: i64,
+        rules: ChangeRules,
     },
     Reschedule {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
         master_id: Uuid,
+        rules: ChangeRules,
     },
-    Complete,
-    MarkNoShow,
+    /// Only once it has started.
+    Complete {
+        now: DateTime<Utc>,
+    },
+    /// Only once it has started.
+    MarkNoShow {
+        now: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,6 +123,9 @@ pub enum AppointmentEvent {
         to_start: DateTime<Utc>,
         to_end: DateTime<Utc>,
         to_master_id: Uuid,
+        /// When it was moved (absent in events stored before this field).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<DateTime<Utc>>,
     },
     Completed,
     MarkedNoShow,
@@ -120,6 +161,13 @@ pub enum AppointmentError {
     },
     #[error("clients may cancel only until {deadline}")]
     TooLateToCancel { deadline: DateTime<Utc> },
+    #[error("clients may reschedule only until {deadline}")]
+    TooLateToReschedule { deadline: DateTime<Utc> },
+    #[error("cannot {action} an appointment before it starts at {start}")]
+    NotStartedYet {
+        start: DateTime<Utc>,
+        action: &'static str,
+    },
     #[error("invalid appointment")]
     Invalid(Vec<FieldError>),
 }
@@ -129,7 +177,9 @@ impl RuleViolation for AppointmentError {
         match self {
             AppointmentError::Exists
             | AppointmentError::InvalidTransition { .. }
-            | AppointmentError::TooLateToCancel { .. } => RuleKind::Conflict,
+            | AppointmentError::TooLateToCancel { .. }
+            | AppointmentError::TooLateToReschedule { .. }
+            | AppointmentError::NotStartedYet { .. } => RuleKind::Conflict,
             AppointmentError::NotFound => RuleKind::NotFound,
             AppointmentError::Invalid(fields) => RuleKind::Invalid(fields.clone()),
         }
@@ -140,6 +190,8 @@ impl RuleViolation for AppointmentError {
             AppointmentError::NotFound => "not-found",
             AppointmentError::InvalidTransition { .. } => "invalid-transition",
             AppointmentError::TooLateToCancel { .. } => "too-late-to-cancel",
+            AppointmentError::TooLateToReschedule { .. } => "too-late-to-reschedule",
+            AppointmentError::NotStartedYet { .. } => "not-started-yet",
             AppointmentError::Invalid(_) => "validation",
         }
     }
@@ -198,12 +250,7 @@ pub fn decide(
             Status::Booked => Ok(vec![AppointmentEvent::Confirmed]),
             _ => refuse("confirm"),
         },
-        AppointmentCommand::Cancel {
-            reason,
-            by_client,
-            now,
-            client_notice_minutes,
-        } => {
+        AppointmentCommand::Cancel { reason, rules } => {
             if !matches!(current, Status::Booked | Status::Confirmed) {
                 return refuse("cancel");
             }
@@ -214,8 +261,8 @@ pub fn decide(
                     "must be 1 to 500 characters",
                 )]));
             }
-            let deadline = booking.start - Duration::minutes(client_notice_minutes);
-            if by_client && now > deadline {
+            let deadline = booking.client_deadline(&rules);
+            if rules.by_client && rules.now > deadline {
                 return Err(AppointmentError::TooLateToCancel { deadline });
             }
             Ok(vec![AppointmentEvent::Cancelled { reason }])
@@ -224,11 +271,18 @@ pub fn decide(
             start,
             end,
             master_id,
+            rules,
         } => {
             if !matches!(current, Status::Booked | Status::Confirmed) {
                 return refuse("reschedule");
             }
             check_interval(start, end)?;
+            // A client who may no longer cancel may not move it either
+            // (moving it and then cancelling would dodge the notice).
+            let deadline = booking.client_deadline(&rules);
+            if rules.by_client && rules.now > deadline {
+                return Err(AppointmentError::TooLateToReschedule { deadline });
+            }
             if start == booking.start && end == booking.end && master_id == booking.master_id {
                 return Ok(vec![]);
             }
@@ -239,13 +293,22 @@ pub fn decide(
                 to_start: start,
                 to_end: end,
                 to_master_id: master_id,
+                at: Some(rules.now),
             }])
         }
-        AppointmentCommand::Complete => match current {
+        AppointmentCommand::Complete { now } => match current {
+            Status::Confirmed if now < booking.start => Err(AppointmentError::NotStartedYet {
+                start: booking.start,
+                action: "complete",
+            }),
             Status::Confirmed => Ok(vec![AppointmentEvent::Completed]),
             _ => refuse("complete"),
         },
-        AppointmentCommand::MarkNoShow => match current {
+        AppointmentCommand::MarkNoShow { now } => match current {
+            Status::Confirmed if now < booking.start => Err(AppointmentError::NotStartedYet {
+                start: booking.start,
+                action: "mark as no-show",
+            }),
             Status::Confirmed => Ok(vec![AppointmentEvent::MarkedNoShow]),
             _ => refuse("mark as no-show"),
         },
@@ -264,12 +327,14 @@ pub fn evolve(state: &mut Appointment, event: &AppointmentEvent) {
             to_start,
             to_end,
             to_master_id,
+            at,
             ..
         } => {
             if let Some(booking) = &mut state.booking {
                 booking.start = *to_start;
                 booking.end = *to_end;
                 booking.master_id = *to_master_id;
+                booking.booked_at = *at;
             }
         }
         AppointmentEvent::Completed => state.status = Some(Status::Completed),

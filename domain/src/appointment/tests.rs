@@ -19,7 +19,25 @@ fn booking() -> Booking {
         buffer_before_minutes: 0,
         buffer_after_minutes: 10,
         note: None,
+        booked_at: Some(at(0)),
     }
+}
+
+fn rules(by_client: bool, now: DateTime<Utc>) -> ChangeRules {
+    ChangeRules {
+        now,
+        by_client,
+        cancel_notice_minutes: 120,
+        booking_notice_minutes: 60,
+    }
+}
+
+fn complete(now: DateTime<Utc>) -> AppointmentCommand {
+    AppointmentCommand::Complete { now }
+}
+
+fn no_show(now: DateTime<Utc>) -> AppointmentCommand {
+    AppointmentCommand::MarkNoShow { now }
 }
 
 fn given(events: &[AppointmentEvent]) -> Appointment {
@@ -31,9 +49,16 @@ fn given(events: &[AppointmentEvent]) -> Appointment {
 fn cancel(by_client: bool, now: DateTime<Utc>) -> AppointmentCommand {
     AppointmentCommand::Cancel {
         reason: "ill".into(),
-        by_client,
-        now,
-        client_notice_minutes: 120,
+        rules: rules(by_client, now),
+    }
+}
+
+fn reschedule(to: u32, by_client: bool, now: DateTime<Utc>) -> AppointmentCommand {
+    AppointmentCommand::Reschedule {
+        start: at(to),
+        end: at(to + 1),
+        master_id: Uuid::from_u128(2),
+        rules: rules(by_client, now),
     }
 }
 
@@ -67,11 +92,11 @@ fn the_happy_path_is_booked_confirmed_completed() {
         AppointmentEvent::Confirmed,
     ];
     assert_eq!(
-        decide(&given(&confirmed), AppointmentCommand::Complete).unwrap(),
+        decide(&given(&confirmed), complete(at(11))).unwrap(),
         vec![AppointmentEvent::Completed]
     );
     assert_eq!(
-        decide(&given(&confirmed), AppointmentCommand::MarkNoShow).unwrap(),
+        decide(&given(&confirmed), no_show(at(10))).unwrap(),
         vec![AppointmentEvent::MarkedNoShow]
     );
 }
@@ -89,8 +114,8 @@ fn any_other_transition_names_the_current_state() {
         AppointmentEvent::Cancelled { reason: "x".into() },
     ];
     let cases = [
-        (&booked[..], AppointmentCommand::Complete, Status::Booked),
-        (&booked[..], AppointmentCommand::MarkNoShow, Status::Booked),
+        (&booked[..], complete(at(11)), Status::Booked),
+        (&booked[..], no_show(at(11)), Status::Booked),
         (
             &completed[..],
             AppointmentCommand::Confirm,
@@ -104,11 +129,7 @@ fn any_other_transition_names_the_current_state() {
         ),
         (
             &cancelled[..],
-            AppointmentCommand::Reschedule {
-                start: at(12),
-                end: at(13),
-                master_id: Uuid::nil(),
-            },
+            reschedule(12, false, at(0)),
             Status::Cancelled,
         ),
     ];
@@ -142,9 +163,7 @@ fn clients_cancel_only_before_the_notice_period_staff_any_time() {
     );
     let no_reason = AppointmentCommand::Cancel {
         reason: " ".into(),
-        by_client: false,
-        now: at(0),
-        client_notice_minutes: 0,
+        rules: rules(false, at(0)),
     };
     assert!(matches!(
         decide(&booked, no_reason),
@@ -161,6 +180,7 @@ fn rescheduling_keeps_the_appointment_and_records_from_and_to() {
             start: at(14),
             end: at(15),
             master_id: Uuid::from_u128(9),
+            rules: rules(true, at(1)),
         },
     )
     .unwrap();
@@ -173,6 +193,7 @@ fn rescheduling_keeps_the_appointment_and_records_from_and_to() {
             to_start: at(14),
             to_end: at(15),
             to_master_id: Uuid::from_u128(9),
+            at: Some(at(1)),
         }]
     );
     let mut state = booked;
@@ -186,5 +207,67 @@ fn commands_on_no_appointment_are_not_found() {
     assert_eq!(
         decide(&given(&[]), AppointmentCommand::Confirm),
         Err(AppointmentError::NotFound)
+    );
+}
+
+#[test]
+fn a_client_too_late_to_cancel_cannot_dodge_the_notice_by_rescheduling() {
+    let booked = given(&[AppointmentEvent::Booked(booking())]);
+    // Start 10:00, cancellation notice 120 min: at 09:00 it is too late.
+    assert_eq!(
+        decide(&booked, reschedule(16, true, at(9))),
+        Err(AppointmentError::TooLateToReschedule { deadline: at(8) })
+    );
+    assert!(
+        decide(&booked, reschedule(16, false, at(9))).is_ok(),
+        "staff may move it late"
+    );
+    assert!(decide(&booked, reschedule(16, true, at(7))).is_ok());
+}
+
+#[test]
+fn completing_or_a_no_show_waits_for_the_start() {
+    let confirmed = given(&[
+        AppointmentEvent::Booked(booking()),
+        AppointmentEvent::Confirmed,
+    ]);
+    for command in [complete(at(9)), no_show(at(9))] {
+        assert!(matches!(
+            decide(&confirmed, command),
+            Err(AppointmentError::NotStartedYet { start, .. }) if start == at(10)
+        ));
+    }
+}
+
+#[test]
+fn a_booking_made_inside_the_cancellation_notice_can_be_cancelled_until_the_booking_notice() {
+    // Booking notice 60 min, cancellation notice 120 min: booked at 08:30
+    // for 10:00, it would never be cancellable; it is until 09:00.
+    let mut late = booking();
+    late.booked_at = Some(at(8) + Duration::minutes(30));
+    let booked = given(&[AppointmentEvent::Booked(late)]);
+    assert!(decide(&booked, cancel(true, at(8) + Duration::minutes(45))).is_ok());
+    assert_eq!(
+        decide(&booked, cancel(true, at(9) + Duration::minutes(1))),
+        Err(AppointmentError::TooLateToCancel { deadline: at(9) })
+    );
+    // Booked well ahead, the usual notice holds: until 08:00.
+    let early = given(&[AppointmentEvent::Booked(booking())]);
+    assert_eq!(
+        decide(&early, cancel(true, at(8) + Duration::minutes(45))),
+        Err(AppointmentError::TooLateToCancel { deadline: at(8) })
+    );
+}
+
+#[test]
+fn a_booking_stored_before_booked_at_existed_reads_with_the_usual_notice() {
+    let mut old = serde_json::to_value(AppointmentEvent::Booked(booking())).unwrap();
+    old["Booked"].as_object_mut().unwrap().remove("booked_at");
+    let event: AppointmentEvent = serde_json::from_value(old).unwrap();
+    let state = given(&[event]);
+    assert_eq!(state.booking.as_ref().unwrap().booked_at, None);
+    assert_eq!(
+        decide(&state, cancel(true, at(9))),
+        Err(AppointmentError::TooLateToCancel { deadline: at(8) })
     );
 }

@@ -6,11 +6,10 @@ use std::sync::Arc;
 
 use annals::auth::permissions::Access;
 use annals::http::{
-    run_command, ApiError, ApiQuery, AppState, Caller, CommandAccepted, CommandCall,
-    CommandHeaders, CommandReply, JsonBody,
+    accepted, ApiError, ApiQuery, AppState, Caller, CommandAccepted, CommandCall, CommandHeaders,
+    JsonBody,
 };
-use annals::store::{CommandBus, CommandRequest};
-use annals::{Module, Platform, Services};
+use annals::Module;
 use annals_domain::{FieldError, RuleKind, RuleViolation, StoredEvent};
 use annals_projections::Projector;
 use async_trait::async_trait;
@@ -165,10 +164,6 @@ impl Module for LedgerModule {
             .routes(routes!(list_accounts))
     }
 
-    fn install(&self, platform: &Arc<Platform>, services: &mut Services) {
-        services.insert(platform.command_bus::<Account>(()));
-    }
-
     fn projectors(&self) -> Vec<Arc<dyn Projector>> {
         vec![Arc::new(AccountsProjector)]
     }
@@ -221,24 +216,12 @@ async fn execute(
     command: AccountCommand,
     status: StatusCode,
 ) -> Response {
-    let bus = app.service::<CommandBus<Account>>();
-    run_command(app, call, || async move {
-        let outcome = bus
-            .execute(CommandRequest {
-                aggregate_id: &id,
-                command,
-                metadata: call.metadata(),
-                expected_version: call.headers.expected_version,
-            })
-            .await
-            .map_err(ApiError::from)?;
-        Ok(CommandReply::new(
-            status,
-            CommandAccepted::from(&outcome),
-            outcome.version,
-        ))
-    })
-    .await
+    let done = app
+        .platform
+        .commands
+        .execute::<Account>(&call.context(), &id, command)
+        .await;
+    accepted(status, done)
 }
 
 #[utoipa::path(post, path = "/test-accounts", request_body = OpenAccount,

@@ -98,6 +98,8 @@ pub fn modules() -> Vec<Box<dyn Module>> {
 /// A running application, in this process.
 pub struct TestApp {
     pub address: String,
+    /// The running application's platform (its clock, its database).
+    pub platform: std::sync::Arc<annals::Platform>,
     pub client: reqwest::Client,
     pub backing: Backing,
     stop: Option<oneshot::Sender<()>>,
@@ -115,12 +117,14 @@ impl TestApp {
             .await
             .unwrap();
         let address = format!("http://{}", app.local_addr());
+        let platform = app.platform().clone();
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
         }));
         TestApp {
             address,
+            platform,
             client: client(),
             backing,
             stop: Some(stop),

@@ -249,3 +249,5 @@ impl Projector for AppointmentsProjector {
         Ok(())
     }
 }
+
+pub mod queries;

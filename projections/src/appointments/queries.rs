@@ -1,0 +1,279 @@
+//! What the appointments read models answer: the catalog, masters and
+//! appointments, for queries and for the workflows that consult them.
+
+use std::collections::BTreeSet;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
+use uuid::Uuid;
+
+use annals_domain::appointment::master_day::Reservation;
+use annals_domain::master::Master;
+
+use super::timestamp;
+
+fn uuid(row: &AnyRow, column: &str) -> Result<Uuid> {
+    let text: String = row.try_get(column)?;
+    Uuid::parse_str(&text).with_context(|| format!("{column} is not a UUID"))
+}
+
+fn instant(row: &AnyRow, column: &str) -> Result<DateTime<Utc>> {
+    let text: String = row.try_get(column)?;
+    Ok(DateTime::parse_from_rfc3339(&text)
+        .with_context(|| format!("{column} is not RFC 3339"))?
+        .with_timezone(&Utc))
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CategoryRow {
+    pub id: Uuid,
+    pub name: String,
+}
+
+pub async fn categories(pool: &AnyPool) -> Result<Vec<CategoryRow>> {
+    let rows = sqlx::query("SELECT id, name FROM service_categories ORDER BY name, id")
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(CategoryRow {
+                id: uuid(row, "id")?,
+                name: row.try_get("name")?,
+            })
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceRow {
+    pub id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub category_id: Uuid,
+    pub duration_minutes: i64,
+    pub price: String,
+    pub currency: String,
+    pub buffer_before_minutes: i64,
+    pub buffer_after_minutes: i64,
+    pub image_url: Option<String>,
+    pub active: bool,
+    pub version: i64,
+}
+
+const SERVICE_COLUMNS: &str =
+    "id, name, description, category_id, duration_minutes, price, currency, \
+    buffer_before_minutes, buffer_after_minutes, image_url, active, version";
+
+fn service_row(row: &AnyRow) -> Result<ServiceRow> {
+    Ok(ServiceRow {
+        id: uuid(row, "id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        category_id: uuid(row, "category_id")?,
+        duration_minutes: row.try_get("duration_minutes")?,
+        price: row.try_get("price")?,
+        currency: row.try_get("currency")?,
+        buffer_before_minutes: row.try_get("buffer_before_minutes")?,
+        buffer_after_minutes: row.try_get("buffer_after_minutes")?,
+        image_url: row.try_get("image_url")?,
+        active: row.try_get::<i64, _>("active")? == 1,
+        version: row.try_get("version")?,
+    })
+}
+
+pub async fn service(pool: &AnyPool, id: Uuid) -> Result<Option<ServiceRow>> {
+    let row = sqlx::query(&format!(
+        "SELECT {SERVICE_COLUMNS} FROM services WHERE id = $1"
+    ))
+    .bind(id.to_string())
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(service_row).transpose()
+}
+
+/// Services whose name or description contains `text` (case-insensitive),
+/// by name.
+pub async fn services(
+    pool: &AnyPool,
+    text: &str,
+    category_id: Option<Uuid>,
+    include_inactive: bool,
+) -> Result<Vec<ServiceRow>> {
+    let pattern = format!(
+        "%{}%",
+        text.trim()
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let rows = sqlx::query(&format!(
+        "SELECT {SERVICE_COLUMNS} FROM services \
+         WHERE (LOWER(name) LIKE $1 ESCAPE '\\' OR LOWER(description) LIKE $1 ESCAPE '\\') \
+         AND ($2 = '' OR category_id = $2) AND (active = 1 OR $3 = 1) ORDER BY name, id"
+    ))
+    .bind(pattern)
+    .bind(category_id.map(|c| c.to_string()).unwrap_or_default())
+    .bind(i64::from(include_inactive))
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(service_row).collect()
+}
+
+/// A master as the read model has it: id, state, version.
+pub type MasterRow = (Uuid, Master, i64);
+
+pub async fn master(pool: &AnyPool, id: Uuid) -> Result<Option<MasterRow>> {
+    let row = sqlx::query("SELECT state, version FROM masters WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_optional(pool)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let master: Master = serde_json::from_str(&row.try_get::<String, _>("state")?)?;
+    Ok(Some((id, master, row.try_get("version")?)))
+}
+
+/// Masters (those who perform `service`, if given), by id.
+pub async fn masters(pool: &AnyPool, service: Option<Uuid>) -> Result<Vec<MasterRow>> {
+    let filter = service
+        .map(|s| format!("%,{s},%"))
+        .unwrap_or_else(|| "%".into());
+    let rows =
+        sqlx::query("SELECT id, state, version FROM masters WHERE service_ids LIKE $1 ORDER BY id")
+            .bind(filter)
+            .fetch_all(pool)
+            .await?;
+    let mut out = Vec::new();
+    for row in rows {
+        let master: Master = serde_json::from_str(&row.try_get::<String, _>("state")?)?;
+        out.push((uuid(&row, "id")?, master, row.try_get("version")?));
+    }
+    Ok(out)
+}
+
+/// A master's booked intervals (with buffers) that reach into `[from, to)`.
+pub async fn booked(
+    pool: &AnyPool,
+    master_id: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(Uuid, Reservation)>> {
+    let rows = sqlx::query(
+        "SELECT id, start_at, end_at, block_start, block_end FROM appointments \
+         WHERE master_id = $1 AND status IN ('booked', 'confirmed') AND block_end > $2 AND block_start < $3",
+    )
+    .bind(master_id.to_string())
+    .bind(timestamp(from))
+    .bind(timestamp(to))
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                uuid(row, "id")?,
+                Reservation {
+                    start: instant(row, "start_at")?,
+                    end: instant(row, "end_at")?,
+                    block_start: instant(row, "block_start")?,
+                    block_end: instant(row, "block_end")?,
+                },
+            ))
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppointmentRow {
+    pub id: Uuid,
+    pub client_id: Uuid,
+    pub master_id: Uuid,
+    pub service_id: Uuid,
+    /// RFC 3339, UTC.
+    pub start: String,
+    pub end: String,
+    pub status: String,
+    pub price: String,
+    pub currency: String,
+    pub note: Option<String>,
+    pub version: i64,
+}
+
+const APPOINTMENT_COLUMNS: &str = "id, client_id, master_id, service_id, start_at, end_at, status, price, currency, note, version";
+
+pub fn appointment_row(row: &AnyRow) -> Result<AppointmentRow> {
+    Ok(AppointmentRow {
+        id: uuid(row, "id")?,
+        client_id: uuid(row, "client_id")?,
+        master_id: uuid(row, "master_id")?,
+        service_id: uuid(row, "service_id")?,
+        start: row.try_get("start_at")?,
+        end: row.try_get("end_at")?,
+        status: row.try_get("status")?,
+        price: row.try_get("price")?,
+        currency: row.try_get("currency")?,
+        note: row.try_get("note")?,
+        version: row.try_get("version")?,
+    })
+}
+
+pub async fn appointment(pool: &AnyPool, id: Uuid) -> Result<Option<AppointmentRow>> {
+    let row = sqlx::query(&format!(
+        "SELECT {APPOINTMENT_COLUMNS} FROM appointments WHERE id = $1"
+    ))
+    .bind(id.to_string())
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(appointment_row).transpose()
+}
+
+/// Which appointments a list asks for; `None` is "any".
+#[derive(Debug, Clone, Default)]
+pub struct AppointmentFilter {
+    pub client_id: Option<Uuid>,
+    pub master_id: Option<Uuid>,
+    pub status: Option<String>,
+    pub service_id: Option<Uuid>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    /// Only those after this `start|id` key (the page cursor).
+    pub after: String,
+    pub limit: i64,
+}
+
+/// By start time, then id.
+pub async fn appointments(
+    pool: &AnyPool,
+    filter: &AppointmentFilter,
+) -> Result<Vec<AppointmentRow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {APPOINTMENT_COLUMNS} FROM appointments \
+         WHERE ($1 = '' OR client_id = $1) AND ($2 = '' OR master_id = $2) AND ($3 = '' OR status = $3) \
+         AND ($4 = '' OR service_id = $4) AND start_at >= $5 AND start_at < $6 AND (start_at || '|' || id) > $7 \
+         ORDER BY start_at, id LIMIT $8"
+    ))
+    .bind(filter.client_id.map(|c| c.to_string()).unwrap_or_default())
+    .bind(filter.master_id.map(|m| m.to_string()).unwrap_or_default())
+    .bind(filter.status.clone().unwrap_or_default())
+    .bind(filter.service_id.map(|s| s.to_string()).unwrap_or_default())
+    .bind(filter.from.map(timestamp).unwrap_or_default())
+    .bind(filter.to.map(timestamp).unwrap_or_else(|| "9999".into()))
+    .bind(filter.after.clone())
+    .bind(filter.limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(appointment_row).collect()
+}
+
+/// Whether a user is active and holds `role` (from the users read model).
+pub async fn user_holds(pool: &AnyPool, user_id: Uuid, role: &str) -> Result<Option<bool>> {
+    let row: Option<(String, i64)> =
+        sqlx::query_as("SELECT roles, active FROM users WHERE id = $1")
+            .bind(user_id.to_string())
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|(roles, active)| {
+        active == 1 && roles.split(',').collect::<BTreeSet<_>>().contains(role)
+    }))
+}
