@@ -210,16 +210,18 @@ if [ "${ANNALS_SKIP_LINT:-0}" != 1 ]; then
     fi
     log "cargo fmt --all -- --check"
     cargo fmt --all -- --check
-    log "cargo clippy --workspace --all-targets -- -D warnings"
-    cargo clippy --workspace --all-targets -- -D warnings
+    log "cargo clippy --workspace --all-targets --features annals/failpoints -- -D warnings"
+    cargo clippy --workspace --all-targets --features annals/failpoints -- -D warnings
 fi
 
 # ---------------------------------------------------------------- Tests
-log "cargo test --workspace $* --all-targets -- --test-threads=4"
+# The failpoints feature compiles the append path's failpoints in, for the
+# fault-injection tests (tests/api/workflows.rs); release builds have none.
+log "cargo test --workspace --features annals/failpoints $* --all-targets -- --test-threads=4"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 set +e
-cargo test --workspace "$@" --all-targets -- --test-threads=4 2>&1 | tee "$out"
+cargo test --workspace --features annals/failpoints "$@" --all-targets -- --test-threads=4 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run: cargo prints a result per test binary.

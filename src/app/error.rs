@@ -172,3 +172,34 @@ impl From<anyhow::Error> for AppError {
         Self::internal(format!("{err:#}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_refusals_a_retry_would_meet_again_are_recorded_for_a_key() {
+        let refusals = [
+            AppError::invalid_field("start", "must be before the end"),
+            AppError::not_found("no such appointment"),
+            AppError::conflict("slot-taken", "the master is booked at that time"),
+            AppError::forbidden("only staff"),
+            AppError::version_mismatch(1, 2),
+        ];
+        assert!(refusals.iter().all(AppError::is_final));
+        let transient = [
+            AppError::new(ErrorKind::Busy, "concurrent-modification", "retry"),
+            AppError::unavailable("down"),
+            AppError::new(ErrorKind::OutcomeUnknown, "outcome-unknown", "lost"),
+            AppError::internal("bug"),
+        ];
+        assert!(transient.iter().all(|e| !e.is_final()));
+    }
+
+    #[test]
+    fn a_recorded_refusal_reads_back_the_same() {
+        let refusal = AppError::invalid_field("reason", "must be 1 to 500 characters");
+        let text = serde_json::to_string(&refusal).unwrap();
+        assert_eq!(serde_json::from_str::<AppError>(&text).unwrap(), refusal);
+    }
+}

@@ -177,7 +177,7 @@ fn form_urlencoded_parse(query: &str) -> form_urlencoded::Parse<'_> {
     form_urlencoded::parse(query.as_bytes())
 }
 
-/// Who is calling: the signed-in user (resolved by `auth::authorize`) or
+/// Who is calling: the signed-in user (resolved by `access::authorize`) or
 /// anonymous.
 #[derive(Clone, Debug)]
 pub struct Caller(
@@ -189,7 +189,7 @@ impl Caller {
     /// The signed-in user; 401 for an anonymous caller.
     pub fn principal(&self) -> Result<&crate::auth::Principal, ApiError> {
         self.1.as_deref().ok_or_else(|| {
-            crate::auth::unauthorized("sign in first: Authorization: Bearer <token>")
+            super::access::unauthorized("sign in first: Authorization: Bearer <token>")
         })
     }
 }

@@ -458,7 +458,7 @@ fn too_many(retry_after: u64) -> ApiError {
 }
 
 fn invalid_credentials() -> ApiError {
-    crate::auth::unauthorized("invalid username or password")
+    super::access::unauthorized("invalid username or password")
 }
 
 fn parse_user_id(raw: &str) -> Result<Uuid, ApiError> {
@@ -597,7 +597,7 @@ async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Result<Statu
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
         .map(|(_, t)| t.trim().to_string())
-        .ok_or_else(|| crate::auth::unauthorized("no token"))?;
+        .ok_or_else(|| super::access::unauthorized("no token"))?;
     AuthStore::revoke_token(&app.platform.db.any, &token).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,6 +1,7 @@
 //! HTTP: shared state, the router of every module under `/api/v1`, the ops
 //! endpoints, OpenAPI and Swagger UI, and the middleware around them.
 
+pub mod access;
 pub mod appointments;
 pub mod command;
 pub mod dashboards;
@@ -83,7 +84,7 @@ pub fn app(modules: &[Box<dyn Module>], state: AppState) -> Router {
         )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::auth::authorize,
+            access::authorize,
         ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -55,7 +55,7 @@ pub(crate) async fn login(app: &TestApp, name: &str) -> String {
 }
 
 pub(crate) async fn call(
-    app: &TestApp,
+    app: &impl Api,
     method: &str,
     path: &str,
     token: &str,

@@ -14,6 +14,7 @@ mod notifier;
 mod openapi;
 mod ops;
 mod upcast;
+mod workflows;
 
 /// Not a test: the entry point of a child process that runs the annals CLI
 /// with the test modules (see `support::ChildApp`), so tests can SIGKILL it.
@@ -23,6 +24,9 @@ fn child_process_entry() {
     let Ok(args) = std::env::var(support::CHILD_ENV) else {
         return;
     };
+    // FAILPOINTS="name=action;..." arms the append path's failpoints.
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     use clap::Parser;
     let cli = annals::cli::Cli::parse_from(std::iter::once("annals").chain(args.split('\u{1f}')));
     let runtime = tokio::runtime::Runtime::new().unwrap();

@@ -282,6 +282,13 @@ impl ChildApp {
         self.child.wait().unwrap()
     }
 
+    /// Waits for the process to end by itself (a failpoint aborted it).
+    #[cfg(feature = "failpoints")]
+    pub fn ended(mut self) -> (std::process::ExitStatus, Backing) {
+        let status = self.child.wait().unwrap();
+        (status, self.backing.clone())
+    }
+
     pub fn kill(mut self) -> Backing {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
