@@ -33,6 +33,14 @@ impl Application {
             projector.prepare(&platform.db.any).await?;
             bus::Checkpoints::ensure(&platform.db.any, projector.name()).await?;
         }
+        // Keys older than their 24 hours are ignored; this forgets them.
+        match crate::store::IdempotencyKeys::prune(&platform.db.any).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(forgotten = n, "expired Idempotency-Key records removed"),
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), "expired Idempotency-Key records not removed")
+            }
+        }
         let mut services = Services::default();
         for module in &modules {
             module.install(&platform, &mut services);

@@ -2,13 +2,16 @@
 //! that keeps one fact row per appointment. Queries group the facts (by
 //! master, service, month, hour); later domains add their facts here.
 
+use anyhow::Result;
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, AnyPool, Row};
 
 use annals_domain::appointment::{Appointment, AppointmentEvent};
 use annals_domain::StoredEvent;
 
+use crate::appointments::queries::instant;
 use crate::appointments::timestamp;
 use crate::Projector;
 
@@ -87,4 +90,40 @@ impl Projector for StatisticsProjector {
             .await?;
         Ok(())
     }
+}
+
+/// One appointment's facts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FactRow {
+    /// The ids as stored: they are the groups' keys.
+    pub master_id: String,
+    pub service_id: String,
+    pub start: DateTime<Utc>,
+    pub status: String,
+    pub price: String,
+    pub currency: String,
+}
+
+/// The facts of the appointments that start in `[from, to)`.
+pub async fn facts(pool: &AnyPool, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<FactRow>> {
+    let rows = sqlx::query(
+        "SELECT master_id, service_id, start_at, status, price, currency FROM appointment_facts \
+         WHERE start_at >= $1 AND start_at < $2",
+    )
+    .bind(timestamp(from))
+    .bind(timestamp(to))
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(FactRow {
+                start: instant(row, "start_at")?,
+                status: row.try_get("status")?,
+                master_id: row.try_get("master_id")?,
+                service_id: row.try_get("service_id")?,
+                price: row.try_get("price")?,
+                currency: row.try_get("currency")?,
+            })
+        })
+        .collect()
 }

@@ -154,7 +154,7 @@ impl From<sqlx::Error> for AppError {
     fn from(err: sqlx::Error) -> Self {
         if crate::store::is_unavailable(&err) {
             tracing::warn!(error = %err, "database unavailable");
-            Self::unavailable("the database is unavailable; nothing was written")
+            Self::unavailable("the database is unavailable")
         } else {
             Self::internal(err)
         }
@@ -166,7 +166,7 @@ impl From<anyhow::Error> for AppError {
         if let Some(sql) = err.chain().find_map(|c| c.downcast_ref::<sqlx::Error>()) {
             if crate::store::is_unavailable(sql) {
                 tracing::warn!(error = %format!("{err:#}"), "database unavailable");
-                return Self::unavailable("the database is unavailable; nothing was written");
+                return Self::unavailable("the database is unavailable");
             }
         }
         Self::internal(format!("{err:#}"))

@@ -8,26 +8,20 @@ use axum::Json;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Timelike, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use annals_domain::appointment::availability::{day_bounds, local_instant};
 use annals_domain::user::Role;
-use annals_projections::appointments::{timestamp, APPOINTMENTS, MASTERS};
-use annals_projections::statistics::NAME as STATISTICS;
+use annals_projections::appointments::queries;
+use annals_projections::appointments::{APPOINTMENTS, MASTERS};
+use annals_projections::statistics::{self, NAME as STATISTICS};
 
 use super::appointments::AppointmentView;
 use super::error::ReadProblems;
 use super::identity::MeResponse;
 use super::{ApiError, ApiQuery, AppState, Caller, CommonProblems};
 use crate::auth::permissions::APPOINTMENT_STAFF;
-
-fn parse_instant(text: &str) -> Result<DateTime<Utc>, ApiError> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(ApiError::internal)
-}
 
 // ---------------------------------------------------------------- statistics
 
@@ -150,40 +144,29 @@ pub async fn appointment_stats(
     let tz = app.platform.settings.timezone;
     let (start, _) = day_bounds(tz, query.from);
     let (_, end) = day_bounds(tz, query.to);
-    let rows = sqlx::query(
-        "SELECT master_id, service_id, start_at, status, price, currency FROM appointment_facts \
-         WHERE start_at >= $1 AND start_at < $2",
-    )
-    .bind(timestamp(start))
-    .bind(timestamp(end))
-    .fetch_all(&app.platform.db.any)
-    .await?;
+    let facts = statistics::facts(&app.platform.db.any, start, end).await?;
     let mut groups: BTreeMap<String, Tally> = BTreeMap::new();
     let mut hours: BTreeMap<u32, i64> = BTreeMap::new();
-    for row in rows {
-        let at = parse_instant(&row.try_get::<String, _>("start_at")?)?.with_timezone(&tz);
-        let status: String = row.try_get("status")?;
+    for fact in facts {
+        let at = fact.start.with_timezone(&tz);
         let key = match query.group_by {
-            GroupBy::Master => row.try_get("master_id")?,
-            GroupBy::Service => row.try_get("service_id")?,
+            GroupBy::Master => fact.master_id,
+            GroupBy::Service => fact.service_id,
             GroupBy::Month => format!("{:04}-{:02}", at.year(), at.month()),
         };
         let tally = groups.entry(key).or_default();
         tally.appointments += 1;
-        match status.as_str() {
+        match fact.status.as_str() {
             "completed" => {
                 tally.completed += 1;
-                let price: Decimal = row
-                    .try_get::<String, _>("price")?
-                    .parse()
-                    .map_err(ApiError::internal)?;
-                *tally.revenue.entry(row.try_get("currency")?).or_default() += price;
+                let price: Decimal = fact.price.parse().map_err(ApiError::internal)?;
+                *tally.revenue.entry(fact.currency).or_default() += price;
             }
             "cancelled" => tally.cancelled += 1,
             "no_show" => tally.no_show += 1,
             _ => {}
         }
-        if status != "cancelled" {
+        if fact.status != "cancelled" {
             *hours.entry(at.hour()).or_default() += 1;
         }
     }
@@ -330,13 +313,10 @@ pub async fn master_schedule(
     app.platform
         .wait_for(APPOINTMENTS, query.min_position)
         .await?;
-    let row = sqlx::query("SELECT state FROM masters WHERE id = $1")
-        .bind(id.to_string())
-        .fetch_optional(&app.platform.db.any)
+    let pool = &app.platform.db.any;
+    let (_, master, _) = queries::master(pool, id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such master"))?;
-    let master: annals_domain::master::Master =
-        serde_json::from_str(&row.try_get::<String, _>("state")?).map_err(ApiError::internal)?;
     let tz = master.time_zone;
     let local = |t: DateTime<Utc>| t.with_timezone(&tz).to_rfc3339();
     let mut days = Vec::new();
@@ -344,39 +324,20 @@ pub async fn master_schedule(
     while date <= query.to {
         let (day_start, day_end) = day_bounds(tz, date);
         let plan = master.day_plan(date);
-        let rows = sqlx::query(
-            "SELECT id, start_at, end_at, block_start, block_end, status, client_id, service_id FROM appointments \
-             WHERE master_id = $1 AND start_at >= $2 AND start_at < $3 AND status <> 'cancelled' ORDER BY start_at",
-        )
-        .bind(id.to_string())
-        .bind(timestamp(day_start))
-        .bind(timestamp(day_end))
-        .fetch_all(&app.platform.db.any)
-        .await?;
-        let mut appointments = Vec::new();
-        let mut taken = Vec::new();
-        for row in &rows {
-            let (start, end) = (
-                parse_instant(&row.try_get::<String, _>("start_at")?)?,
-                parse_instant(&row.try_get::<String, _>("end_at")?)?,
-            );
-            let status: String = row.try_get("status")?;
-            // Cancelled ones are not listed; every other one used its time.
-            let block_start = parse_instant(&row.try_get::<String, _>("block_start")?)?;
-            let block_end = parse_instant(&row.try_get::<String, _>("block_end")?)?;
-            taken.push((block_start, block_end));
-            let uuid = |col: &str| -> Result<Uuid, ApiError> {
-                Uuid::parse_str(&row.try_get::<String, _>(col)?).map_err(ApiError::internal)
-            };
-            appointments.push(ScheduledAppointment {
-                id: uuid("id")?,
-                start: local(start),
-                end: local(end),
-                status,
-                client_id: uuid("client_id")?,
-                service_id: uuid("service_id")?,
-            });
-        }
+        let rows = queries::master_appointments(pool, id, day_start, day_end).await?;
+        // Cancelled ones are not listed; every other one used its time.
+        let mut taken: Vec<_> = rows.iter().map(|r| (r.block_start, r.block_end)).collect();
+        let appointments: Vec<ScheduledAppointment> = rows
+            .into_iter()
+            .map(|row| ScheduledAppointment {
+                id: row.id,
+                start: local(row.start),
+                end: local(row.end),
+                status: row.status,
+                client_id: row.client_id,
+                service_id: row.service_id,
+            })
+            .collect();
         for b in &plan.breaks {
             taken.push((
                 local_instant(tz, date, b.start),
@@ -471,24 +432,10 @@ pub async fn my_dashboard(
         .wait_for(APPOINTMENTS, query.min_position)
         .await?;
     let profile = super::identity::load_me(&app, me.user_id).await?;
-    let now = timestamp(Utc::now());
+    let now = Utc::now();
     let pool = &app.platform.db.any;
-    let columns = "id, client_id, master_id, service_id, start_at, end_at, status, price, currency, note, version";
-    let upcoming = sqlx::query(&format!(
-        "SELECT {columns} FROM appointments WHERE client_id = $1 AND start_at >= $2 \
-         AND status IN ('booked', 'confirmed') ORDER BY start_at LIMIT 20"
-    ))
-    .bind(me.user_id.to_string())
-    .bind(&now)
-    .fetch_all(pool)
-    .await?;
-    let recent = sqlx::query(&format!(
-        "SELECT {columns} FROM appointments WHERE client_id = $1 AND start_at < $2 ORDER BY start_at DESC LIMIT 20"
-    ))
-    .bind(me.user_id.to_string())
-    .bind(&now)
-    .fetch_all(pool)
-    .await?;
+    let upcoming = queries::upcoming_of_client(pool, me.user_id, now, 20).await?;
+    let recent = queries::recent_of_client(pool, me.user_id, now, 20).await?;
     let tz = app.platform.settings.timezone;
     let today = Utc::now().with_timezone(&tz).date_naive();
     let first = today.with_day(1).unwrap_or(today);
@@ -500,27 +447,16 @@ pub async fn my_dashboard(
     .unwrap_or(today);
     let (month_start, _) = day_bounds(tz, first);
     let (month_end, _) = day_bounds(tz, next);
-    let done = sqlx::query(
-        "SELECT a.service_id, a.price, a.currency, s.name FROM appointments a LEFT JOIN services s ON s.id = a.service_id \
-         WHERE a.client_id = $1 AND a.status = 'completed' AND a.start_at >= $2 AND a.start_at < $3",
-    )
-    .bind(me.user_id.to_string())
-    .bind(timestamp(month_start))
-    .bind(timestamp(month_end))
-    .fetch_all(pool)
-    .await?;
+    let done = queries::visits_of_client(pool, me.user_id, month_start, month_end).await?;
+    let visits = done.len() as i64;
     let mut spent: BTreeMap<String, Decimal> = BTreeMap::new();
     let mut favourites: HashMap<String, (String, i64)> = HashMap::new();
-    for row in &done {
-        let price: Decimal = row
-            .try_get::<String, _>("price")?
-            .parse()
-            .map_err(ApiError::internal)?;
-        *spent.entry(row.try_get("currency")?).or_default() += price;
-        let name: Option<String> = row.try_get("name")?;
+    for visit in done {
+        let price: Decimal = visit.price.parse().map_err(ApiError::internal)?;
+        *spent.entry(visit.currency).or_default() += price;
         let entry = favourites
-            .entry(row.try_get("service_id")?)
-            .or_insert((name.unwrap_or_default(), 0));
+            .entry(visit.service_id)
+            .or_insert((visit.service_name.unwrap_or_default(), 0));
         entry.1 += 1;
     }
     let mut favourite_services: Vec<FavouriteService> = favourites
@@ -537,18 +473,13 @@ pub async fn my_dashboard(
         .collect();
     favourite_services.sort_by(|a, b| b.visits.cmp(&a.visits).then(a.name.cmp(&b.name)));
     favourite_services.truncate(3);
-    let view = |rows: &[sqlx::any::AnyRow]| -> Result<Vec<AppointmentView>, ApiError> {
-        rows.iter()
-            .map(super::appointments::appointment_view)
-            .collect()
-    };
     Ok(Json(DashboardView {
         profile,
-        upcoming: view(&upcoming)?,
-        recent: view(&recent)?,
+        upcoming: upcoming.into_iter().map(AppointmentView::from).collect(),
+        recent: recent.into_iter().map(AppointmentView::from).collect(),
         this_month: MonthStats {
             month: format!("{:04}-{:02}", first.year(), first.month()),
-            visits: done.len() as i64,
+            visits,
             spent: amounts(&spent),
             favourite_services,
         },

@@ -227,24 +227,13 @@ impl From<AppError> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
-        if crate::store::is_unavailable(&err) {
-            tracing::warn!(error = %err, "database unavailable");
-            Self::unavailable("the database is unavailable")
-        } else {
-            Self::internal(err)
-        }
+        AppError::from(err).into()
     }
 }
 
 impl From<anyhow::Error> for ApiError {
     fn from(err: anyhow::Error) -> Self {
-        if let Some(sql) = err.chain().find_map(|c| c.downcast_ref::<sqlx::Error>()) {
-            if crate::store::is_unavailable(sql) {
-                tracing::warn!(error = %format!("{err:#}"), "database unavailable");
-                return Self::unavailable("the database is unavailable");
-            }
-        }
-        Self::internal(format!("{err:#}"))
+        AppError::from(err).into()
     }
 }
 

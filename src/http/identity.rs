@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -22,7 +21,9 @@ use annals_domain::user::{
     Email, PasswordChangeReason, Phone, Profile, Role, User, UserCommand, Username,
 };
 use annals_domain::FieldError;
-use annals_projections::users::{UsersProjector, NAME as USERS};
+use annals_projections::users::{
+    self, UserFilter, UserKey, UserRow, UserSummaryRow, UsersProjector, NAME as USERS,
+};
 use annals_projections::Projector;
 
 use super::command::{accepted, reply, CommandHeaderParams};
@@ -202,6 +203,24 @@ pub struct MeResponse {
     pub telegram_linked: bool,
 }
 
+fn role_names(roles: Vec<Role>) -> Vec<String> {
+    roles.into_iter().map(|r| r.as_str().to_string()).collect()
+}
+
+impl From<UserRow> for MeResponse {
+    fn from(row: UserRow) -> Self {
+        Self {
+            id: row.id,
+            username: row.username,
+            roles: role_names(row.roles),
+            active: row.active,
+            version: row.version,
+            profile: ProfileView::from(&row.profile),
+            telegram_linked: row.telegram_chat_id.is_some(),
+        }
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct ProfileUpdated {
     #[serde(flatten)]
@@ -313,6 +332,18 @@ pub struct UserSummary {
     pub full_name: String,
     pub roles: Vec<String>,
     pub active: bool,
+}
+
+impl From<UserSummaryRow> for UserSummary {
+    fn from(row: UserSummaryRow) -> Self {
+        Self {
+            id: row.id,
+            username: row.username,
+            full_name: row.full_name,
+            roles: role_names(row.roles),
+            active: row.active,
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -568,11 +599,7 @@ async fn login(
     // catch up before looking at it.
     let head = app.platform.log.head().await?;
     app.platform.wait_for(USERS, Some(head)).await?;
-    let active: Option<i64> = sqlx::query_scalar("SELECT active FROM users WHERE id = $1")
-        .bind(id.to_string())
-        .fetch_optional(pool)
-        .await?;
-    if active != Some(1) {
+    if users::active(pool, id).await? != Some(true) {
         return Err(invalid_credentials());
     }
     let ttl = app.platform.settings.token_ttl.as_secs() as i64;
@@ -603,26 +630,10 @@ async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Result<Statu
 }
 
 pub(crate) async fn load_me(app: &AppState, id: Uuid) -> Result<MeResponse, ApiError> {
-    let row =
-        sqlx::query("SELECT username, roles, active, version, profile, telegram_chat_id FROM users WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&app.platform.db.any)
-            .await?
-            .ok_or_else(|| ApiError::not_found("no such user"))?;
-    let profile: Profile =
-        serde_json::from_str(&row.try_get::<String, _>("profile")?).map_err(ApiError::internal)?;
-    Ok(MeResponse {
-        id,
-        username: row.try_get("username")?,
-        roles: crate::auth::parse_roles(&row.try_get::<String, _>("roles")?)
-            .into_iter()
-            .map(|r| r.as_str().to_string())
-            .collect(),
-        active: row.try_get::<i64, _>("active")? == 1,
-        version: row.try_get("version")?,
-        profile: ProfileView::from(&profile),
-        telegram_linked: row.try_get::<Option<i64>, _>("telegram_chat_id")?.is_some(),
-    })
+    Ok(users::user(&app.platform.db.any, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such user"))?
+        .into())
 }
 
 /// Your own profile and roles.
@@ -745,17 +756,17 @@ async fn request_password_reset(
         Email::parse("email", e).map_err(|f| ApiError::invalid(vec![f]))?;
     }
     let accepted = (StatusCode::ACCEPTED, Json(Status { status: "accepted" }));
-    let (column, key) = match (username, email) {
+    let (by, key) = match (username, email) {
         (Some(u), _) if u.trim().is_empty() || u.chars().count() > 32 => {
             return Err(ApiError::invalid_field(
                 "username",
                 "must be 1 to 32 characters",
             ))
         }
-        (Some(u), _) => ("username", u.trim().to_ascii_lowercase()),
+        (Some(u), _) => (UserKey::Username, u.trim().to_ascii_lowercase()),
         (None, Some(e)) => {
             let email = Email::parse("email", &e).map_err(|f| ApiError::invalid(vec![f]))?;
-            ("email", email.as_str().to_string())
+            (UserKey::Email, email.as_str().to_string())
         }
         // Nothing to look up: the same answer as for an unknown account.
         (None, None) => return Ok(accepted),
@@ -764,16 +775,9 @@ async fn request_password_reset(
     limits.reset_by_address.check(&address).map_err(too_many)?;
     limits.reset_by_user.check(&key).map_err(too_many)?;
     let pool = &app.platform.db.any;
-    let sql = format!("SELECT id, email FROM users WHERE {column} = $1 AND active = $2");
-    let found = sqlx::query(&sql)
-        .bind(&key)
-        .bind(1_i64)
-        .fetch_optional(pool)
-        .await?;
-    if let Some(row) = found {
-        let email: Option<String> = row.try_get("email")?;
-        let id = Uuid::parse_str(&row.try_get::<String, _>("id")?).map_err(ApiError::internal)?;
-        if let Some(email) = email {
+    if let Some(found) = users::active_contact(pool, by, &key).await? {
+        let id = found.id;
+        if let Some(email) = found.email {
             let settings = &app.platform.settings;
             let ttl = settings.reset_ttl.as_secs() as i64;
             let token = AuthStore::create_reset(pool, id, ttl).await?;
@@ -904,35 +908,17 @@ async fn list_users(
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let role = query
-        .role
-        .map(|r| format!("%,{},%", Role::from(r).as_str()))
-        .unwrap_or_else(|| "%".into());
-    let rows = sqlx::query(
-        "SELECT id, username, full_name, roles, active FROM users \
-         WHERE username > $1 AND substr(username, 1, CAST($2 AS INTEGER)) = $3 AND roles LIKE $4 \
-         ORDER BY username LIMIT $5",
-    )
-    .bind(after)
-    .bind(prefix.chars().count() as i64)
-    .bind(&prefix)
-    .bind(role)
-    .bind(i64::from(limit) + 1)
-    .fetch_all(&app.platform.db.any)
-    .await?;
-    let mut items = Vec::with_capacity(rows.len());
-    for row in &rows {
-        items.push(UserSummary {
-            id: Uuid::parse_str(&row.try_get::<String, _>("id")?).map_err(ApiError::internal)?,
-            username: row.try_get("username")?,
-            full_name: row.try_get("full_name")?,
-            roles: crate::auth::parse_roles(&row.try_get::<String, _>("roles")?)
-                .into_iter()
-                .map(|r| r.as_str().to_string())
-                .collect(),
-            active: row.try_get::<i64, _>("active")? == 1,
-        });
-    }
+    let filter = UserFilter {
+        after,
+        username_prefix: prefix,
+        role: query.role.map(Role::from),
+        limit: i64::from(limit) + 1,
+    };
+    let mut items: Vec<UserSummary> = users::users(&app.platform.db.any, &filter)
+        .await?
+        .into_iter()
+        .map(UserSummary::from)
+        .collect();
     let next_cursor = if items.len() > limit as usize {
         items.truncate(limit as usize);
         items

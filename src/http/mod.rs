@@ -110,12 +110,23 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// A request that takes too long is answered 503 (and its command, if it
-/// has not committed yet, is dropped with it).
+/// A request that takes too long is answered 503. A command is dropped
+/// with it: its transaction rolls back, unless its COMMIT was already on
+/// the way, so its outcome is unknown — and a retry with the same
+/// `Idempotency-Key` finds out, because the key commits with the events.
 async fn deadline(request: Request, next: Next) -> Response {
+    let reads = request.method() == axum::http::Method::GET;
     match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => ApiError::unavailable("the request took too long").into_response(),
+        Err(_) if reads => ApiError::unavailable("the request took too long").into_response(),
+        Err(_) => {
+            let mut err = ApiError::unavailable(
+                "the request took too long: the command may or may not have taken effect; \
+                 retry with the same Idempotency-Key to find out",
+            );
+            err.slug = "outcome-unknown".into();
+            err.into_response()
+        }
     }
 }
 

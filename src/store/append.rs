@@ -179,6 +179,37 @@ const KEY_UPSERT: &str =
      outcome = excluded.outcome, recorded_at = excluded.recorded_at \
      WHERE idempotency_records.recorded_at < $6";
 
+/// The end of every unit, the same on both backends: the key record (a
+/// live record of the same key means another request got there first),
+/// then COMMIT — whose failure leaves the outcome unknown.
+macro_rules! finish_unit {
+    ($tx:ident, $unit:ident, $streams:ident) => {{
+        let committed = finished($streams);
+        if let Some((record, outcome)) = $unit.idempotency {
+            let now = now_millis();
+            let recorded = sqlx::query(KEY_UPSERT)
+                .bind(&record.scope)
+                .bind(&record.key)
+                .bind(&record.fingerprint)
+                .bind(outcome(&committed))
+                .bind(now)
+                .bind(now - super::idempotency::KEEP.as_millis() as i64)
+                .execute(&mut *$tx)
+                .await
+                .map_err(classify)?;
+            if recorded.rows_affected() == 0 {
+                return Err(AppendError::KeyTaken);
+            }
+        }
+        failpoint!("append.before_commit");
+        $tx.commit()
+            .await
+            .map_err(|e| AppendError::OutcomeUnknown(e.to_string()))?;
+        failpoint!("append.after_commit", after_commit);
+        Ok(committed)
+    }};
+}
+
 async fn commit_pg(pool: &PgPool, unit: &CommitUnit<'_>) -> Result<Committed, AppendError> {
     let mut tx = pool.begin().await.map_err(classify)?;
     let mut streams = Vec::with_capacity(unit.streams.len());
@@ -240,29 +271,7 @@ async fn commit_pg(pool: &PgPool, unit: &CommitUnit<'_>) -> Result<Committed, Ap
             position: last.map_or(0, |(_, p)| *p),
         });
     }
-    let committed = finished(streams);
-    if let Some((record, outcome)) = unit.idempotency {
-        let now = now_millis();
-        let recorded = sqlx::query(KEY_UPSERT)
-            .bind(&record.scope)
-            .bind(&record.key)
-            .bind(&record.fingerprint)
-            .bind(outcome(&committed))
-            .bind(now)
-            .bind(now - super::idempotency::KEEP.as_millis() as i64)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-        if recorded.rows_affected() == 0 {
-            return Err(AppendError::KeyTaken);
-        }
-    }
-    failpoint!("append.before_commit");
-    tx.commit()
-        .await
-        .map_err(|e| AppendError::OutcomeUnknown(e.to_string()))?;
-    failpoint!("append.after_commit", after_commit);
-    Ok(committed)
+    finish_unit!(tx, unit, streams)
 }
 
 async fn commit_sqlite(pool: &SqlitePool, unit: &CommitUnit<'_>) -> Result<Committed, AppendError> {
@@ -316,29 +325,7 @@ async fn commit_sqlite(pool: &SqlitePool, unit: &CommitUnit<'_>) -> Result<Commi
             position: position.unwrap_or(0),
         });
     }
-    let committed = finished(streams);
-    if let Some((record, outcome)) = unit.idempotency {
-        let now = now_millis();
-        let recorded = sqlx::query(KEY_UPSERT)
-            .bind(&record.scope)
-            .bind(&record.key)
-            .bind(&record.fingerprint)
-            .bind(outcome(&committed))
-            .bind(now)
-            .bind(now - super::idempotency::KEEP.as_millis() as i64)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-        if recorded.rows_affected() == 0 {
-            return Err(AppendError::KeyTaken);
-        }
-    }
-    failpoint!("append.before_commit");
-    tx.commit()
-        .await
-        .map_err(|e| AppendError::OutcomeUnknown(e.to_string()))?;
-    failpoint!("append.after_commit", after_commit);
-    Ok(committed)
+    finish_unit!(tx, unit, streams)
 }
 
 fn finished(streams: Vec<CommittedStream>) -> Committed {

@@ -14,12 +14,12 @@ use annals_domain::master::Master;
 
 use super::timestamp;
 
-fn uuid(row: &AnyRow, column: &str) -> Result<Uuid> {
+pub(crate) fn uuid(row: &AnyRow, column: &str) -> Result<Uuid> {
     let text: String = row.try_get(column)?;
     Uuid::parse_str(&text).with_context(|| format!("{column} is not a UUID"))
 }
 
-fn instant(row: &AnyRow, column: &str) -> Result<DateTime<Utc>> {
+pub(crate) fn instant(row: &AnyRow, column: &str) -> Result<DateTime<Utc>> {
     let text: String = row.try_get(column)?;
     Ok(DateTime::parse_from_rfc3339(&text)
         .with_context(|| format!("{column} is not RFC 3339"))?
@@ -264,6 +264,131 @@ pub async fn appointments(
     .fetch_all(pool)
     .await?;
     rows.iter().map(appointment_row).collect()
+}
+
+/// An appointment on a master's schedule, with the interval it blocks
+/// (buffers included).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduledRow {
+    pub id: Uuid,
+    pub client_id: Uuid,
+    pub service_id: Uuid,
+    pub status: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub block_start: DateTime<Utc>,
+    pub block_end: DateTime<Utc>,
+}
+
+/// A master's appointments, other than cancelled ones, that start in
+/// `[from, to)`, by start time.
+pub async fn master_appointments(
+    pool: &AnyPool,
+    master_id: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<ScheduledRow>> {
+    let rows = sqlx::query(
+        "SELECT id, start_at, end_at, block_start, block_end, status, client_id, service_id FROM appointments \
+         WHERE master_id = $1 AND start_at >= $2 AND start_at < $3 AND status <> 'cancelled' ORDER BY start_at",
+    )
+    .bind(master_id.to_string())
+    .bind(timestamp(from))
+    .bind(timestamp(to))
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(ScheduledRow {
+                start: instant(row, "start_at")?,
+                end: instant(row, "end_at")?,
+                status: row.try_get("status")?,
+                block_start: instant(row, "block_start")?,
+                block_end: instant(row, "block_end")?,
+                id: uuid(row, "id")?,
+                client_id: uuid(row, "client_id")?,
+                service_id: uuid(row, "service_id")?,
+            })
+        })
+        .collect()
+}
+
+/// A client's booked or confirmed appointments that start at or after
+/// `now`, soonest first.
+pub async fn upcoming_of_client(
+    pool: &AnyPool,
+    client_id: Uuid,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<AppointmentRow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {APPOINTMENT_COLUMNS} FROM appointments WHERE client_id = $1 AND start_at >= $2 \
+         AND status IN ('booked', 'confirmed') ORDER BY start_at LIMIT $3"
+    ))
+    .bind(client_id.to_string())
+    .bind(timestamp(now))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(appointment_row).collect()
+}
+
+/// A client's appointments that started before `now`, latest first.
+pub async fn recent_of_client(
+    pool: &AnyPool,
+    client_id: Uuid,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<AppointmentRow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {APPOINTMENT_COLUMNS} FROM appointments WHERE client_id = $1 AND start_at < $2 \
+         ORDER BY start_at DESC LIMIT $3"
+    ))
+    .bind(client_id.to_string())
+    .bind(timestamp(now))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(appointment_row).collect()
+}
+
+/// A completed appointment with its service's name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VisitRow {
+    /// As stored, not parsed: the dashboard skips one that is not a UUID.
+    pub service_id: String,
+    /// `None` when the service is not in the catalog.
+    pub service_name: Option<String>,
+    pub price: String,
+    pub currency: String,
+}
+
+/// A client's completed appointments that start in `[from, to)`.
+pub async fn visits_of_client(
+    pool: &AnyPool,
+    client_id: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<VisitRow>> {
+    let rows = sqlx::query(
+        "SELECT a.service_id, a.price, a.currency, s.name FROM appointments a LEFT JOIN services s ON s.id = a.service_id \
+         WHERE a.client_id = $1 AND a.status = 'completed' AND a.start_at >= $2 AND a.start_at < $3",
+    )
+    .bind(client_id.to_string())
+    .bind(timestamp(from))
+    .bind(timestamp(to))
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(VisitRow {
+                price: row.try_get("price")?,
+                currency: row.try_get("currency")?,
+                service_name: row.try_get("name")?,
+                service_id: row.try_get("service_id")?,
+            })
+        })
+        .collect()
 }
 
 /// Whether a user is active and holds `role` (from the users read model).

@@ -141,10 +141,6 @@ impl From<AppointmentRow> for AppointmentView {
     }
 }
 
-pub fn appointment_view(row: &sqlx::any::AnyRow) -> Result<AppointmentView, ApiError> {
-    Ok(queries::appointment_row(row)?.into())
-}
-
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AppointmentListQuery {

@@ -26,7 +26,7 @@ use super::{ApiError, AppState, Caller};
 use crate::auth::Principal;
 use crate::platform::Module;
 
-pub use booking::{appointment_view, AppointmentView};
+pub use booking::AppointmentView;
 
 pub struct AppointmentsModule;
 
