@@ -1,10 +1,9 @@
 //! The events a log consumer that is not a read model (the notifier) gets,
 //! in position order after its checkpoint: the log itself in embedded mode;
-//! in server mode its JetStream durable consumer, with the log read at
-//! start, to fill any gap, and while NATS is unreachable. The checkpoint,
-//! not the acknowledgement, says what was handled, so a batch is
-//! acknowledged as soon as it is fetched: anything not handled after that
-//! is found again in the log.
+//! in server mode its JetStream durable consumer as the doorbell, and the
+//! log as the truth — read at start, to fill any gap, while NATS is
+//! unreachable, and whenever the stream is quiet but the log is ahead. A
+//! batch is acknowledged once the consumer's checkpoint shows it handled.
 
 use std::time::Duration;
 
@@ -22,6 +21,9 @@ pub struct Feed {
     durable: Option<PullConsumer>,
     /// Read the log before the next fetch from the stream.
     from_log: bool,
+    /// The last message of the batch handed out, and its position: acked
+    /// once the checkpoint reaches it.
+    unacked: Option<(i64, async_nats::jetstream::Message)>,
 }
 
 impl Feed {
@@ -31,6 +33,7 @@ impl Feed {
             bus,
             durable: None,
             from_log: true,
+            unacked: None,
         }
     }
 
@@ -42,8 +45,19 @@ impl Feed {
         checkpoint: i64,
         max: usize,
     ) -> Vec<StoredEvent> {
+        if let Some((position, message)) = self.unacked.take() {
+            if checkpoint >= position {
+                if let Err(err) = message.ack().await {
+                    tracing::debug!(consumer = self.name, error = %err, "ack failed");
+                }
+            }
+            // Not handled: JetStream redelivers it, and the log has it anyway.
+        }
         let Some(bus) = self.bus.clone() else {
-            let events = self.read_log(ctx, checkpoint, max).await;
+            let events = self
+                .read_log(ctx, checkpoint, max)
+                .await
+                .unwrap_or_default();
             if events.is_empty() {
                 tokio::select! {
                     _ = ctx.appended.changed() => {}
@@ -54,7 +68,10 @@ impl Feed {
             return events;
         };
         if self.from_log {
-            let events = self.read_log(ctx, checkpoint, max).await;
+            // A read error is not "caught up": stay on the log.
+            let Some(events) = self.read_log(ctx, checkpoint, max).await else {
+                return Vec::new();
+            };
             if !events.is_empty() {
                 return events;
             }
@@ -63,7 +80,10 @@ impl Feed {
         if !bus.connected() {
             // Disconnected: the log it is, until NATS is back.
             self.durable = None;
-            let events = self.read_log(ctx, checkpoint, max).await;
+            let events = self
+                .read_log(ctx, checkpoint, max)
+                .await
+                .unwrap_or_default();
             if events.is_empty() {
                 return self.fall_back(&mut ctx.stop).await;
             }
@@ -79,13 +99,15 @@ impl Feed {
             }
         }
         let consumer = self.durable.as_ref().expect("durable consumer");
-        match nats::fetch(consumer, max, Duration::from_secs(1)).await {
+        match nats::fetch(consumer, max, super::workers::DOORBELL).await {
             Ok((mut events, last)) => {
-                if let Some(message) = last {
-                    if let Err(err) = message.ack().await {
-                        tracing::debug!(consumer = self.name, error = %err, "ack failed");
-                    }
+                if events.is_empty() {
+                    // Quiet: if the log is ahead anyway, it is the truth.
+                    self.from_log = ctx.log.head().await.map_or(true, |head| head > checkpoint);
+                    return Vec::new();
                 }
+                let top = events.iter().map(|e| e.position).max().unwrap_or(0);
+                self.unacked = last.map(|message| (top, message));
                 events.sort_by_key(|e| e.position);
                 events.dedup_by_key(|e| e.position);
                 events.retain(|e| e.position > checkpoint);
@@ -120,14 +142,14 @@ impl Feed {
         ctx: &mut WorkerContext,
         checkpoint: i64,
         max: usize,
-    ) -> Vec<StoredEvent> {
+    ) -> Option<Vec<StoredEvent>> {
         match ctx.log.read_after(checkpoint, max as i64).await {
-            Ok(events) => events,
+            Ok(events) => Some(events),
             Err(err) => {
                 tracing::warn!(consumer = self.name, error = %format!("{err:#}"), "cannot read the log; retrying");
                 let _ = tokio::time::timeout(Duration::from_secs(1), nats::stopped(&mut ctx.stop))
                     .await;
-                Vec::new()
+                None
             }
         }
     }

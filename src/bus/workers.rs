@@ -19,6 +19,9 @@ use crate::store::{now_millis, LogReader};
 /// Checkpoint name of the relay to NATS.
 pub const RELAY: &str = "nats-relay";
 const LEASE_TTL: Duration = Duration::from_secs(10);
+/// How long a server-mode consumer waits for JetStream before it looks at
+/// the log head itself.
+pub const DOORBELL: Duration = Duration::from_millis(500);
 
 /// Everything a worker loop needs.
 #[derive(Clone)]
@@ -109,9 +112,18 @@ async fn follow_stream(
             }
         }
         let consumer = durable.as_ref().expect("durable consumer");
-        match nats::fetch(consumer, BATCH as usize, Duration::from_secs(1)).await {
+        match nats::fetch(consumer, BATCH as usize, DOORBELL).await {
             Ok((events, last)) => {
-                if !events.is_empty() {
+                if events.is_empty() {
+                    // Quiet: if the log is ahead anyway (a lost stream tail,
+                    // a stalled relay, an event whose handling failed), the
+                    // log is the truth.
+                    from_log = ctx
+                        .log
+                        .head()
+                        .await
+                        .map_or(true, |head| head > runner.checkpoint());
+                } else {
                     runner.deliver(events, &ctx.stop).await?;
                 }
                 if let Some(message) = last {
@@ -132,34 +144,72 @@ async fn follow_stream(
     Ok(())
 }
 
-/// Leases: a row per name, held by one process until it expires.
+/// Leases: a row per name, held by one process until it expires. Each
+/// change of holder grows the lease's epoch.
 pub struct Lease;
 
 impl Lease {
-    pub async fn acquire(pool: &AnyPool, name: &str, holder: &str, ttl: Duration) -> Result<bool> {
+    /// Takes or renews the lease; the epoch while held, `None` if another
+    /// holder has it.
+    pub async fn acquire(
+        pool: &AnyPool,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Option<i64>> {
         let now = now_millis();
-        let done = sqlx::query(
-            "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
-             WHERE leases.holder = excluded.holder OR leases.expires_at < $4",
+        let epoch: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO leases (name, holder, expires_at, epoch) VALUES ($1, $2, $3, 1) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at, \
+             epoch = CASE WHEN leases.holder = excluded.holder THEN leases.epoch ELSE leases.epoch + 1 END \
+             WHERE leases.holder = excluded.holder OR leases.expires_at < $4 \
+             RETURNING epoch",
         )
         .bind(name)
         .bind(holder)
         .bind(now + ttl.as_millis() as i64)
         .bind(now)
-        .execute(pool)
-        .await?
-        .rows_affected();
-        Ok(done == 1)
+        .fetch_optional(pool)
+        .await?;
+        Ok(epoch)
     }
 
+    /// Gives the lease up (it expires at once; the row and its epoch stay).
     pub async fn release(pool: &AnyPool, name: &str, holder: &str) -> Result<()> {
-        sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+        sqlx::query("UPDATE leases SET expires_at = 0 WHERE name = $1 AND holder = $2")
             .bind(name)
             .bind(holder)
             .execute(pool)
             .await?;
         Ok(())
+    }
+
+    /// Moves the checkpoint named like the lease forward to `position`, only
+    /// while `holder` still holds the lease in `epoch` (checked in the same
+    /// statement). `false`: the lease is lost, or the checkpoint is already
+    /// there — either way another holder is ahead.
+    pub async fn advance_checkpoint(
+        pool: &AnyPool,
+        name: &str,
+        holder: &str,
+        epoch: i64,
+        position: i64,
+    ) -> Result<bool> {
+        let now = now_millis();
+        let done = sqlx::query(
+            "UPDATE consumer_checkpoints SET position = $1, updated_at = $2 \
+             WHERE name = $3 AND position < $1 AND EXISTS (\
+               SELECT 1 FROM leases WHERE leases.name = $3 AND leases.holder = $4 \
+               AND leases.epoch = $5 AND leases.expires_at > $2)",
+        )
+        .bind(position)
+        .bind(now)
+        .bind(name)
+        .bind(holder)
+        .bind(epoch)
+        .execute(pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 }
 
@@ -172,13 +222,21 @@ pub async fn run_relay(
 ) -> Result<()> {
     let holder = format!("{}-{}", std::process::id(), Uuid::now_v7());
     let mut leader = false;
+    let mut epoch = 0;
     let mut renewed = Instant::now();
     let mut checkpoint = 0;
     while !*ctx.stop.borrow() {
         if !leader || renewed.elapsed() > LEASE_TTL / 3 {
             let held = Lease::acquire(&ctx.pool, RELAY, &holder, LEASE_TTL)
                 .await
-                .unwrap_or(false);
+                .unwrap_or(None);
+            if held.is_some_and(|e| e != epoch) {
+                // A new term (also after losing the lease and winning it
+                // back): go on from the checkpoint the last holder saved.
+                leader = false;
+            }
+            epoch = held.unwrap_or(0);
+            let held = held.is_some();
             if held && !leader {
                 match Checkpoints::ensure(&ctx.pool, RELAY).await {
                     Ok(position) => checkpoint = position,
@@ -221,20 +279,26 @@ pub async fn run_relay(
         let (last_position, recorded_at) = (last.position, last.recorded_at);
         match bus.publish(&events).await {
             Ok(()) => {
-                checkpoint = last_position;
-                let saved = sqlx::query(
-                    "UPDATE consumer_checkpoints SET position = $1, updated_at = $2 WHERE name = $3",
-                )
-                .bind(checkpoint)
-                .bind(now_millis())
-                .bind(RELAY)
-                .execute(&ctx.pool)
-                .await;
-                if let Err(err) = saved {
-                    // Re-publishing is harmless (deduplicated by event id).
-                    tracing::warn!(error = %err, "relay checkpoint not saved");
+                fail::fail_point!("relay.before_checkpoint");
+                match Lease::advance_checkpoint(&ctx.pool, RELAY, &holder, epoch, last_position)
+                    .await
+                {
+                    Ok(true) => {
+                        checkpoint = last_position;
+                        state.advanced(checkpoint, Some(recorded_at));
+                    }
+                    Ok(false) => {
+                        // Stalled past the lease: another relay is ahead.
+                        // Step down; what was published twice is deduplicated.
+                        tracing::warn!("relay lease lost; stepping down");
+                        leader = false;
+                    }
+                    Err(err) => {
+                        // Re-publishing is harmless (deduplicated by event id).
+                        tracing::warn!(error = %format!("{err:#}"), "relay checkpoint not saved");
+                        checkpoint = last_position;
+                    }
                 }
-                state.advanced(checkpoint, Some(recorded_at));
             }
             Err(err) => {
                 tracing::warn!(error = %format!("{err:#}"), "relay publish failed; retrying");

@@ -154,7 +154,7 @@ impl Notifier {
         }
         let held = Lease::acquire(&self.pool, LEASE, &self.duty.holder, LEASE_TTL)
             .await
-            .unwrap_or(false);
+            .is_ok_and(|epoch| epoch.is_some());
         *self.duty.renewed.lock().expect("duty lock") = held.then(Instant::now);
         held
     }

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::both_modes;
 use crate::support::ledger::{CONSUMER, POISON};
-use crate::support::{run_cli, spawn_app, Api, Mode, TestApp};
+use crate::support::{run_cli, spawn_app, stall_the_relay, Api, Backing, Mode, TestApp};
 
 /// Some accounts with some history.
 async fn load(app: &impl Api, accounts: usize) {
@@ -161,3 +161,112 @@ async fn an_event_that_keeps_failing_stops_its_consumer_and_shows_in_readyz(mode
     );
 }
 both_modes!(an_event_that_keeps_failing_stops_its_consumer_and_shows_in_readyz);
+
+/// JetStream is the doorbell, the log the truth: with nothing published
+/// (the relay stalled, as after a lost stream tail), a quiet consumer whose
+/// checkpoint is behind the log head reads the log by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_nothing_published_read_models_still_reach_the_log_head() {
+    let backing = Backing::new(Mode::Server).await;
+    stall_the_relay(&backing).await;
+    let app = TestApp::start(backing).await;
+    let opened = app.open("quiet").await;
+    let deposited: serde_json::Value = app
+        .post("/api/v1/test-accounts/quiet/deposit", json!({"amount": 5}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let (status, account) = app
+        .get_json(&format!(
+            "/api/v1/test-accounts/quiet?min_position={}",
+            deposited["position"]
+        ))
+        .await;
+    assert_eq!(status, 200, "the read model reached the log: {account}");
+    assert_eq!(account["balance"], 5);
+    assert!(opened["position"].as_i64() < deposited["position"].as_i64());
+    println!(
+        "read model caught up from the log in {:?}",
+        started.elapsed()
+    );
+    let pool = app.backing.pool().await;
+    let relayed: Option<i64> =
+        sqlx::query_scalar("SELECT position FROM consumer_checkpoints WHERE name = 'nats-relay'")
+            .fetch_optional(&pool)
+            .await
+            .unwrap();
+    assert_eq!(relayed.unwrap_or(0), 0, "nothing was published");
+}
+
+/// The relay's checkpoint is written under its lease: a relay that stalled
+/// past its lease cannot write it, and it never moves backwards.
+async fn the_relay_checkpoint_is_fenced_by_its_lease_and_only_moves_forward(mode: Mode) {
+    use annals::bus::workers::Lease;
+    use std::time::Duration;
+    let app = spawn_app(mode).await;
+    let pool = app.backing.pool().await;
+    let name = "fenced-test";
+    sqlx::query("INSERT INTO consumer_checkpoints (name, position, updated_at) VALUES ($1, 0, 0)")
+        .bind(name)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let ttl = Duration::from_secs(60);
+    let a = Lease::acquire(&pool, name, "relay-a", ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(Lease::advance_checkpoint(&pool, name, "relay-a", a, 10)
+        .await
+        .unwrap());
+    assert_eq!(
+        Lease::acquire(&pool, name, "relay-b", ttl).await.unwrap(),
+        None,
+        "a holds it"
+    );
+    // a stalls past its lease; b takes over, in a new epoch, and moves on.
+    sqlx::query("UPDATE leases SET expires_at = 1 WHERE name = $1")
+        .bind(name)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let b = Lease::acquire(&pool, name, "relay-b", ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(b > a);
+    assert!(Lease::advance_checkpoint(&pool, name, "relay-b", b, 20)
+        .await
+        .unwrap());
+    // a wakes up with its old view: neither behind nor ahead may it write.
+    assert!(!Lease::advance_checkpoint(&pool, name, "relay-a", a, 15)
+        .await
+        .unwrap());
+    assert!(!Lease::advance_checkpoint(&pool, name, "relay-a", a, 30)
+        .await
+        .unwrap());
+    // b itself cannot move it back.
+    assert!(!Lease::advance_checkpoint(&pool, name, "relay-b", b, 5)
+        .await
+        .unwrap());
+    let position: i64 =
+        sqlx::query_scalar("SELECT position FROM consumer_checkpoints WHERE name = $1")
+            .bind(name)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(position, 20);
+    // Released and taken again: the epoch still grows, never repeats.
+    Lease::release(&pool, name, "relay-b").await.unwrap();
+    let c = Lease::acquire(&pool, name, "relay-a", ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(c > b);
+    assert!(!Lease::advance_checkpoint(&pool, name, "relay-b", b, 40)
+        .await
+        .unwrap());
+}
+both_modes!(the_relay_checkpoint_is_fenced_by_its_lease_and_only_moves_forward);

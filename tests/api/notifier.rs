@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::appointments::{book, client, shop_on, Shop};
 use crate::both_modes;
-use crate::support::{run_cli, Api, Backing, ChildApp, Mode, TestApp};
+use crate::support::{run_cli, stall_the_relay, Api, Backing, ChildApp, Mode, TestApp};
 
 const STAFF_CHATS: [i64; 2] = [100, 200];
 
@@ -256,6 +256,20 @@ async fn a_booking_alerts_every_staff_chat_once(mode: Mode) {
     assert_eq!(ready["notifier"], "on");
 }
 both_modes!(a_booking_alerts_every_staff_chat_once);
+
+/// The notifier's JetStream consumer is a doorbell too: with nothing
+/// published (the relay stalled), the alert comes from the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_nothing_published_the_alert_still_arrives() {
+    let fake = FakeTelegram::default();
+    let backing = Backing::new(Mode::Server).await;
+    stall_the_relay(&backing).await;
+    let shop = notified_shop_on(backing, &fake).await;
+    let ada = client(&shop, "ada").await;
+    assert_eq!(book(&shop, &ada, "10:00").await.0, 201);
+    fake.wait_for(2).await;
+    assert_eq!(fake.sent().len(), 2, "one alert per staff chat");
+}
 
 async fn a_429_is_waited_out_and_the_message_still_arrives_once(mode: Mode) {
     let fake = FakeTelegram::default();

@@ -96,17 +96,30 @@ async fn only_one_process_holds_the_relay_lease_until_it_expires(mode: Mode) {
     let app = spawn_app_on(&backing).await;
     let pool = backing.pool().await;
     let ttl = Duration::from_millis(300);
-    assert!(Lease::acquire(&pool, "test-lease", "a", ttl).await.unwrap());
+    assert!(Lease::acquire(&pool, "test-lease", "a", ttl)
+        .await
+        .unwrap()
+        .is_some());
     assert!(
-        !Lease::acquire(&pool, "test-lease", "b", ttl).await.unwrap(),
+        Lease::acquire(&pool, "test-lease", "b", ttl)
+            .await
+            .unwrap()
+            .is_none(),
         "held by a"
     );
     assert!(
-        Lease::acquire(&pool, "test-lease", "a", ttl).await.unwrap(),
+        Lease::acquire(&pool, "test-lease", "a", ttl)
+            .await
+            .unwrap()
+            .is_some(),
         "a renews"
     );
     let started = Instant::now();
-    while !Lease::acquire(&pool, "test-lease", "b", ttl).await.unwrap() {
+    while Lease::acquire(&pool, "test-lease", "b", ttl)
+        .await
+        .unwrap()
+        .is_none()
+    {
         assert!(
             started.elapsed() < Duration::from_secs(5),
             "lease never expired"
@@ -118,7 +131,10 @@ async fn only_one_process_holds_the_relay_lease_until_it_expires(mode: Mode) {
         "b waited for the expiry"
     );
     assert!(
-        !Lease::acquire(&pool, "test-lease", "a", ttl).await.unwrap(),
+        Lease::acquire(&pool, "test-lease", "a", ttl)
+            .await
+            .unwrap()
+            .is_none(),
         "now held by b"
     );
     drop(app);

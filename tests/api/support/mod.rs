@@ -315,6 +315,21 @@ impl Api for ChildApp {
     }
 }
 
+/// Makes the relay to NATS stall for good: its lease is held by a holder
+/// that never comes back (before the application starts, so it never leads).
+pub async fn stall_the_relay(backing: &Backing) {
+    run_cli(backing, &["migrate"]);
+    let pool = backing.pool().await;
+    sqlx::query(
+        "INSERT INTO leases (name, holder, expires_at, epoch) VALUES ('nats-relay', 'stalled-elsewhere', $1, 1)",
+    )
+    .bind(i64::MAX / 2)
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+}
+
 /// Runs a CLI command (e.g. `replay --consumer X`) in a child process
 /// with the test modules; returns its stdout.
 pub fn run_cli(backing: &Backing, args: &[&str]) -> String {
