@@ -270,3 +270,61 @@ async fn the_relay_checkpoint_is_fenced_by_its_lease_and_only_moves_forward(mode
         .unwrap());
 }
 both_modes!(the_relay_checkpoint_is_fenced_by_its_lease_and_only_moves_forward);
+
+/// Two relays, the first stalled past its lease right before saving its
+/// checkpoint (a failpoint sleeps there): the second takes over; when the
+/// first wakes, its stale checkpoint is refused. The checkpoint never moves
+/// backwards and every read model applies each event once.
+#[cfg(feature = "failpoints")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_relays_after_a_stall_never_move_the_checkpoint_backwards() {
+    use crate::support::ChildApp;
+    use std::time::{Duration, Instant};
+    let backing = Backing::new(Mode::Server).await;
+    let mut stalling = backing.clone();
+    stalling.env.insert(
+        "FAILPOINTS".into(),
+        "relay.before_checkpoint=1*sleep(12000)".into(),
+    );
+    let first = ChildApp::start(stalling).await;
+    let pool = backing.pool().await;
+    let relay_checkpoint = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT position FROM consumer_checkpoints WHERE name = 'nats-relay'",
+        )
+        .fetch_optional(&pool)
+        .await
+        .unwrap()
+        .unwrap_or(0)
+    };
+    // The first process leads (it is alone) and stalls on its first batch.
+    first.open("a").await;
+    let second = ChildApp::start(backing.clone()).await;
+    let mut seen = vec![relay_checkpoint().await];
+    let started = Instant::now();
+    let mut n = 0;
+    // Keep writing through both while the lease changes hands and the
+    // first relay wakes up (12 s), watching the checkpoint.
+    while started.elapsed() < Duration::from_secs(16) {
+        n += 1;
+        let target = if n % 2 == 0 { &first } else { &second };
+        let response = target
+            .post("/api/v1/test-accounts/a/deposit", json!({"amount": 1}))
+            .await;
+        assert_eq!(response.status(), 200);
+        seen.push(relay_checkpoint().await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]),
+        "the relay checkpoint moved backwards: {seen:?}"
+    );
+    second.settle().await;
+    let head: i64 = sqlx::query_scalar("SELECT MAX(position) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(relay_checkpoint().await, head, "the relay reached the head");
+    assert_each_event_applied_once(&second).await;
+    drop(first);
+}
