@@ -207,7 +207,8 @@ async fn availability_explains_hours_the_break_and_two_bookings(mode: Mode) {
         "/api/v1/availability?service_id={}&date={}&explain=true",
         shop.service, shop.day
     );
-    let (status, day) = shop.app.get_json(&path).await;
+    // As the client whose appointments they are: the ids are shown.
+    let (status, day) = call(&shop.app, "GET", &path, &ada, None).await;
     assert_eq!(status, 200, "{day}");
     assert_eq!(day["time_zone"], "UTC");
     let at = |time: &str| format!("{}T{time}:00+00:00", shop.day);
@@ -264,6 +265,27 @@ async fn availability_explains_hours_the_break_and_two_bookings(mode: Mode) {
         ))
         .await;
     assert!(plain.get("unavailable").is_none());
+    // Anonymous callers and other clients learn why, not whose.
+    let bob = client(&shop, "bob").await;
+    let (_, anonymous) = shop.app.get_json(&path).await;
+    let (_, other) = call(&shop.app, "GET", &path, &bob, None).await;
+    let (_, staff) = call(&shop.app, "GET", &path, &shop.admin, None).await;
+    let taken = |day: &Value| -> Vec<Value> {
+        day["unavailable"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|u| u["reason"] == "taken_by_appointment")
+            .map(|u| u["appointment_id"].clone())
+            .collect()
+    };
+    for day in [&anonymous, &other] {
+        assert!(!taken(day).is_empty());
+        assert!(taken(day).iter().all(Value::is_null), "{day}");
+    }
+    let ids = [first["id"].clone(), second["id"].clone()];
+    assert!(taken(&staff).iter().all(|id| ids.contains(id)));
+    assert_eq!(taken(&staff).len(), taken(&anonymous).len());
 }
 both_modes!(availability_explains_hours_the_break_and_two_bookings);
 

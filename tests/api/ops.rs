@@ -203,3 +203,22 @@ async fn two_server_processes_relay_through_one_leader_and_both_serve() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Log lines written to a pipe or file carry no terminal colour codes.
+#[test]
+fn text_logs_into_a_pipe_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_annals"))
+        .arg("migrate")
+        .env("ANNALS_DATA_DIR", dir.path())
+        .env("RUST_LOG", "debug")
+        .env_remove("DATABASE_URL")
+        .env_remove("NATS_URL")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let logs = String::from_utf8_lossy(&output.stderr);
+    assert!(!logs.trim().is_empty(), "it logged something");
+    assert!(!logs.contains('\u{1b}'), "colour codes in: {logs}");
+}

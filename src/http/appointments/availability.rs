@@ -12,7 +12,7 @@ use annals_projections::appointments::queries;
 use annals_projections::appointments::APPOINTMENTS;
 
 use super::super::error::ReadProblems;
-use super::super::{ApiError, ApiQuery, AppState, CommonProblems};
+use super::super::{ApiError, ApiQuery, AppState, Caller, CommonProblems};
 use super::{parse_tz, TimeZoneName};
 use crate::app::appointments as workflows;
 
@@ -54,6 +54,8 @@ pub struct UnavailableView {
     /// taken_by_appointment, buffer_of_appointment
     #[schema(value_type = String, example = "taken_by_appointment")]
     pub reason: Reason,
+    /// The appointment that takes the time: only for staff, and for its
+    /// own client and master.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = Uuid)]
     pub appointment_id: Option<Uuid>,
@@ -71,12 +73,13 @@ pub struct AvailabilityView {
 }
 
 /// The free slots of a day and, with `explain=true`, why the others are not.
-#[utoipa::path(get, path = "/availability", tag = "appointments", params(AvailabilityQuery),
+#[utoipa::path(get, path = "/availability", tag = "appointments", params(AvailabilityQuery), security((), ("bearer" = [])),
     responses((status = 200, description = "Free slots with the masters who can take each", body = AvailabilityView),
         super::super::error::NotFound,
         CommonProblems, ReadProblems))]
 pub(super) async fn get_availability(
     State(app): State<AppState>,
+    caller: Caller,
     ApiQuery(query): ApiQuery<AvailabilityQuery>,
 ) -> Result<Json<AvailabilityView>, ApiError> {
     app.platform
@@ -107,6 +110,29 @@ pub(super) async fn get_availability(
         });
     }
     let result = availability::availability(&request, &candidates);
+    // Which appointment takes a time is for staff and its own client and
+    // master to see; others get the reason only.
+    let me = caller.principal().ok();
+    let mut shown = std::collections::HashSet::new();
+    if query.explain.unwrap_or(false) {
+        let taking: std::collections::BTreeSet<Uuid> = result
+            .unavailable
+            .iter()
+            .filter_map(|u| u.appointment_id)
+            .collect();
+        for id in taking {
+            let visible = match me {
+                Some(me) if workflows::is_staff(me) => true,
+                Some(me) => queries::appointment(&platform.db.any, id)
+                    .await?
+                    .is_some_and(|a| workflows::visible(me, a.client_id, a.master_id)),
+                None => false,
+            };
+            if visible {
+                shown.insert(id);
+            }
+        }
+    }
     let local = |t: DateTime<Utc>| t.with_timezone(&tz).to_rfc3339();
     Ok(Json(AvailabilityView {
         date: query.date,
@@ -128,7 +154,7 @@ pub(super) async fn get_availability(
                     start: local(u.start),
                     master_id: u.master_id,
                     reason: u.reason,
-                    appointment_id: u.appointment_id,
+                    appointment_id: u.appointment_id.filter(|id| shown.contains(id)),
                 })
                 .collect()
         }),
