@@ -138,12 +138,7 @@ impl Platform {
         min_position: Option<i64>,
     ) -> Result<(), ApiError> {
         if min_position.is_some_and(|p| p < 0) {
-            let mut err = ApiError::bad_request("query parameter min_position: must be 0 or more");
-            err.errors = vec![crate::http::error::ProblemField {
-                field: "min_position".into(),
-                message: "must be 0 or more".into(),
-            }];
-            return Err(err);
+            return Err(ApiError::bad_parameter("min_position", "must be 0 or more"));
         }
         let Some(min) = min_position.filter(|p| *p > 0) else {
             return Ok(());

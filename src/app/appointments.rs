@@ -66,16 +66,48 @@ async fn check_category(p: &Platform, terms: &ServiceTerms) -> Result<(), AppErr
     Ok(())
 }
 
+/// Creates (`first` is `Create`) or changes (`Update`) a service, and puts
+/// it in or out of the catalog as `active` says, in one commit.
+async fn write_service(
+    p: &Platform,
+    ctx: &CommandContext,
+    id: &str,
+    first: ServiceCommand,
+    active: Option<bool>,
+) -> Result<Done<()>, AppError> {
+    p.commands
+        .run(ctx, |mut unit: Unit| {
+            let first = first.clone();
+            async move {
+                let mut service = unit.load_subject::<Service>(id).await?;
+                unit.decide(&mut service, first).await?;
+                match active {
+                    Some(false) => {
+                        unit.decide(&mut service, ServiceCommand::Deactivate)
+                            .await?
+                    }
+                    Some(true) => {
+                        unit.decide(&mut service, ServiceCommand::Reactivate)
+                            .await?
+                    }
+                    None => Vec::new(),
+                };
+                Ok((unit, ()))
+            }
+        })
+        .await
+}
+
 pub async fn create_service(
     p: &Platform,
     ctx: &CommandContext,
     terms: ServiceTerms,
+    active: bool,
 ) -> Result<Done<()>, AppError> {
     check_category(p, &terms).await?;
     let id = Uuid::now_v7().to_string();
-    p.commands
-        .execute::<Service>(ctx, &id, ServiceCommand::Create { terms })
-        .await
+    let active = (!active).then_some(false);
+    write_service(p, ctx, &id, ServiceCommand::Create { terms }, active).await
 }
 
 pub async fn update_service(
@@ -83,11 +115,17 @@ pub async fn update_service(
     ctx: &CommandContext,
     id: Uuid,
     terms: ServiceTerms,
+    active: Option<bool>,
 ) -> Result<Done<()>, AppError> {
     check_category(p, &terms).await?;
-    p.commands
-        .execute::<Service>(ctx, &id.to_string(), ServiceCommand::Update { terms })
-        .await
+    write_service(
+        p,
+        ctx,
+        &id.to_string(),
+        ServiceCommand::Update { terms },
+        active,
+    )
+    .await
 }
 
 pub async fn deactivate_service(
@@ -198,7 +236,7 @@ pub async fn active_service(p: &Platform, id: Uuid) -> Result<ServiceRow, AppErr
     queries::service(&p.db.any, id)
         .await?
         .filter(|s| s.active)
-        .ok_or_else(|| AppError::not_found("no such service in the catalog"))
+        .ok_or_else(|| AppError::unknown_reference("service_id", "no such service in the catalog"))
 }
 
 /// The masters who may take a service (only `master_id`, if given).
@@ -214,7 +252,7 @@ pub async fn candidates_for(
         .collect();
     if let Some(m) = master_id {
         if chosen.is_empty() {
-            return Err(AppError::invalid_field(
+            return Err(AppError::unknown_reference(
                 "master_id",
                 format!("{m} is not a master who performs this service"),
             ));
@@ -491,7 +529,7 @@ pub async fn reschedule(
                 }
                 let masters = candidates_for(p, booking.service_id, Some(master_id)).await?;
                 let (_, master, _) = masters.first().ok_or_else(|| {
-                    AppError::invalid_field("master_id", "not a master of this service")
+                    AppError::unknown_reference("master_id", "not a master of this service")
                 })?;
                 let service = queries::service(&p.db.any, booking.service_id)
                     .await?

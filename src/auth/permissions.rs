@@ -128,6 +128,11 @@ pub const ROUTES: &[(&str, &str, Action)] = &[
     ),
     ("GET", "/api/v1/service-categories", Action::ReadCatalog),
     ("POST", "/api/v1/service-categories", Action::ManageCatalog),
+    (
+        "GET",
+        "/api/v1/service-categories/{id}",
+        Action::ReadCatalog,
+    ),
     ("GET", "/api/v1/services", Action::ReadCatalog),
     ("POST", "/api/v1/services", Action::ManageCatalog),
     ("GET", "/api/v1/services/{id}", Action::ReadCatalog),

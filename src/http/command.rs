@@ -153,6 +153,24 @@ pub fn reply<P, V: Serialize>(
     }
 }
 
+/// 201 for a command that created something, with `Location` naming where
+/// it is read (`/api/v1{collection}/{id}`).
+pub fn created<P, V: Serialize>(
+    collection: &str,
+    result: Result<Done<P>, AppError>,
+    view: impl FnOnce(&Done<P>) -> V,
+) -> Response {
+    let location = result
+        .as_ref()
+        .ok()
+        .map(|done| format!("/api/v1{collection}/{}", done.id));
+    let mut response = reply(StatusCode::CREATED, result, view);
+    if let Some(value) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
 /// The usual answer: `{id, version, position}`.
 pub fn accepted<P>(status: StatusCode, result: Result<Done<P>, AppError>) -> Response {
     reply(status, result, CommandAccepted::of)

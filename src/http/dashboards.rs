@@ -136,7 +136,7 @@ pub async fn appointment_stats(
         .wait_for(STATISTICS, query.min_position)
         .await?;
     if query.to < query.from || (query.to - query.from).num_days() > 366 {
-        return Err(ApiError::invalid_field(
+        return Err(ApiError::bad_parameter(
             "to",
             "must be on or after from, at most 366 days later",
         ));
@@ -304,7 +304,7 @@ pub async fn master_schedule(
         return Err(ApiError::not_found("no such master"));
     }
     if query.to < query.from || (query.to - query.from).num_days() > 31 {
-        return Err(ApiError::invalid_field(
+        return Err(ApiError::bad_parameter(
             "to",
             "must be on or after from, at most 31 days later",
         ));

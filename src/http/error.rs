@@ -103,6 +103,14 @@ impl ApiError {
         err
     }
 
+    /// 400 naming a query or path parameter: every problem with a parameter
+    /// (unreadable, out of range, too long) is 400 on every route; 422 is
+    /// for the fields of a body.
+    pub fn bad_parameter(name: impl Into<String>, message: impl Into<String>) -> Self {
+        let (name, message) = (name.into(), message.into());
+        Self::bad_request(format!("parameter {name}: {message}")).naming(name, message)
+    }
+
     pub fn invalid_field(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::invalid(vec![FieldError::new(field, message)])
     }

@@ -81,7 +81,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(raw).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
-        let message = strip_position(&inner.to_string());
+        let message = readable(strip_position(&inner.to_string()));
         ApiError::invalid_field(field_name(&path, &message), message)
     })
 }
@@ -105,6 +105,29 @@ fn whole_numbers_as_integers(value: &mut serde_json::Value) {
         Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
         Value::Object(fields) => fields.values_mut().for_each(whole_numbers_as_integers),
         _ => {}
+    }
+}
+
+/// chrono's parse errors say what went wrong inside a time, not what a
+/// time must look like; every time we take is RFC 3339 with an offset.
+const TIME_ERRORS: [&str; 7] = [
+    "input is out of range",
+    "no possible date and time matching input",
+    "input is not enough for unique date and time",
+    "input contains invalid characters",
+    "premature end of input",
+    "trailing input",
+    "bad or unsupported format string",
+];
+
+/// A parse error's message as a client can act on it.
+fn readable(message: String) -> String {
+    if TIME_ERRORS.iter().any(|e| message.starts_with(e)) {
+        "must be RFC 3339 with an offset, e.g. 2026-12-03T12:00:00+01:00 \
+         (where a date alone is asked for: 2026-12-03)"
+            .to_string()
+    } else {
+        message
     }
 }
 
@@ -136,14 +159,7 @@ fn field_name(path: &str, message: &str) -> String {
 
 /// A UUID path parameter; anything else is a 400 naming the parameter.
 pub fn path_uuid(name: &str, raw: &str) -> Result<uuid::Uuid, ApiError> {
-    uuid::Uuid::parse_str(raw).map_err(|_| {
-        let mut e = ApiError::bad_request(format!("path parameter {name}: must be a UUID"));
-        e.errors = vec![super::error::ProblemField {
-            field: name.to_string(),
-            message: "must be a UUID".into(),
-        }];
-        e
-    })
+    uuid::Uuid::parse_str(raw).map_err(|_| ApiError::bad_parameter(name, "must be a UUID"))
 }
 
 /// Query parameters; a bad one is a 400 naming it.
@@ -166,9 +182,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
                 } else {
                     field
                 };
-                let mut e = ApiError::bad_request(format!("query parameter {field}: {message}"));
-                e.errors = vec![super::error::ProblemField { field, message }];
-                e
+                ApiError::bad_parameter(field, readable(message))
             })
     }
 }

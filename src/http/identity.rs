@@ -230,6 +230,7 @@ pub struct ProfileUpdated {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"current_password": "correct horse battery", "new_password": "staple battery horse"})))]
 pub struct ChangePasswordRequest {
     #[schema(min_length = 1, max_length = 128)]
     pub current_password: String,
@@ -251,6 +252,7 @@ pub struct ResetRequest {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"token": "Zm9vYmFyYmF6cXV4cXV1eA", "new_password": "staple battery horse"})))]
 pub struct ResetConfirmRequest {
     /// The token from the e-mail.
     #[schema(min_length = 1, max_length = 200)]
@@ -267,6 +269,7 @@ pub struct Status {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"role": "manager"})))]
 pub struct GrantRoleRequest {
     pub role: RoleName,
 }
@@ -758,7 +761,7 @@ async fn request_password_reset(
     let accepted = (StatusCode::ACCEPTED, Json(Status { status: "accepted" }));
     let (by, key) = match (username, email) {
         (Some(u), _) if u.trim().is_empty() || u.chars().count() > 32 => {
-            return Err(ApiError::invalid_field(
+            return Err(ApiError::bad_parameter(
                 "username",
                 "must be 1 to 32 characters",
             ))
@@ -870,7 +873,7 @@ async fn list_users(
     app.platform.wait_for(USERS, query.min_position).await?;
     let limit = query.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(ApiError::invalid_field("limit", "must be from 1 to 200"));
+        return Err(ApiError::bad_parameter("limit", "must be from 1 to 200"));
     }
     // The cursor is the last username of the previous page; one that does
     // not decode is taken as it is (it only moves the start of the page).
@@ -887,7 +890,7 @@ async fn list_users(
         .as_ref()
         .is_some_and(|u| u.chars().count() > 32)
     {
-        return Err(ApiError::invalid_field(
+        return Err(ApiError::bad_parameter(
             "username",
             "must be at most 32 characters",
         ));
@@ -897,7 +900,7 @@ async fn list_users(
         .as_ref()
         .is_some_and(|c| c.chars().count() > 200)
     {
-        return Err(ApiError::invalid_field(
+        return Err(ApiError::bad_parameter(
             "cursor",
             "must be at most 200 characters",
         ));

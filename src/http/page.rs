@@ -31,13 +31,13 @@ pub fn page<T: ToSchema>(
 ) -> Result<Page<T>, ApiError> {
     let limit = limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid_field(
+        return Err(ApiError::bad_parameter(
             "limit",
             format!("must be from 1 to {MAX_LIMIT}"),
         ));
     }
     if cursor.is_some_and(|c| c.chars().count() > MAX_CURSOR) {
-        return Err(ApiError::invalid_field(
+        return Err(ApiError::bad_parameter(
             "cursor",
             format!("must be at most {MAX_CURSOR} characters"),
         ));

@@ -754,6 +754,20 @@ async fn a_body_naming_what_does_not_exist_is_404_and_a_non_master_409(mode: Mod
             409,
             "user_id",
         ),
+        (
+            "a booking of an unknown service",
+            "/api/v1/appointments",
+            json!({"service_id": nothing, "start": format!("{}T10:00:00Z", shop.day)}),
+            404,
+            "service_id",
+        ),
+        (
+            "a booking with an unknown master",
+            "/api/v1/appointments",
+            json!({"service_id": shop.service, "master_id": nothing, "start": format!("{}T10:00:00Z", shop.day)}),
+            404,
+            "master_id",
+        ),
     ];
     for (what, path, body, status, field) in cases {
         let (got, problem) = call(&shop.app, "POST", path, &shop.admin, Some(body)).await;
@@ -762,6 +776,13 @@ async fn a_body_naming_what_does_not_exist_is_404_and_a_non_master_409(mode: Mod
     }
     shop.app.settle().await;
     for list in ["/api/v1/services", "/api/v1/masters"] {
+        assert_eq!(
+            call(&shop.app, "GET", "/api/v1/appointments", &shop.admin, None)
+                .await
+                .1["items"],
+            json!([]),
+            "no appointment"
+        );
         let (_, items) = shop.app.get_json(list).await;
         assert_eq!(
             items["items"].as_array().unwrap().len(),
@@ -878,3 +899,74 @@ async fn the_catalog_lists_search_filter_and_come_in_pages(mode: Mode) {
     assert_eq!(none["items"], json!([]), "nobody does a category's id");
 }
 both_modes!(the_catalog_lists_search_filter_and_come_in_pages);
+
+async fn creating_answers_where_the_new_thing_is_and_a_service_may_start_inactive(mode: Mode) {
+    let shop = shop(mode).await;
+    let send = |path: &str, body: Value| {
+        shop.app
+            .http()
+            .post(shop.app.url(path))
+            .bearer_auth(&shop.admin)
+            .json(&body)
+            .send()
+    };
+    let response = send("/api/v1/service-categories", json!({"name": "Nails"}))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    let created: Value = response.json().await.unwrap();
+    assert_eq!(
+        location,
+        format!(
+            "/api/v1/service-categories/{}",
+            created["id"].as_str().unwrap()
+        )
+    );
+    let (status, category) = shop
+        .app
+        .get_json(&format!("{location}?min_position={}", created["position"]))
+        .await;
+    assert_eq!((status, category["name"].as_str()), (200, Some("Nails")));
+
+    let service = json!({"name": "Manicure", "category_id": created["id"], "duration_minutes": 30,
+        "price": "20.00", "currency": "EUR", "active": false});
+    let response = send("/api/v1/services", service.clone()).await.unwrap();
+    assert_eq!(response.status(), 201);
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    let created: Value = response.json().await.unwrap();
+    assert_eq!(created["version"], 2, "created and taken out in one commit");
+    let (_, manicure) = shop
+        .app
+        .get_json(&format!("{location}?min_position={}", created["position"]))
+        .await;
+    assert_eq!(manicure["active"], false);
+    // Back in the catalog with a change that says so.
+    let mut back = service;
+    back["active"] = json!(true);
+    let (status, changed) = call(&shop.app, "PUT", &location, &shop.admin, Some(back)).await;
+    assert_eq!(status, 200, "{changed}");
+    let (_, manicure) = shop
+        .app
+        .get_json(&format!("{location}?min_position={}", changed["position"]))
+        .await;
+    assert_eq!(manicure["active"], true);
+
+    let ada = client(&shop, "ada").await;
+    let response = shop
+        .app
+        .http()
+        .post(shop.app.url("/api/v1/appointments"))
+        .bearer_auth(&ada)
+        .json(&json!({"service_id": shop.service, "start": format!("{}T10:00:00Z", shop.day)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    let booked: Value = response.json().await.unwrap();
+    let read = format!("{location}?min_position={}", booked["position"]);
+    let (status, _) = call(&shop.app, "GET", &read, &ada, None).await;
+    assert_eq!(status, 200, "{location}");
+}
+both_modes!(creating_answers_where_the_new_thing_is_and_a_service_may_start_inactive);

@@ -67,9 +67,15 @@ impl ServiceTerms {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ServiceCommand {
-    Create { terms: ServiceTerms },
-    Update { terms: ServiceTerms },
+    Create {
+        terms: ServiceTerms,
+    },
+    Update {
+        terms: ServiceTerms,
+    },
     Deactivate,
+    /// Back into the catalog.
+    Reactivate,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,6 +83,7 @@ pub enum ServiceEvent {
     Created { terms: ServiceTerms },
     Updated { terms: ServiceTerms },
     Deactivated,
+    Reactivated,
 }
 
 impl DomainEvent for ServiceEvent {
@@ -85,6 +92,7 @@ impl DomainEvent for ServiceEvent {
             ServiceEvent::Created { .. } => "ServiceCreated",
             ServiceEvent::Updated { .. } => "ServiceUpdated",
             ServiceEvent::Deactivated => "ServiceDeactivated",
+            ServiceEvent::Reactivated => "ServiceReactivated",
         }
         .into()
     }
@@ -154,6 +162,14 @@ pub fn decide(state: &Service, command: ServiceCommand) -> Result<Vec<ServiceEve
                 vec![]
             })
         }
+        ServiceCommand::Reactivate => {
+            state.terms.as_ref().ok_or(ServiceError::NotFound)?;
+            Ok(if state.active {
+                vec![]
+            } else {
+                vec![ServiceEvent::Reactivated]
+            })
+        }
     }
 }
 
@@ -165,6 +181,7 @@ pub fn evolve(state: &mut Service, event: &ServiceEvent) {
         }
         ServiceEvent::Updated { terms } => state.terms = Some(terms.clone()),
         ServiceEvent::Deactivated => state.active = false,
+        ServiceEvent::Reactivated => state.active = true,
     }
 }
 
@@ -254,5 +271,19 @@ mod tests {
             decide(&Service::default(), ServiceCommand::Deactivate),
             Err(ServiceError::NotFound)
         );
+    }
+
+    #[test]
+    fn a_deactivated_service_comes_back_once() {
+        let off = given(&[
+            ServiceEvent::Created { terms: terms() },
+            ServiceEvent::Deactivated,
+        ]);
+        assert_eq!(
+            decide(&off, ServiceCommand::Reactivate).unwrap(),
+            vec![ServiceEvent::Reactivated]
+        );
+        let on = given(&[ServiceEvent::Created { terms: terms() }]);
+        assert!(decide(&on, ServiceCommand::Reactivate).unwrap().is_empty());
     }
 }

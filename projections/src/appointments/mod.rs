@@ -80,8 +80,10 @@ impl Projector for CatalogProjector {
                     ServiceEvent::Created { terms } | ServiceEvent::Updated { terms } => {
                         upsert_service(tx, id, &terms, event.sequence).await?
                     }
-                    ServiceEvent::Deactivated => {
-                        sqlx::query("UPDATE services SET active = 0, version = $1 WHERE id = $2")
+                    change @ (ServiceEvent::Deactivated | ServiceEvent::Reactivated) => {
+                        let active = matches!(change, ServiceEvent::Reactivated);
+                        sqlx::query("UPDATE services SET active = $1, version = $2 WHERE id = $3")
+                            .bind(i64::from(active))
                             .bind(event.sequence)
                             .bind(id)
                             .execute(&mut *tx)

@@ -46,6 +46,15 @@ pub async fn categories(pool: &AnyPool) -> Result<Vec<CategoryRow>> {
         .collect()
 }
 
+pub async fn category(pool: &AnyPool, id: Uuid) -> Result<Option<CategoryRow>> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT name FROM service_categories WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|(name,)| CategoryRow { id, name }))
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceRow {
     pub id: Uuid,

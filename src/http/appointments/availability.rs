@@ -87,7 +87,9 @@ pub(super) async fn get_availability(
         .await?;
     let tz = match &query.tz {
         None => app.platform.settings.timezone,
-        Some(text) => parse_tz("tz", text.trim()).map_err(|e| ApiError::invalid(vec![e]))?,
+        Some(text) => {
+            parse_tz("tz", text.trim()).map_err(|e| ApiError::bad_parameter(e.field, e.message))?
+        }
     };
     let platform = &app.platform;
     let service = workflows::active_service(platform, query.service_id).await?;

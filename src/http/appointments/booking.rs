@@ -15,7 +15,7 @@ use annals_domain::user::Role;
 use annals_projections::appointments::queries::{self, AppointmentFilter, AppointmentRow};
 use annals_projections::appointments::APPOINTMENTS;
 
-use super::super::command::{accepted, reply, CommandHeaderParams, IdempotencyParams};
+use super::super::command::{accepted, created, reply, CommandHeaderParams, IdempotencyParams};
 use super::super::error::ReadProblems;
 use super::super::{
     ApiError, ApiQuery, AppState, Caller, CommandAccepted, CommandCall, CommandHeaders,
@@ -75,7 +75,8 @@ impl BookedView {
 /// free master who performs the service is chosen.
 #[utoipa::path(post, path = "/appointments", tag = "appointments", security(("bearer" = [])),
     request_body = BookRequest, params(IdempotencyParams),
-    responses((status = 201, description = "Booked", body = BookedView),
+    responses((status = 201, description = "Booked", body = BookedView,
+            headers(("Location" = String, description = "The appointment: /api/v1/appointments/{id}"))),
         super::super::error::Unauthorized,
         super::super::error::Forbidden,
         super::super::error::NotFound,
@@ -97,7 +98,7 @@ pub(super) async fn book(
         note: request.note,
     };
     let done = workflows::book(&app.platform, &call.context(), &me, input).await;
-    Ok(reply(StatusCode::CREATED, done, BookedView::of))
+    Ok(created("/appointments", done, BookedView::of))
 }
 
 #[derive(Serialize, Deserialize, ToSchema, Debug, PartialEq, Clone)]
@@ -185,12 +186,12 @@ pub(super) async fn list_appointments(
         .await?;
     let limit = query.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(ApiError::invalid_field("limit", "must be from 1 to 200"));
+        return Err(ApiError::bad_parameter("limit", "must be from 1 to 200"));
     }
     if let Some(status) = &query.status {
         if !["booked", "confirmed", "cancelled", "completed", "no_show"].contains(&status.as_str())
         {
-            return Err(ApiError::invalid_field(
+            return Err(ApiError::bad_parameter(
                 "status",
                 "must be booked, confirmed, cancelled, completed or no_show",
             ));
@@ -209,7 +210,7 @@ pub(super) async fn list_appointments(
         .as_ref()
         .is_some_and(|c| c.chars().count() > 200)
     {
-        return Err(ApiError::invalid_field(
+        return Err(ApiError::bad_parameter(
             "cursor",
             "must be at most 200 characters",
         ));

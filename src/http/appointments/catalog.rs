@@ -13,7 +13,7 @@ use annals_domain::values::Money;
 use annals_projections::appointments::queries::{self, ServiceRow};
 use annals_projections::appointments::CATALOG;
 
-use super::super::command::{accepted, CommandHeaderParams, IdempotencyParams};
+use super::super::command::{accepted, created, CommandHeaderParams, IdempotencyParams};
 use super::super::error::ReadProblems;
 use super::super::page::{by_name, page, Page};
 use super::super::{
@@ -41,7 +41,9 @@ pub struct CategoryView {
 /// Create a service category.
 #[utoipa::path(post, path = "/service-categories", tag = "appointments", security(("bearer" = [])),
     request_body = CategoryRequest, params(IdempotencyParams),
-    responses((status = 201, description = "Created", body = CommandAccepted), CommonProblems, CommandProblems,
+    responses((status = 201, description = "Created", body = CommandAccepted,
+            headers(("Location" = String, description = "The new category: /api/v1/service-categories/{id}"))),
+        CommonProblems, CommandProblems,
         super::super::error::Unauthorized,
         super::super::error::Forbidden,))]
 pub(super) async fn create_category(
@@ -52,7 +54,7 @@ pub(super) async fn create_category(
 ) -> Response {
     let call = CommandCall::new(caller, headers, "POST", "/service-categories", body.digest);
     let done = workflows::create_category(&app.platform, &call.context(), body.value.name).await;
-    accepted(StatusCode::CREATED, done)
+    created("/service-categories", done, CommandAccepted::of)
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -92,6 +94,30 @@ pub(super) async fn list_categories(
     )?))
 }
 
+/// One service category.
+#[utoipa::path(get, path = "/service-categories/{id}", tag = "appointments",
+    params(("id" = Uuid, Path, description = "The category"), ReadQuery),
+    responses((status = 200, description = "The category", body = CategoryView),
+        super::super::error::NotFound,
+        CommonProblems, ReadProblems))]
+pub(super) async fn get_category(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<ReadQuery>,
+) -> Result<Json<CategoryView>, ApiError> {
+    let id = path_id(&id)?;
+    app.platform.wait_for(CATALOG, query.min_position).await?;
+    queries::category(&app.platform.db.any, id)
+        .await?
+        .map(|c| {
+            Json(CategoryView {
+                id: c.id,
+                name: c.name,
+            })
+        })
+        .ok_or_else(|| ApiError::not_found("no such category"))
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"name": "Haircut", "description": "Wash, cut, dry", "category_id": "0193a0b4-8d2e-7c1a-9f00-5a1b2c3d4e5f", "duration_minutes": 45, "price": "25.00", "currency": "EUR", "buffer_before_minutes": 0, "buffer_after_minutes": 15})))]
@@ -118,6 +144,9 @@ pub struct ServiceRequest {
     pub buffer_after_minutes: u32,
     #[schema(max_length = 2000, pattern = "^https?://")]
     pub image_url: Option<String>,
+    /// In the catalog (default: true when created; unchanged when omitted
+    /// on a change).
+    pub active: Option<bool>,
 }
 
 #[derive(Serialize, Deserialize, ToSchema, Debug, PartialEq, Clone)]
@@ -159,7 +188,8 @@ impl From<ServiceRow> for ServiceView {
 }
 
 /// The request as checked terms, or 422 naming every bad field.
-fn service_terms(request: ServiceRequest) -> Result<ServiceTerms, ApiError> {
+fn service_terms(request: ServiceRequest) -> Result<(ServiceTerms, Option<bool>), ApiError> {
+    let active = request.active;
     let mut errors = Vec::new();
     let price = match Money::parse("price", &request.price, request.currency.trim()) {
         Ok(m) => Some(m),
@@ -187,13 +217,15 @@ fn service_terms(request: ServiceRequest) -> Result<ServiceTerms, ApiError> {
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    Ok(terms)
+    Ok((terms, active))
 }
 
 /// Create a service.
 #[utoipa::path(post, path = "/services", tag = "appointments", security(("bearer" = [])),
     request_body = ServiceRequest, params(IdempotencyParams),
-    responses((status = 201, description = "Created", body = CommandAccepted), CommonProblems, CommandProblems,
+    responses((status = 201, description = "Created", body = CommandAccepted,
+            headers(("Location" = String, description = "The new service: /api/v1/services/{id}"))),
+        CommonProblems, CommandProblems,
         super::super::error::NotFound,
         super::super::error::Unauthorized,
         super::super::error::Forbidden,))]
@@ -204,9 +236,15 @@ pub(super) async fn create_service(
     body: JsonBody<ServiceRequest>,
 ) -> Result<Response, ApiError> {
     let call = CommandCall::new(caller, headers, "POST", "/services", body.digest);
-    let terms = service_terms(body.value)?;
-    let done = workflows::create_service(&app.platform, &call.context(), terms).await;
-    Ok(accepted(StatusCode::CREATED, done))
+    let (terms, active) = service_terms(body.value)?;
+    let done = workflows::create_service(
+        &app.platform,
+        &call.context(),
+        terms,
+        active.unwrap_or(true),
+    )
+    .await;
+    Ok(created("/services", done, CommandAccepted::of))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -237,7 +275,7 @@ pub(super) async fn list_services(
 ) -> Result<Json<Page<ServiceView>>, ApiError> {
     app.platform.wait_for(CATALOG, query.min_position).await?;
     if query.q.as_ref().is_some_and(|q| q.chars().count() > 100) {
-        return Err(ApiError::invalid_field(
+        return Err(ApiError::bad_parameter(
             "q",
             "must be at most 100 characters",
         ));
@@ -297,8 +335,8 @@ pub(super) async fn update_service(
     let path = format!("/services/{id}");
     let call = CommandCall::new(caller, headers, "PUT", &path, body.digest);
     let id = path_id(&id)?;
-    let terms = service_terms(body.value)?;
-    let done = workflows::update_service(&app.platform, &call.context(), id, terms).await;
+    let (terms, active) = service_terms(body.value)?;
+    let done = workflows::update_service(&app.platform, &call.context(), id, terms, active).await;
     Ok(accepted(StatusCode::OK, done))
 }
 

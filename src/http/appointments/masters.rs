@@ -17,7 +17,7 @@ use annals_domain::FieldError;
 use annals_projections::appointments::queries;
 use annals_projections::appointments::MASTERS;
 
-use super::super::command::{accepted, CommandHeaderParams, IdempotencyParams};
+use super::super::command::{accepted, created, CommandHeaderParams, IdempotencyParams};
 use super::super::error::ReadProblems;
 use super::super::page::{page, Page};
 use super::super::{
@@ -59,6 +59,7 @@ pub struct MasterRequest {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"working_hours": [{"weekday": "mon", "start": "09:00", "end": "18:00"}], "breaks": [{"weekday": "mon", "start": "13:00", "end": "14:00"}]})))]
 pub struct WorkingHoursRequest {
     #[schema(max_items = 50)]
     pub working_hours: Vec<RangeBody>,
@@ -127,7 +128,8 @@ fn range_bodies(ranges: &[WeeklyRange]) -> Vec<RangeBody> {
 /// Make a user with the `master` role a master, with services and weekly hours.
 #[utoipa::path(post, path = "/masters", tag = "appointments", security(("bearer" = [])),
     request_body = MasterRequest, params(IdempotencyParams),
-    responses((status = 201, description = "Registered; the master's id is the user's", body = CommandAccepted),
+    responses((status = 201, description = "Registered; the master's id is the user's", body = CommandAccepted,
+            headers(("Location" = String, description = "The master: /api/v1/masters/{id}"))),
         super::super::error::NotFound,
         super::super::error::Unauthorized,
         super::super::error::Forbidden,
@@ -157,7 +159,7 @@ pub(super) async fn register_master(
         breaks,
     };
     let done = workflows::register_master(&app.platform, &call.context(), master).await;
-    Ok(accepted(StatusCode::CREATED, done))
+    Ok(created("/masters", done, CommandAccepted::of))
 }
 
 fn master_view(id: Uuid, master: &Master, version: i64) -> MasterView {

@@ -38,6 +38,7 @@ impl Module for AppointmentsModule {
     fn routes(&self) -> OpenApiRouter<AppState> {
         OpenApiRouter::new()
             .routes(routes!(catalog::create_category, catalog::list_categories))
+            .routes(routes!(catalog::get_category))
             .routes(routes!(catalog::create_service, catalog::list_services))
             .routes(routes!(catalog::get_service, catalog::update_service))
             .routes(routes!(catalog::deactivate_service))
