@@ -194,6 +194,12 @@ pub const ROUTES: &[(&str, &str, Action)] = &[
     ("GET", "/api/v1/me/dashboard", Action::ReadOwnDashboard),
     ("GET", "/api/v1/notifier/settings", Action::ManageNotifier),
     ("PUT", "/api/v1/notifier/settings", Action::ManageNotifier),
+    ("GET", "/api/v1/notifier/parked", Action::ManageNotifier),
+    (
+        "POST",
+        "/api/v1/notifier/parked/retry",
+        Action::ManageNotifier,
+    ),
     ("POST", "/api/v1/me/telegram-link", Action::LinkOwnTelegram),
     (
         "DELETE",

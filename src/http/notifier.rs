@@ -37,6 +37,8 @@ impl Module for NotifierModule {
         OpenApiRouter::new()
             .routes(routes!(get_settings, put_settings))
             .routes(routes!(link_telegram, unlink_telegram))
+            .routes(routes!(list_parked))
+            .routes(routes!(retry_parked))
     }
 }
 
@@ -285,4 +287,103 @@ async fn unlink_telegram(
     let done =
         super::identity::user_command(&app, &call.context(), me, UserCommand::UnlinkTelegram).await;
     accepted(StatusCode::OK, done)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ParkedView {
+    /// What the message is about (`<event id>`, `reminder:<id>:<start>`, ...).
+    pub cause: String,
+    pub chat_id: i64,
+    pub text: String,
+    pub attempts: i64,
+    /// The last failure.
+    pub error: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub parked_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ParkedQuery {
+    /// At most this many (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(max_length = 1000)]
+    pub cursor: Option<String>,
+}
+
+/// Messages that kept failing (network, Telegram errors that may pass) and
+/// were set aside so that they block nothing (admin).
+#[utoipa::path(get, path = "/notifier/parked", tag = "notifier", security(("bearer" = [])),
+    params(ParkedQuery),
+    responses((status = 200, description = "A page of parked messages, oldest first", body = super::page::Page<ParkedView>),
+        super::error::Unauthorized,
+        super::error::Forbidden,
+        CommonProblems))]
+async fn list_parked(
+    State(app): State<AppState>,
+    super::ApiQuery(query): super::ApiQuery<ParkedQuery>,
+) -> Result<Json<super::page::Page<ParkedView>>, ApiError> {
+    let parked = crate::notifier::ledger::parked(&app.platform.db.any).await?;
+    let views = parked
+        .into_iter()
+        .map(|p| ParkedView {
+            cause: p.cause,
+            chat_id: p.chat_id,
+            text: p.text,
+            attempts: p.attempts,
+            error: p.error,
+            parked_at: chrono::DateTime::from_timestamp_millis(p.parked_at).unwrap_or_default(),
+        })
+        .collect();
+    Ok(Json(super::page::page(
+        views,
+        |p| {
+            format!(
+                "{:020}|{}|{}",
+                p.parked_at.timestamp_millis(),
+                p.cause,
+                p.chat_id
+            )
+        },
+        query.limit,
+        query.cursor.as_deref(),
+    )?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(examples(json!({"cause": "0193a0b4-8d2e-7c1a-9f00-5a1b2c3d4e5f", "chat_id": -1001234567890_i64})))]
+pub struct RetryParked {
+    #[schema(min_length = 1, max_length = 500)]
+    pub cause: String,
+    pub chat_id: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Queued {
+    #[schema(example = "queued")]
+    pub status: &'static str,
+}
+
+/// Send a parked message again (admin): it goes out once, within seconds.
+#[utoipa::path(post, path = "/notifier/parked/retry", tag = "notifier", security(("bearer" = [])),
+    request_body = RetryParked,
+    responses((status = 202, description = "Back in line", body = Queued),
+        super::error::Unauthorized,
+        super::error::Forbidden,
+        super::error::NotFound,
+        CommonProblems))]
+async fn retry_parked(
+    State(app): State<AppState>,
+    body: JsonBody<RetryParked>,
+) -> Result<(StatusCode, Json<Queued>), ApiError> {
+    let RetryParked { cause, chat_id } = body.value;
+    if crate::notifier::ledger::retry(&app.platform.db.any, &cause, chat_id).await? {
+        Ok((StatusCode::ACCEPTED, Json(Queued { status: "queued" })))
+    } else {
+        Err(ApiError::not_found("no such parked message")
+            .naming("cause", "no parked message for this cause and chat"))
+    }
 }

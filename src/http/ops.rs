@@ -45,6 +45,9 @@ pub struct Readiness {
     /// `off` when TELEGRAM_BOT_TOKEN is unset, `on` otherwise.
     #[schema(example = "off")]
     pub notifier: &'static str,
+    /// Messages the notifier set aside after failing again and again (see
+    /// `GET /api/v1/notifier/parked`); they do not make the process unready.
+    pub parked_messages: i64,
     /// Highest position in the global log (as of the last lag check).
     pub log_head: i64,
     pub consumers: Vec<ConsumerReport>,
@@ -108,6 +111,13 @@ async fn readyz(State(app): State<AppState>) -> Response {
             ok: false,
         },
     };
+    let parked_messages = if platform.settings.telegram.is_some() {
+        crate::notifier::ledger::count_parked(&platform.db.any)
+            .await
+            .unwrap_or(0)
+    } else {
+        0
+    };
     let head = platform.head();
     let consumers: Vec<ConsumerReport> = platform
         .consumers()
@@ -137,6 +147,7 @@ async fn readyz(State(app): State<AppState>) -> Response {
         } else {
             "off"
         },
+        parked_messages,
         log_head: head,
         consumers,
     };

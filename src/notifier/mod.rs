@@ -4,6 +4,7 @@
 //! announced) and is not a read model, so `annals replay` never sends.
 
 pub mod commands;
+pub mod ledger;
 pub mod link;
 pub mod schedule;
 pub mod templates;
@@ -114,6 +115,8 @@ pub struct Notifier {
     pub(crate) users: Arc<CommandBus<User>>,
     /// Checks an appointment at its source before reminding of it.
     pub(crate) appointments: Arc<CommandBus<Appointment>>,
+    /// Records a migrated staff chat.
+    settings_bus: Arc<CommandBus<annals_domain::notifier_settings::NotifierSettings>>,
     pace: Arc<tokio::sync::Mutex<Pace>>,
     duty: Duty,
 }
@@ -122,7 +125,15 @@ enum Sent {
     Delivered,
     /// Telegram refused for good (bad chat, bot blocked): recorded, not retried.
     Refused(String),
+    /// Failed `PARK_AFTER` times for reasons that may pass: set aside, so it
+    /// blocks nothing; an admin can retry it.
+    Parked(String),
 }
+
+/// Tries of a message that fails for reasons that may pass before it is parked.
+pub const PARK_AFTER: u32 = 5;
+/// The longest pause between two tries.
+const RETRY_CAP: Duration = Duration::from_secs(2);
 
 impl Notifier {
     pub fn new(config: TelegramConfig, platform: &Platform) -> Self {
@@ -134,6 +145,7 @@ impl Notifier {
             timezone: platform.settings.timezone,
             users: Arc::new(platform.command_bus::<User>()),
             appointments: Arc::new(platform.command_bus::<Appointment>()),
+            settings_bus: Arc::new(platform.command_bus()),
             pace: Arc::new(tokio::sync::Mutex::new(Pace {
                 per_chat: HashMap::new(),
                 last: None,
@@ -180,32 +192,80 @@ impl Notifier {
         stop: &watch::Receiver<bool>,
     ) -> Result<Sent> {
         let mut attempt = 0u32;
+        let mut chat = chat;
+        let key = chat;
         loop {
             self.pace.lock().await.wait(chat).await;
-            self.touch(cause, chat).await?;
+            self.touch(cause, key).await?;
             match self.bot.send_message(ChatId(chat), text.to_string()).await {
                 Ok(_) => return Ok(Sent::Delivered),
+                Err(RequestError::MigrateToChatId(to)) if attempt + 1 >= PARK_AFTER => {
+                    return Ok(Sent::Parked(format!(
+                        "migrated again and again, now to {}",
+                        to.0
+                    )))
+                }
+                Err(RequestError::MigrateToChatId(to)) => {
+                    attempt += 1;
+                    // The group became a supergroup: follow it, and keep
+                    // its new id in the settings (as an event).
+                    tracing::info!(from = chat, to = to.0, "staff chat migrated");
+                    self.follow_migration(chat, to.0).await?;
+                    chat = to.0;
+                }
                 Err(RequestError::RetryAfter(seconds)) => {
                     tracing::info!(chat, seconds = seconds.seconds(), "Telegram asks to wait");
                     // In steps, touching the row, so nobody takes it for dead.
                     let until = Instant::now() + seconds.duration();
                     while Instant::now() < until {
                         tokio::time::sleep((until - Instant::now()).min(RESEND_AFTER / 3)).await;
-                        self.touch(cause, chat).await?;
+                        self.touch(cause, key).await?;
                     }
                 }
-                Err(RequestError::Api(err)) => return Ok(Sent::Refused(err.to_string())),
+                // A refusal Telegram names (bot blocked, chat not found, ...)
+                // stands; a description it does not name may be a passing
+                // server error, and is retried like a network error.
+                Err(RequestError::Api(err)) if !matches!(err, teloxide::ApiError::Unknown(_)) => {
+                    return Ok(Sent::Refused(err.to_string()))
+                }
                 Err(err) => {
                     attempt += 1;
                     if *stop.borrow() {
                         anyhow::bail!("stopping with a message unsent: {err}");
                     }
-                    let pause = Duration::from_millis(200 << attempt.min(6));
+                    if attempt >= PARK_AFTER {
+                        return Ok(Sent::Parked(err.to_string()));
+                    }
+                    let pause = Duration::from_millis(200 << attempt.min(6)).min(RETRY_CAP);
                     tracing::warn!(chat, attempt, error = %err, "sending failed; retrying");
                     tokio::time::sleep(pause).await;
                 }
             }
         }
+    }
+
+    /// Replaces a migrated staff chat in the settings (an event, by the
+    /// system), unless it is not a staff chat or was replaced already.
+    async fn follow_migration(&self, from: i64, to: i64) -> Result<()> {
+        use annals_domain::notifier_settings::{SettingsCommand, ID};
+        let mut settings = self.settings().await?;
+        if !settings.staff_chat_ids.contains(&from) {
+            return Ok(());
+        }
+        for id in settings.staff_chat_ids.iter_mut() {
+            if *id == from {
+                *id = to;
+            }
+        }
+        settings.staff_chat_ids.dedup();
+        let ctx = crate::app::CommandContext::new(annals_domain::EventMetadata::for_command(
+            annals_domain::Actor::System,
+        ));
+        self.settings_bus
+            .execute(&ctx, ID, SettingsCommand::Set(settings))
+            .await
+            .map_err(|e| anyhow::anyhow!("recording the migrated chat: {e}"))?;
+        Ok(())
     }
 
     /// Delivers `text` to `chat` for `cause` unless the ledger says it was
@@ -241,15 +301,21 @@ impl Notifier {
         text: &str,
         stop: &watch::Receiver<bool>,
     ) -> Result<()> {
-        let status = match self.send(cause, chat, text, stop).await? {
-            Sent::Delivered => "sent".to_string(),
+        let (status, error) = match self.send(cause, chat, text, stop).await? {
+            Sent::Delivered => ("sent", None),
             Sent::Refused(why) => {
                 tracing::warn!(chat, %why, "Telegram refused a message");
-                "refused".to_string()
+                ("refused", Some(why))
+            }
+            Sent::Parked(why) => {
+                tracing::error!(chat, %cause, %why, "a message keeps failing; parked");
+                metrics::counter!("annals_notifier_parked_total").increment(1);
+                ("parked", Some(why))
             }
         };
-        sqlx::query("UPDATE notifier_ledger SET status = $1, attempts = attempts + 1, updated_at = $2 WHERE cause = $3 AND chat_id = $4")
+        sqlx::query("UPDATE notifier_ledger SET status = $1, attempts = attempts + 1, last_error = $2, updated_at = $3 WHERE cause = $4 AND chat_id = $5")
             .bind(status)
+            .bind(error)
             .bind(now_millis())
             .bind(cause)
             .bind(chat)

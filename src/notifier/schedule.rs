@@ -142,6 +142,9 @@ pub async fn run_scheduler(mut notifier: Notifier, mut ctx: WorkerContext) -> Re
         }
         if resumed.is_none_or(|at| at.elapsed() >= super::RESEND_AFTER / 3) {
             resumed = Some(std::time::Instant::now());
+            if let Ok(parked) = super::ledger::count_parked(&ctx.pool).await {
+                metrics::gauge!("annals_notifier_parked").set(parked as f64);
+            }
             if let Err(err) = notifier.resume(&ctx.stop).await {
                 tracing::warn!(error = %format!("{err:#}"), "cannot resume unsent messages yet");
             }

@@ -32,6 +32,10 @@ struct FakeTelegram {
     held: Arc<Mutex<Vec<Value>>>,
     /// When each delivered message arrived, by chat.
     arrivals: Arc<Mutex<Vec<(i64, Instant)>>>,
+    /// How many sendMessage calls to a chat to answer with a 502 (as JSON).
+    failing: Arc<Mutex<HashMap<i64, u32>>>,
+    /// Chats that became supergroups: old id → new id.
+    migrated: Arc<Mutex<HashMap<i64, i64>>>,
 }
 
 async fn get_updates(fake: &FakeTelegram, body: &Value) -> Value {
@@ -79,6 +83,22 @@ async fn bot_method(
     if held {
         tokio::time::sleep(Duration::from_secs(120)).await;
         return Json(json!({"ok": false, "error_code": 500, "description": "held"}));
+    }
+    let to = body["chat_id"].as_i64().unwrap_or(0);
+    if let Some(new) = fake.migrated.lock().unwrap().get(&to) {
+        return Json(json!({"ok": false, "error_code": 400,
+            "description": "Bad Request: group chat was upgraded to a supergroup chat",
+            "parameters": {"migrate_to_chat_id": new}}));
+    }
+    if let Some(left) = fake
+        .failing
+        .lock()
+        .unwrap()
+        .get_mut(&to)
+        .filter(|n| **n > 0)
+    {
+        *left -= 1;
+        return Json(json!({"ok": false, "error_code": 502, "description": "Bad Gateway"}));
     }
     {
         let mut throttle = fake.throttle.lock().unwrap();
@@ -796,3 +816,103 @@ async fn in_server_mode_alerts_come_through_jetstream_and_still_arrive_while_nat
     assert_eq!(fake.sent().len(), 6);
     assert!(fake.counts().values().all(|n| *n == 1), "nothing twice");
 }
+
+async fn a_migrated_staff_chat_gets_the_alert_at_its_new_id_and_keeps_it(mode: Mode) {
+    let fake = FakeTelegram::default();
+    fake.migrated.lock().unwrap().insert(100, -100_100);
+    let shop = notified_shop(mode, &fake).await;
+    let ada = client(&shop, "ada").await;
+    assert_eq!(book(&shop, &ada, "10:00").await.0, 201);
+    fake.wait_for_chat(-100_100, 1).await;
+    fake.wait_for_chat(200, 1).await;
+    let (status, settings) = crate::appointments::call(
+        &shop.app,
+        "GET",
+        "/api/v1/notifier/settings",
+        &shop.admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        settings["staff_chat_ids"],
+        json!([-100_100, 200]),
+        "{settings}"
+    );
+    assert_eq!(book(&shop, &ada, "11:00").await.0, 201);
+    fake.wait_for_chat(-100_100, 2).await;
+    assert!(fake.sent_to(100).is_empty());
+}
+both_modes!(a_migrated_staff_chat_gets_the_alert_at_its_new_id_and_keeps_it);
+
+async fn parked_messages(shop: &Shop) -> Value {
+    let (status, page) = crate::appointments::call(
+        &shop.app,
+        "GET",
+        "/api/v1/notifier/parked",
+        &shop.admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    page
+}
+
+async fn a_message_that_keeps_failing_is_parked_and_blocks_nothing(mode: Mode) {
+    let fake = FakeTelegram::default();
+    // Five 502s in a row for chat 200: the first alert there is parked.
+    fake.failing.lock().unwrap().insert(200, 5);
+    let shop = notified_shop(mode, &fake).await;
+    let ada = client(&shop, "ada").await;
+    assert_eq!(book(&shop, &ada, "10:00").await.0, 201);
+    fake.wait_for_chat(100, 1).await;
+    let started = Instant::now();
+    loop {
+        let (_, ready) = shop.app.get_json("/readyz").await;
+        if ready["parked_messages"] == 1 {
+            assert_eq!(ready["status"], "ready", "parking does not make it unready");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never parked: {ready}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let page = parked_messages(&shop).await;
+    let parked = &page["items"][0];
+    assert_eq!(parked["chat_id"], 200);
+    assert!(
+        parked["error"].as_str().unwrap().contains("Bad Gateway"),
+        "{parked}"
+    );
+    let first = parked["text"].as_str().unwrap().to_string();
+    // The next alert is not blocked by it.
+    assert_eq!(book(&shop, &ada, "11:00").await.0, 201);
+    fake.wait_for_chat(100, 2).await;
+    fake.wait_for_chat(200, 1).await;
+    // Retried, it is sent once.
+    let retry = json!({"cause": parked["cause"], "chat_id": 200});
+    let (status, _) = crate::appointments::call(
+        &shop.app,
+        "POST",
+        "/api/v1/notifier/parked/retry",
+        &shop.admin,
+        Some(retry.clone()),
+    )
+    .await;
+    assert_eq!(status, 202);
+    fake.wait_for_chat(200, 2).await;
+    assert_eq!(fake.sent_to(200).iter().filter(|t| **t == first).count(), 1);
+    assert_eq!(parked_messages(&shop).await["items"], json!([]));
+    let (status, _) = crate::appointments::call(
+        &shop.app,
+        "POST",
+        "/api/v1/notifier/parked/retry",
+        &shop.admin,
+        Some(retry),
+    )
+    .await;
+    assert_eq!(status, 404, "no longer parked");
+}
+both_modes!(a_message_that_keeps_failing_is_parked_and_blocks_nothing);
