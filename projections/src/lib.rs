@@ -29,5 +29,6 @@ pub trait Projector: Send + Sync + 'static {
 }
 
 pub mod appointments;
+pub mod names;
 pub mod statistics;
 pub mod users;

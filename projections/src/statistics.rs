@@ -13,6 +13,7 @@ use annals_domain::StoredEvent;
 
 use crate::appointments::queries::instant;
 use crate::appointments::timestamp;
+use crate::names::{self, Kind};
 use crate::Projector;
 
 pub const NAME: &str = "statistics";
@@ -26,10 +27,27 @@ impl Projector for StatisticsProjector {
     }
 
     async fn apply(&self, tx: &mut AnyConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
-        for event in events
-            .iter()
-            .filter(|e| e.aggregate_type == Appointment::TYPE)
-        {
+        for event in events {
+            if let Some(named) = names::named(event)? {
+                names::remember(tx, NAME, &named).await?;
+                let sql = match named.kind {
+                    Kind::User => {
+                        "UPDATE appointment_facts SET master_name = $1 WHERE master_id = $2"
+                    }
+                    Kind::Service => {
+                        "UPDATE appointment_facts SET service_name = $1 WHERE service_id = $2"
+                    }
+                };
+                sqlx::query(sql)
+                    .bind(&named.name)
+                    .bind(&named.id)
+                    .execute(&mut *tx)
+                    .await?;
+                continue;
+            }
+            if event.aggregate_type != Appointment::TYPE {
+                continue;
+            }
             let id = &event.aggregate_id;
             let set_status = |status: &'static str| {
                 sqlx::query("UPDATE appointment_facts SET status = $1, version = $2 WHERE id = $3")
@@ -39,9 +57,13 @@ impl Projector for StatisticsProjector {
             };
             match serde_json::from_value::<AppointmentEvent>(event.payload.clone())? {
                 AppointmentEvent::Booked(b) => {
+                    let master_name =
+                        names::name_of(tx, NAME, Kind::User, &b.master_id.to_string()).await?;
+                    let service_name =
+                        names::name_of(tx, NAME, Kind::Service, &b.service_id.to_string()).await?;
                     sqlx::query(
-                        "INSERT INTO appointment_facts (id, client_id, master_id, service_id, start_at, status, price, currency, version) \
-                         VALUES ($1, $2, $3, $4, $5, 'booked', $6, $7, $8)",
+                        "INSERT INTO appointment_facts (id, client_id, master_id, service_id, start_at, status, price, currency, version, \
+                         master_name, service_name) VALUES ($1, $2, $3, $4, $5, 'booked', $6, $7, $8, $9, $10)",
                     )
                     .bind(id)
                     .bind(b.client_id.to_string())
@@ -51,6 +73,8 @@ impl Projector for StatisticsProjector {
                     .bind(b.price.amount.to_string())
                     .bind(b.price.currency.clone())
                     .bind(event.sequence)
+                    .bind(master_name)
+                    .bind(service_name)
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -59,11 +83,14 @@ impl Projector for StatisticsProjector {
                     to_master_id,
                     ..
                 } => {
-                    sqlx::query("UPDATE appointment_facts SET start_at = $1, master_id = $2, version = $3 WHERE id = $4")
+                    let master_name =
+                        names::name_of(tx, NAME, Kind::User, &to_master_id.to_string()).await?;
+                    sqlx::query("UPDATE appointment_facts SET start_at = $1, master_id = $2, version = $3, master_name = $5 WHERE id = $4")
                         .bind(timestamp(to_start))
                         .bind(to_master_id.to_string())
                         .bind(event.sequence)
                         .bind(id)
+                        .bind(master_name)
                         .execute(&mut *tx)
                         .await?;
                 }
@@ -88,6 +115,7 @@ impl Projector for StatisticsProjector {
         sqlx::query("DELETE FROM appointment_facts")
             .execute(&mut *tx)
             .await?;
+        names::forget(tx, NAME).await?;
         Ok(())
     }
 }
@@ -102,12 +130,14 @@ pub struct FactRow {
     pub status: String,
     pub price: String,
     pub currency: String,
+    pub master_name: Option<String>,
+    pub service_name: Option<String>,
 }
 
 /// The facts of the appointments that start in `[from, to)`.
 pub async fn facts(pool: &AnyPool, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<FactRow>> {
     let rows = sqlx::query(
-        "SELECT master_id, service_id, start_at, status, price, currency FROM appointment_facts \
+        "SELECT master_id, service_id, start_at, status, price, currency, master_name, service_name FROM appointment_facts \
          WHERE start_at >= $1 AND start_at < $2",
     )
     .bind(timestamp(from))
@@ -123,6 +153,8 @@ pub async fn facts(pool: &AnyPool, from: DateTime<Utc>, to: DateTime<Utc>) -> Re
                 service_id: row.try_get("service_id")?,
                 price: row.try_get("price")?,
                 currency: row.try_get("currency")?,
+                master_name: row.try_get("master_name")?,
+                service_name: row.try_get("service_name")?,
             })
         })
         .collect()

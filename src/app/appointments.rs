@@ -248,7 +248,7 @@ pub async fn candidates_for(
     let chosen: Vec<MasterRow> = queries::masters(&p.db.any, Some(service_id))
         .await?
         .into_iter()
-        .filter(|(id, _, _)| master_id.is_none_or(|m| m == *id))
+        .filter(|row| master_id.is_none_or(|m| m == row.id))
         .collect();
     if let Some(m) = master_id {
         if chosen.is_empty() {
@@ -380,7 +380,12 @@ pub async fn book(
                 let now = p.clock.now();
                 let rules = slot_request(p, service, start.with_timezone(&zone).date_naive(), zone);
                 let mut refusal = Reason::TakenByAppointment;
-                for (master_id, master, _) in masters {
+                for MasterRow {
+                    id: master_id,
+                    master,
+                    ..
+                } in masters
+                {
                     if let Err(reason) = hours_allow(&rules, *master_id, master, start, end) {
                         refusal = reason;
                         continue;
@@ -528,7 +533,7 @@ pub async fn reschedule(
                     return Ok((unit, placed(appointment.state.status)));
                 }
                 let masters = candidates_for(p, booking.service_id, Some(master_id)).await?;
-                let (_, master, _) = masters.first().ok_or_else(|| {
+                let MasterRow { master, .. } = masters.first().ok_or_else(|| {
                     AppError::unknown_reference("master_id", "not a master of this service")
                 })?;
                 let service = queries::service(&p.db.any, booking.service_id)

@@ -59,6 +59,10 @@ pub struct Amount {
 pub struct StatsGroup {
     /// The master's or service's id, or the month (`2026-05`).
     pub key: String,
+    /// The master's or service's display name (null for months, or until
+    /// the read model knows it).
+    #[schema(example = "Mia Kovač")]
+    pub name: Option<String>,
     pub appointments: i64,
     pub completed: i64,
     pub cancelled: i64,
@@ -146,14 +150,18 @@ pub async fn appointment_stats(
     let (_, end) = day_bounds(tz, query.to);
     let facts = statistics::facts(&app.platform.db.any, start, end).await?;
     let mut groups: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut names: BTreeMap<String, String> = BTreeMap::new();
     let mut hours: BTreeMap<u32, i64> = BTreeMap::new();
     for fact in facts {
         let at = fact.start.with_timezone(&tz);
-        let key = match query.group_by {
-            GroupBy::Master => fact.master_id,
-            GroupBy::Service => fact.service_id,
-            GroupBy::Month => format!("{:04}-{:02}", at.year(), at.month()),
+        let (key, name) = match query.group_by {
+            GroupBy::Master => (fact.master_id, fact.master_name),
+            GroupBy::Service => (fact.service_id, fact.service_name),
+            GroupBy::Month => (format!("{:04}-{:02}", at.year(), at.month()), None),
         };
+        if let Some(name) = name {
+            names.insert(key.clone(), name);
+        }
         let tally = groups.entry(key).or_default();
         tally.appointments += 1;
         match fact.status.as_str() {
@@ -186,6 +194,7 @@ pub async fn appointment_stats(
         groups: groups
             .into_iter()
             .map(|(key, t)| StatsGroup {
+                name: names.get(&key).cloned(),
                 key,
                 cancellation_rate: rate(t.cancelled, t.appointments),
                 no_show_rate: rate(t.no_show, t.appointments),
@@ -236,6 +245,10 @@ pub struct ScheduledAppointment {
     pub client_id: Uuid,
     #[schema(value_type = String, format = Uuid)]
     pub service_id: Uuid,
+    #[schema(example = "Ada Lovelace")]
+    pub client_name: Option<String>,
+    #[schema(example = "Haircut")]
+    pub service_name: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -314,7 +327,7 @@ pub async fn master_schedule(
         .wait_for(APPOINTMENTS, query.min_position)
         .await?;
     let pool = &app.platform.db.any;
-    let (_, master, _) = queries::master(pool, id)
+    let queries::MasterRow { master, .. } = queries::master(pool, id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such master"))?;
     let tz = master.time_zone;
@@ -336,6 +349,8 @@ pub async fn master_schedule(
                 status: row.status,
                 client_id: row.client_id,
                 service_id: row.service_id,
+                client_name: row.client_name,
+                service_name: row.service_name,
             })
             .collect();
         for b in &plan.breaks {

@@ -970,3 +970,108 @@ async fn creating_answers_where_the_new_thing_is_and_a_service_may_start_inactiv
     assert_eq!(status, 200, "{location}");
 }
 both_modes!(creating_answers_where_the_new_thing_is_and_a_service_may_start_inactive);
+
+async fn views_name_the_client_master_and_service_and_follow_a_rename(mode: Mode) {
+    let shop = shop(mode).await;
+    let ada = client(&shop, "ada").await;
+    let (_, booked) = book(&shop, &ada, "10:00").await;
+    let id = booked["id"].as_str().unwrap();
+    shop.app.settle().await;
+    let named = |view: &Value| {
+        (
+            view["client_name"].clone(),
+            view["master_name"].clone(),
+            view["service_name"].clone(),
+        )
+    };
+    let path = format!("/api/v1/appointments/{id}");
+    let (_, appointment) = call(&shop.app, "GET", &path, &ada, None).await;
+    // The CLI names a user after the username when no full name is given.
+    assert_eq!(
+        named(&appointment),
+        (json!("ada"), json!("mia"), json!("Haircut"))
+    );
+    let (_, master) = shop
+        .app
+        .get_json(&format!("/api/v1/masters/{}", shop.master))
+        .await;
+    assert_eq!(master["name"], "mia");
+    let stats = |group: &str| {
+        format!(
+            "/api/v1/stats/appointments?from={}&to={}&group_by={group}",
+            shop.day, shop.day
+        )
+    };
+    let (_, by_master) = call(&shop.app, "GET", &stats("master"), &shop.admin, None).await;
+    assert_eq!(by_master["groups"][0]["name"], "mia");
+    let schedule = format!(
+        "/api/v1/masters/{}/schedule?from={}&to={}",
+        shop.master, shop.day, shop.day
+    );
+    let (_, plan) = call(&shop.app, "GET", &schedule, &shop.admin, None).await;
+    assert_eq!(plan["days"][0]["appointments"][0]["client_name"], "ada");
+    assert_eq!(
+        plan["days"][0]["appointments"][0]["service_name"],
+        "Haircut"
+    );
+
+    // Renamed: the views follow.
+    let (status, _) = call(
+        &shop.app,
+        "PUT",
+        "/api/v1/me",
+        &ada,
+        Some(json!({"full_name": "Ada Lovelace"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, service) = shop
+        .app
+        .get_json(&format!("/api/v1/services/{}", shop.service))
+        .await;
+    let mut renamed = json!({});
+    for field in [
+        "description",
+        "category_id",
+        "duration_minutes",
+        "price",
+        "currency",
+        "buffer_before_minutes",
+        "buffer_after_minutes",
+    ] {
+        renamed[field] = service[field].clone();
+    }
+    renamed["name"] = json!("Long haircut");
+    let (status, changed) = call(
+        &shop.app,
+        "PUT",
+        &format!("/api/v1/services/{}", shop.service),
+        &shop.admin,
+        Some(renamed),
+    )
+    .await;
+    assert_eq!(status, 200, "{changed}");
+    shop.app.settle().await;
+    let (_, appointment) = call(&shop.app, "GET", &path, &ada, None).await;
+    assert_eq!(
+        named(&appointment),
+        (json!("Ada Lovelace"), json!("mia"), json!("Long haircut"))
+    );
+    let (_, by_service) = call(&shop.app, "GET", &stats("service"), &shop.admin, None).await;
+    assert_eq!(by_service["groups"][0]["name"], "Long haircut");
+
+    // A rebuild of each read model alone gives the same names.
+    for consumer in ["appointments", "statistics", "masters"] {
+        run_cli(&shop.app.backing, &["replay", "--consumer", consumer]);
+    }
+    let (_, rebuilt) = call(&shop.app, "GET", &path, &ada, None).await;
+    assert_eq!(rebuilt, appointment);
+    let (_, again) = call(&shop.app, "GET", &stats("service"), &shop.admin, None).await;
+    assert_eq!(again, by_service);
+    let (_, master_again) = shop
+        .app
+        .get_json(&format!("/api/v1/masters/{}", shop.master))
+        .await;
+    assert_eq!(master_again["name"], "mia");
+}
+both_modes!(views_name_the_client_master_and_service_and_follow_a_rename);

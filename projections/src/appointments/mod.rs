@@ -11,6 +11,7 @@ use annals_domain::catalog::{Category, CategoryEvent, Service, ServiceEvent, Ser
 use annals_domain::master::{self, Master, MasterEvent};
 use annals_domain::StoredEvent;
 
+use crate::names::{self, Kind};
 use crate::Projector;
 
 pub const CATALOG: &str = "catalog";
@@ -115,7 +116,19 @@ impl Projector for MastersProjector {
     }
 
     async fn apply(&self, tx: &mut AnyConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
-        for event in events.iter().filter(|e| e.aggregate_type == Master::TYPE) {
+        for event in events {
+            if let Some(named) = names::named(event)?.filter(|n| n.kind == Kind::User) {
+                names::remember(tx, MASTERS, &named).await?;
+                sqlx::query("UPDATE masters SET name = $1 WHERE id = $2")
+                    .bind(&named.name)
+                    .bind(&named.id)
+                    .execute(&mut *tx)
+                    .await?;
+                continue;
+            }
+            if event.aggregate_type != Master::TYPE {
+                continue;
+            }
             let parsed: MasterEvent = serde_json::from_value(event.payload.clone())?;
             let current: Option<String> =
                 sqlx::query_scalar("SELECT state FROM masters WHERE id = $1")
@@ -131,8 +144,9 @@ impl Projector for MastersProjector {
                 .service_ids
                 .iter()
                 .fold(",".to_string(), |acc, id| format!("{acc}{id},"));
+            let name = names::name_of(tx, MASTERS, Kind::User, &event.aggregate_id).await?;
             sqlx::query(
-                "INSERT INTO masters (id, time_zone, service_ids, state, version) VALUES ($1, $2, $3, $4, $5) \
+                "INSERT INTO masters (id, time_zone, service_ids, state, version, name) VALUES ($1, $2, $3, $4, $5, $6) \
                  ON CONFLICT (id) DO UPDATE SET time_zone = excluded.time_zone, service_ids = excluded.service_ids, \
                  state = excluded.state, version = excluded.version",
             )
@@ -141,6 +155,7 @@ impl Projector for MastersProjector {
             .bind(services)
             .bind(serde_json::to_string(&state)?)
             .bind(event.sequence)
+            .bind(name)
             .execute(&mut *tx)
             .await?;
         }
@@ -149,6 +164,7 @@ impl Projector for MastersProjector {
 
     async fn reset(&self, tx: &mut AnyConnection) -> anyhow::Result<()> {
         sqlx::query("DELETE FROM masters").execute(&mut *tx).await?;
+        names::forget(tx, MASTERS).await?;
         Ok(())
     }
 }
@@ -162,10 +178,30 @@ impl Projector for AppointmentsProjector {
     }
 
     async fn apply(&self, tx: &mut AnyConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
-        for event in events
-            .iter()
-            .filter(|e| e.aggregate_type == Appointment::TYPE)
-        {
+        for event in events {
+            if let Some(named) = names::named(event)? {
+                names::remember(tx, APPOINTMENTS, &named).await?;
+                let renames: &[&str] = match named.kind {
+                    Kind::User => &[
+                        "UPDATE appointments SET client_name = $1 WHERE client_id = $2",
+                        "UPDATE appointments SET master_name = $1 WHERE master_id = $2",
+                    ],
+                    Kind::Service => {
+                        &["UPDATE appointments SET service_name = $1 WHERE service_id = $2"]
+                    }
+                };
+                for sql in renames {
+                    sqlx::query(sql)
+                        .bind(&named.name)
+                        .bind(&named.id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                continue;
+            }
+            if event.aggregate_type != Appointment::TYPE {
+                continue;
+            }
             let id = &event.aggregate_id;
             let status = |s: &str| {
                 sqlx::query("UPDATE appointments SET status = $1, version = $2 WHERE id = $3")
@@ -178,10 +214,19 @@ impl Projector for AppointmentsProjector {
                     let block_start =
                         b.start - Duration::minutes(i64::from(b.buffer_before_minutes));
                     let block_end = b.end + Duration::minutes(i64::from(b.buffer_after_minutes));
+                    let user = |id: uuid::Uuid| id.to_string();
+                    let client_name =
+                        names::name_of(tx, APPOINTMENTS, Kind::User, &user(b.client_id)).await?;
+                    let master_name =
+                        names::name_of(tx, APPOINTMENTS, Kind::User, &user(b.master_id)).await?;
+                    let service_name =
+                        names::name_of(tx, APPOINTMENTS, Kind::Service, &user(b.service_id))
+                            .await?;
                     sqlx::query(
                         "INSERT INTO appointments (id, client_id, master_id, service_id, start_at, end_at, block_start, \
-                         block_end, status, price, currency, buffer_before_minutes, buffer_after_minutes, note, booked_at, version) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'booked', $9, $10, $11, $12, $13, $14, $15)",
+                         block_end, status, price, currency, buffer_before_minutes, buffer_after_minutes, note, booked_at, version, \
+                         client_name, master_name, service_name) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'booked', $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
                     )
                     .bind(id)
                     .bind(b.client_id.to_string())
@@ -198,6 +243,9 @@ impl Projector for AppointmentsProjector {
                     .bind(b.note.clone())
                     .bind(timestamp(event.recorded_at))
                     .bind(event.sequence)
+                    .bind(client_name)
+                    .bind(master_name)
+                    .bind(service_name)
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -225,9 +273,12 @@ impl Projector for AppointmentsProjector {
                     .bind(id)
                     .fetch_one(&mut *tx)
                     .await?;
+                    let master_name =
+                        names::name_of(tx, APPOINTMENTS, Kind::User, &to_master_id.to_string())
+                            .await?;
                     sqlx::query(
                         "UPDATE appointments SET start_at = $1, end_at = $2, block_start = $3, block_end = $4, \
-                         master_id = $5, version = $6 WHERE id = $7",
+                         master_id = $5, version = $6, master_name = $8 WHERE id = $7",
                     )
                     .bind(timestamp(to_start))
                     .bind(timestamp(to_end))
@@ -236,6 +287,7 @@ impl Projector for AppointmentsProjector {
                     .bind(to_master_id.to_string())
                     .bind(event.sequence)
                     .bind(id)
+                    .bind(master_name)
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -248,6 +300,7 @@ impl Projector for AppointmentsProjector {
         sqlx::query("DELETE FROM appointments")
             .execute(&mut *tx)
             .await?;
+        names::forget(tx, APPOINTMENTS).await?;
         Ok(())
     }
 }

@@ -131,17 +131,31 @@ pub async fn services(
     rows.iter().map(service_row).collect()
 }
 
-/// A master as the read model has it: id, state, version.
-pub type MasterRow = (Uuid, Master, i64);
+/// A master as the read model has it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MasterRow {
+    pub id: Uuid,
+    pub master: Master,
+    pub version: i64,
+    /// The master's display name (their user's full name).
+    pub name: Option<String>,
+}
+
+fn master_row(row: &AnyRow) -> Result<MasterRow> {
+    Ok(MasterRow {
+        id: uuid(row, "id")?,
+        master: serde_json::from_str(&row.try_get::<String, _>("state")?)?,
+        version: row.try_get("version")?,
+        name: row.try_get("name")?,
+    })
+}
 
 pub async fn master(pool: &AnyPool, id: Uuid) -> Result<Option<MasterRow>> {
-    let row = sqlx::query("SELECT state, version FROM masters WHERE id = $1")
+    let row = sqlx::query("SELECT id, state, version, name FROM masters WHERE id = $1")
         .bind(id.to_string())
         .fetch_optional(pool)
         .await?;
-    let Some(row) = row else { return Ok(None) };
-    let master: Master = serde_json::from_str(&row.try_get::<String, _>("state")?)?;
-    Ok(Some((id, master, row.try_get("version")?)))
+    row.as_ref().map(master_row).transpose()
 }
 
 /// Masters (those who perform `service`, if given), by id.
@@ -149,17 +163,13 @@ pub async fn masters(pool: &AnyPool, service: Option<Uuid>) -> Result<Vec<Master
     let filter = service
         .map(|s| format!("%,{s},%"))
         .unwrap_or_else(|| "%".into());
-    let rows =
-        sqlx::query("SELECT id, state, version FROM masters WHERE service_ids LIKE $1 ORDER BY id")
-            .bind(filter)
-            .fetch_all(pool)
-            .await?;
-    let mut out = Vec::new();
-    for row in rows {
-        let master: Master = serde_json::from_str(&row.try_get::<String, _>("state")?)?;
-        out.push((uuid(&row, "id")?, master, row.try_get("version")?));
-    }
-    Ok(out)
+    let rows = sqlx::query(
+        "SELECT id, state, version, name FROM masters WHERE service_ids LIKE $1 ORDER BY id",
+    )
+    .bind(filter)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(master_row).collect()
 }
 
 /// A master's booked intervals (with buffers) that reach into `[from, to)`.
@@ -207,9 +217,13 @@ pub struct AppointmentRow {
     pub currency: String,
     pub note: Option<String>,
     pub version: i64,
+    pub client_name: Option<String>,
+    pub master_name: Option<String>,
+    pub service_name: Option<String>,
 }
 
-const APPOINTMENT_COLUMNS: &str = "id, client_id, master_id, service_id, start_at, end_at, status, price, currency, note, version";
+const APPOINTMENT_COLUMNS: &str = "id, client_id, master_id, service_id, start_at, end_at, status, price, currency, note, version, \
+    client_name, master_name, service_name";
 
 pub fn appointment_row(row: &AnyRow) -> Result<AppointmentRow> {
     Ok(AppointmentRow {
@@ -224,6 +238,9 @@ pub fn appointment_row(row: &AnyRow) -> Result<AppointmentRow> {
         currency: row.try_get("currency")?,
         note: row.try_get("note")?,
         version: row.try_get("version")?,
+        client_name: row.try_get("client_name")?,
+        master_name: row.try_get("master_name")?,
+        service_name: row.try_get("service_name")?,
     })
 }
 
@@ -287,6 +304,8 @@ pub struct ScheduledRow {
     pub end: DateTime<Utc>,
     pub block_start: DateTime<Utc>,
     pub block_end: DateTime<Utc>,
+    pub client_name: Option<String>,
+    pub service_name: Option<String>,
 }
 
 /// A master's appointments, other than cancelled ones, that start in
@@ -298,7 +317,7 @@ pub async fn master_appointments(
     to: DateTime<Utc>,
 ) -> Result<Vec<ScheduledRow>> {
     let rows = sqlx::query(
-        "SELECT id, start_at, end_at, block_start, block_end, status, client_id, service_id FROM appointments \
+        "SELECT id, start_at, end_at, block_start, block_end, status, client_id, service_id, client_name, service_name FROM appointments \
          WHERE master_id = $1 AND start_at >= $2 AND start_at < $3 AND status <> 'cancelled' ORDER BY start_at",
     )
     .bind(master_id.to_string())
@@ -317,6 +336,8 @@ pub async fn master_appointments(
                 id: uuid(row, "id")?,
                 client_id: uuid(row, "client_id")?,
                 service_id: uuid(row, "service_id")?,
+                client_name: row.try_get("client_name")?,
+                service_name: row.try_get("service_name")?,
             })
         })
         .collect()

@@ -97,7 +97,7 @@ pub(super) async fn get_availability(
     let request = workflows::slot_request(platform, &service, query.date, tz);
     let (day_start, day_end) = availability::day_bounds(tz, query.date);
     let mut candidates = Vec::new();
-    for (id, master, _) in &masters {
+    for queries::MasterRow { id, master, .. } in &masters {
         let around = queries::booked(
             &platform.db.any,
             *id,

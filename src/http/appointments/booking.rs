@@ -122,6 +122,13 @@ pub struct AppointmentView {
     pub currency: String,
     pub note: Option<String>,
     pub version: i64,
+    /// Display names next to the ids (null until the read model knows them).
+    #[schema(example = "Ada Lovelace")]
+    pub client_name: Option<String>,
+    #[schema(example = "Mia Kovač")]
+    pub master_name: Option<String>,
+    #[schema(example = "Haircut")]
+    pub service_name: Option<String>,
 }
 
 impl From<AppointmentRow> for AppointmentView {
@@ -138,6 +145,9 @@ impl From<AppointmentRow> for AppointmentView {
             currency: row.currency,
             note: row.note,
             version: row.version,
+            client_name: row.client_name,
+            master_name: row.master_name,
+            service_name: row.service_name,
         }
     }
 }

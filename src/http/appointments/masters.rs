@@ -11,10 +11,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use annals_domain::master::Master;
 use annals_domain::values::{weekday_name, TimeRange, WeeklyRange};
 use annals_domain::FieldError;
-use annals_projections::appointments::queries;
+use annals_projections::appointments::queries::{self, MasterRow};
 use annals_projections::appointments::MASTERS;
 
 use super::super::command::{accepted, created, CommandHeaderParams, IdempotencyParams};
@@ -80,8 +79,10 @@ pub struct DaysOffRequest {
 pub struct MasterView {
     #[schema(value_type = String, format = Uuid)]
     pub id: Uuid,
+    /// The master's display name (null until the read model knows it).
+    #[schema(example = "Mia Kovač")]
+    pub name: Option<String>,
     pub time_zone: String,
-
     pub service_ids: Vec<Uuid>,
     pub working_hours: Vec<RangeBody>,
     pub breaks: Vec<RangeBody>,
@@ -162,15 +163,22 @@ pub(super) async fn register_master(
     Ok(created("/masters", done, CommandAccepted::of))
 }
 
-fn master_view(id: Uuid, master: &Master, version: i64) -> MasterView {
-    MasterView {
+fn master_view(row: &MasterRow) -> MasterView {
+    let MasterRow {
         id,
+        master,
+        version,
+        name,
+    } = row;
+    MasterView {
+        id: *id,
+        name: name.clone(),
         time_zone: master.time_zone.name().to_string(),
         service_ids: master.service_ids.iter().copied().collect(),
         working_hours: range_bodies(&master.working_hours),
         breaks: range_bodies(&master.breaks),
         days_off: master.days_off.iter().copied().collect(),
-        version,
+        version: *version,
     }
 }
 
@@ -198,10 +206,7 @@ pub(super) async fn list_masters(
 ) -> Result<Json<Page<MasterView>>, ApiError> {
     app.platform.wait_for(MASTERS, query.min_position).await?;
     let masters = queries::masters(&app.platform.db.any, query.service_id).await?;
-    let views = masters
-        .iter()
-        .map(|(id, m, v)| master_view(*id, m, *v))
-        .collect();
+    let views = masters.iter().map(master_view).collect();
     Ok(Json(page(
         views,
         |m| m.id.to_string(),
@@ -223,10 +228,10 @@ pub(super) async fn get_master(
 ) -> Result<Json<MasterView>, ApiError> {
     let id = path_id(&id)?;
     app.platform.wait_for(MASTERS, query.min_position).await?;
-    let (id, master, version) = queries::master(&app.platform.db.any, id)
+    let row = queries::master(&app.platform.db.any, id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such master"))?;
-    Ok(Json(master_view(id, &master, version)))
+    Ok(Json(master_view(&row)))
 }
 
 /// Replace a master's weekly working hours and breaks.
