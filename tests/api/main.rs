@@ -5,6 +5,7 @@ mod support;
 
 mod appointments;
 mod bad_input;
+mod clients;
 mod commands;
 mod consumers;
 mod faults;

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use annals_domain::appointment::availability::{self, Candidate, Reason};
 use annals_projections::appointments::queries;
-use annals_projections::appointments::APPOINTMENTS;
+use annals_projections::appointments::{APPOINTMENTS, CATALOG, MASTERS};
 
 use super::super::error::ReadProblems;
 use super::super::{ApiError, ApiQuery, AppState, Caller, CommonProblems};
@@ -82,9 +82,13 @@ pub(super) async fn get_availability(
     caller: Caller,
     ApiQuery(query): ApiQuery<AvailabilityQuery>,
 ) -> Result<Json<AvailabilityView>, ApiError> {
-    app.platform
-        .wait_for(APPOINTMENTS, query.min_position)
-        .await?;
+    // It reads the catalog, the masters and the appointments: all three
+    // must have reached the position.
+    for read_model in [CATALOG, MASTERS, APPOINTMENTS] {
+        app.platform
+            .wait_for(read_model, query.min_position)
+            .await?;
+    }
     let tz = match &query.tz {
         None => app.platform.settings.timezone,
         Some(text) => {

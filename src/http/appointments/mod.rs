@@ -90,14 +90,40 @@ fn parse_time(field: &str, text: &str) -> Result<NaiveTime, FieldError> {
 /// knows (chrono-tz's database), so clients and fuzzers see what is valid.
 pub struct TimeZoneName;
 
+/// A name a client generator can use for a zone in code: `Etc/GMT+1` and
+/// `Etc/GMT-1` (or `GMT0`, `GMT+0`, `GMT-0`) must not collapse into one.
+pub fn zone_identifier(zone: &str) -> String {
+    let mut out = String::new();
+    for c in zone.chars() {
+        match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' => out.push(c.to_ascii_uppercase()),
+            '+' => out.push_str("_PLUS_"),
+            '-' => out.push_str("_MINUS_"),
+            _ => out.push('_'),
+        }
+    }
+    out.trim_matches('_').replace("__", "_")
+}
+
 impl utoipa::PartialSchema for TimeZoneName {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::extensions::ExtensionsBuilder;
         use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let zones = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name());
+        let identifiers: Vec<String> = zones.clone().map(zone_identifier).collect();
         ObjectBuilder::new()
             .schema_type(Type::String)
-            .enum_values(Some(chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())))
+            .enum_values(Some(zones))
             .description(Some("IANA time zone"))
             .examples(["Europe/Berlin"])
+            // Names for the values in generated clients (openapi-generator,
+            // openapi-python-client), unique where the zone names' letters
+            // and digits alone are not.
+            .extensions(Some(
+                ExtensionsBuilder::new()
+                    .add("x-enum-varnames", identifiers)
+                    .build(),
+            ))
             .into()
     }
 }
@@ -115,4 +141,26 @@ pub struct ReadQuery {
     /// Wait until the read model has applied the log up to here.
     #[param(minimum = 0)]
     pub min_position: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::zone_identifier;
+
+    #[test]
+    fn every_zone_has_its_own_identifier_for_generated_clients() {
+        let mut seen = std::collections::BTreeMap::new();
+        for zone in chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()) {
+            let id = zone_identifier(zone);
+            assert!(
+                id.chars().next().is_some_and(|c| c.is_ascii_alphabetic()),
+                "{zone} -> {id}"
+            );
+            if let Some(other) = seen.insert(id.clone(), zone) {
+                panic!("{zone} and {other} both become {id}");
+            }
+        }
+        assert_eq!(zone_identifier("Etc/GMT+1"), "ETC_GMT_PLUS_1");
+        assert_eq!(zone_identifier("Etc/GMT-1"), "ETC_GMT_MINUS_1");
+    }
 }
