@@ -307,4 +307,12 @@ impl Nats {
     pub fn restart(&self) {
         self.run();
     }
+
+    /// Kills it, throws its store away (every stream and consumer, and the
+    /// messages not yet delivered) and starts it again empty.
+    pub fn wipe(&self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        self.run();
+    }
 }
