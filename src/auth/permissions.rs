@@ -110,6 +110,7 @@ pub const ROUTES: &[(&str, &str, Action)] = &[
     ("PUT", "/api/v1/me", Action::UpdateOwnProfile),
     ("POST", "/api/v1/me/password", Action::ChangeOwnPassword),
     ("GET", "/api/v1/users", Action::ListUsers),
+    ("GET", "/api/v1/users/{id}", Action::ListUsers),
     ("POST", "/api/v1/users/{id}/roles", Action::ManageRoles),
     (
         "DELETE",

@@ -26,7 +26,7 @@ use annals_projections::users::{
 };
 use annals_projections::Projector;
 
-use super::command::{accepted, reply, CommandHeaderParams};
+use super::command::{accepted, created, reply, CommandHeaderParams};
 use super::{
     ApiError, ApiQuery, AppState, Caller, ClientAddress, CommandAccepted, CommandCall,
     CommandHeaders, CommandProblems, CommonProblems, JsonBody,
@@ -62,6 +62,7 @@ impl Module for IdentityModule {
             .routes(routes!(get_me, update_me))
             .routes(routes!(change_password))
             .routes(routes!(list_users))
+            .routes(routes!(get_user))
             .routes(routes!(grant_role))
             .routes(routes!(revoke_role))
             .routes(routes!(deactivate))
@@ -506,7 +507,8 @@ fn parse_user_id(raw: &str) -> Result<Uuid, ApiError> {
     request_body = RegisterRequest,
     params(super::command::IdempotencyParams),
     responses(
-        (status = 201, description = "Registered; sign in next", body = CommandAccepted),
+        (status = 201, description = "Registered; sign in next", body = CommandAccepted,
+            headers(("Location" = String, description = "The new user: /api/v1/users/{id}"))),
         CommonProblems, CommandProblems,
     ))]
 async fn register(
@@ -565,7 +567,7 @@ async fn register(
             // completes a first attempt that stopped before this line.
             AuthStore::set_password(&app.platform.db.any, id, username.as_str(), &hash).await?;
         }
-        Ok(accepted(StatusCode::CREATED, done))
+        Ok(created("/users", done, CommandAccepted::of))
     }
 }
 
@@ -855,6 +857,44 @@ async fn confirm_password_reset(
     Ok(Json(Status {
         status: "password_set",
     }))
+}
+
+/// One user (admin); where a registration's `Location` points.
+#[utoipa::path(get, path = "/users/{id}", tag = "identity", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The user"), ReadPosition),
+    responses(
+        (status = 200, description = "The user", body = UserSummary),
+        super::error::ReadProblems,
+        super::error::Unauthorized,
+        super::error::Forbidden,
+        super::error::NotFound,
+        CommonProblems,
+    ))]
+async fn get_user(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<ReadPosition>,
+) -> Result<Json<UserSummary>, ApiError> {
+    let id = parse_user_id(&id)?;
+    app.platform.wait_for(USERS, query.min_position).await?;
+    let row = annals_projections::users::user(&app.platform.db.any, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such user"))?;
+    Ok(Json(UserSummary {
+        id: row.id,
+        username: row.username,
+        full_name: row.profile.full_name,
+        roles: role_names(row.roles),
+        active: row.active,
+    }))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReadPosition {
+    /// Wait until the read model has applied the log up to here.
+    #[param(minimum = 0)]
+    pub min_position: Option<i64>,
 }
 
 /// List users (admin).

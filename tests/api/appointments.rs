@@ -968,6 +968,29 @@ async fn creating_answers_where_the_new_thing_is_and_a_service_may_start_inactiv
     let read = format!("{location}?min_position={}", booked["position"]);
     let (status, _) = call(&shop.app, "GET", &read, &ada, None).await;
     assert_eq!(status, 200, "{location}");
+
+    let response = shop.app.post("/api/v1/auth/register", json!({
+        "username": "bea", "password": PASSWORD, "full_name": "Bea", "email": "bea@example.com", "phone": "+441234567890"
+    })).await;
+    assert_eq!(response.status(), 201);
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    let registered: Value = response.json().await.unwrap();
+    assert_eq!(
+        location,
+        format!("/api/v1/users/{}", registered["id"].as_str().unwrap())
+    );
+    let read = format!("{location}?min_position={}", registered["position"]);
+    let (status, bea) = call(&shop.app, "GET", &read, &shop.admin, None).await;
+    assert_eq!(
+        (status, bea["username"].as_str()),
+        (200, Some("bea")),
+        "{bea}"
+    );
+    assert_eq!(
+        call(&shop.app, "GET", &read, &ada, None).await.0,
+        403,
+        "admins only"
+    );
 }
 both_modes!(creating_answers_where_the_new_thing_is_and_a_service_may_start_inactive);
 
