@@ -164,6 +164,11 @@ impl Commands {
         self.loader.load::<A>(id).await
     }
 
+    /// The process's writer (group commit), for tests and bulk tools.
+    pub fn writer(&self) -> &EventWriter {
+        &self.writer
+    }
+
     /// The outcome recorded for this command's `Idempotency-Key`, if a
     /// request with it finished: for a caller that must answer a retry
     /// before checks that the first attempt changed (a password change).
@@ -299,31 +304,38 @@ impl Commands {
         let payload =
             serde_json::to_value(&value).map_err(|e| Retry::Failed(AppError::internal(e)))?;
         let wrote_nothing = streams.is_empty();
-        let locate = |committed: &Committed| -> (String, i64, i64) {
-            let Some((aggregate_type, id, version)) = &subject else {
-                return (String::new(), 0, 0);
-            };
-            let written = committed
-                .streams
-                .iter()
-                .find(|s| s.aggregate_type == *aggregate_type && s.aggregate_id == *id);
-            match written {
-                Some(s) => (id.clone(), s.version, committed.position),
-                None if wrote_nothing => (id.clone(), *version, unchanged),
-                None => (id.clone(), *version, committed.position),
+        let locate = {
+            let subject = subject.clone();
+            move |committed: &Committed| -> (String, i64, i64) {
+                let Some((aggregate_type, id, version)) = &subject else {
+                    return (String::new(), 0, 0);
+                };
+                let written = committed
+                    .streams
+                    .iter()
+                    .find(|s| s.aggregate_type == *aggregate_type && s.aggregate_id == *id);
+                match written {
+                    Some(s) => (id.clone(), s.version, committed.position),
+                    None if wrote_nothing => (id.clone(), *version, unchanged),
+                    None => (id.clone(), *version, committed.position),
+                }
             }
         };
-        let outcome = |committed: &Committed| -> String {
-            let (id, version, position) = locate(committed);
-            serde_json::json!({"ok": {"id": id, "version": version, "position": position, "value": payload}})
-                .to_string()
-        };
+        let idempotency = ctx.idempotency.clone().map(|record| {
+            let locate = locate.clone();
+            let outcome = move |committed: &Committed| -> String {
+                let (id, version, position) = locate(committed);
+                serde_json::json!({"ok": {"id": id, "version": version, "position": position, "value": payload}})
+                    .to_string()
+            };
+            (record, Box::new(outcome) as Box<crate::store::Outcome>)
+        });
         let committed = self
             .writer
             .commit(CommitUnit {
                 streams,
-                metadata,
-                idempotency: ctx.idempotency.as_ref().map(|r| (r, &outcome as _)),
+                metadata: metadata.clone(),
+                idempotency,
             })
             .await
             .map_err(|err| match err {
@@ -378,14 +390,13 @@ impl Commands {
             return Err(refusal);
         };
         let text = serde_json::json!({ "err": &refusal }).to_string();
-        let outcome = |_: &Committed| text.clone();
-        let metadata = HashMap::new();
+        let outcome = move |_: &Committed| text.clone();
         let written = self
             .writer
             .commit(CommitUnit {
                 streams: Vec::new(),
-                metadata: &metadata,
-                idempotency: Some((record, &outcome)),
+                metadata: HashMap::new(),
+                idempotency: Some((record.clone(), Box::new(outcome))),
             })
             .await;
         match written {

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use serde_json::Value;
-use sqlx::{PgPool, SqlitePool};
+use sqlx::{Connection, PgPool, SqlitePool};
 use uuid::Uuid;
 
 use annals_domain::envelope::keys;
@@ -48,18 +48,18 @@ pub struct IdempotencyRecord {
     pub fingerprint: String,
 }
 
-/// Everything one command writes.
-pub struct CommitUnit<'a> {
+/// Everything one command writes; a value handed to the writer.
+pub struct CommitUnit {
     pub streams: Vec<StreamAppend>,
     /// The command's metadata; every event also gets its own event id.
-    pub metadata: &'a HashMap<String, String>,
+    pub metadata: HashMap<String, String>,
     /// The key, and the outcome to record with it (built once the positions
     /// are known, inside the transaction).
-    pub idempotency: Option<(&'a IdempotencyRecord, &'a Outcome<'a>)>,
+    pub idempotency: Option<(IdempotencyRecord, Box<Outcome>)>,
 }
 
 /// Builds the outcome recorded with the key, once the positions are known.
-pub type Outcome<'a> = dyn Fn(&Committed) -> String + Sync + 'a;
+pub type Outcome = dyn Fn(&Committed) -> String + Send + Sync;
 
 /// Where a stream's new events landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +79,7 @@ pub struct Committed {
     pub position: i64,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AppendError {
     /// Another writer appended to this stream after the decision was made.
     #[error("{aggregate_type} {aggregate_id} was changed concurrently")]
@@ -102,28 +102,98 @@ pub enum AppendError {
     Internal(String),
 }
 
-/// Writes commit units; one per process, shared by every workflow.
+/// Writes commit units. Group commit: one task per process takes the units
+/// waiting at that moment (at most `MAX_BATCH`; none is held back when the
+/// writer is idle) and writes them in one transaction — one lock of the
+/// position counter, one flush to disk for all of them. Each unit runs in a
+/// savepoint, so a unit whose stream conflicts (or whose key is taken)
+/// fails alone and the others of the batch commit.
 #[derive(Clone, Debug)]
 pub struct EventWriter {
-    pool: TypedPool,
+    queue: tokio::sync::mpsc::Sender<Job>,
+}
+
+/// Units per transaction at most.
+const MAX_BATCH: usize = 128;
+
+/// Units handed over together, answered together (in order).
+struct Job {
+    units: Vec<CommitUnit>,
+    reply: tokio::sync::oneshot::Sender<Vec<Result<Committed, AppendError>>>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("units", &self.units.len())
+            .finish()
+    }
 }
 
 impl EventWriter {
+    /// Starts this process's writer task (inside a tokio runtime).
     pub fn new(pool: TypedPool) -> Self {
-        Self { pool }
+        let (queue, jobs) = tokio::sync::mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(run_writer(pool, jobs));
+        Self { queue }
     }
 
-    pub async fn commit(&self, unit: CommitUnit<'_>) -> Result<Committed, AppendError> {
+    pub async fn commit(&self, unit: CommitUnit) -> Result<Committed, AppendError> {
         let started = Instant::now();
-        let committed = match &self.pool {
-            TypedPool::Postgres(pool) => commit_pg(pool, &unit).await,
-            TypedPool::Sqlite(pool) => commit_sqlite(pool, &unit).await,
-        }?;
-        for stream in &unit.streams {
-            metrics::histogram!("annals_append_seconds", "aggregate" => stream.aggregate_type)
+        let types: Vec<&'static str> = unit.streams.iter().map(|s| s.aggregate_type).collect();
+        let committed = self
+            .commit_all(vec![unit])
+            .await
+            .pop()
+            .expect("one answer per unit")?;
+        for aggregate in types {
+            metrics::histogram!("annals_append_seconds", "aggregate" => aggregate)
                 .record(started.elapsed().as_secs_f64());
         }
         Ok(committed)
+    }
+
+    /// Several units in one transaction (with whatever else is waiting),
+    /// each in its own savepoint; the answers come in the units' order.
+    pub async fn commit_all(&self, units: Vec<CommitUnit>) -> Vec<Result<Committed, AppendError>> {
+        let count = units.len();
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if self.queue.send(Job { units, reply }).await.is_err() {
+            let stopped = AppendError::Unavailable("the writer has stopped".into());
+            return vec![Err(stopped); count];
+        }
+        // The writer always answers; a dropped answer means it died mid-batch.
+        answer.await.unwrap_or_else(|_| {
+            let unknown = AppendError::OutcomeUnknown("the writer stopped mid-commit".into());
+            vec![Err(unknown); count]
+        })
+    }
+}
+
+async fn run_writer(pool: TypedPool, mut jobs: tokio::sync::mpsc::Receiver<Job>) {
+    while let Some(first) = jobs.recv().await {
+        let mut size = first.units.len();
+        let mut batch = vec![first];
+        while size < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => {
+                    size += job.units.len();
+                    batch.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        metrics::histogram!("annals_append_batch_units").record(size as f64);
+        let units: Vec<&CommitUnit> = batch.iter().flat_map(|j| j.units.iter()).collect();
+        let mut results = match &pool {
+            TypedPool::Postgres(pool) => commit_pg(pool, &units).await,
+            TypedPool::Sqlite(pool) => commit_sqlite(pool, &units).await,
+        }
+        .into_iter();
+        for job in batch {
+            let answers: Vec<_> = results.by_ref().take(job.units.len()).collect();
+            let _ = job.reply.send(answers);
+        }
     }
 }
 
@@ -136,26 +206,15 @@ fn event_metadata(metadata: &HashMap<String, String>) -> String {
 }
 
 /// Failpoints for the fault-injection tests (compiled to nothing without
-/// the `failpoints` feature). `return(abort)` kills the process on the spot.
+/// the `failpoints` feature). `return(abort)` kills the process on the spot;
+/// otherwise the failpoint's error is returned.
 macro_rules! failpoint {
-    ($name:literal) => {
+    ($name:literal, $error:expr) => {
         fail::fail_point!($name, |action| {
             if action.as_deref() == Some("abort") {
                 std::process::abort();
             }
-            Err(AppendError::Unavailable(
-                concat!("failpoint ", $name).into(),
-            ))
-        });
-    };
-    ($name:literal, after_commit) => {
-        fail::fail_point!($name, |action| {
-            if action.as_deref() == Some("abort") {
-                std::process::abort();
-            }
-            Err(AppendError::OutcomeUnknown(
-                concat!("failpoint ", $name).into(),
-            ))
+            Err($error(concat!("failpoint ", $name).to_string()))
         });
     };
 }
@@ -172,6 +231,19 @@ fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
+fn conflict(stream: &StreamAppend) -> AppendError {
+    AppendError::Conflict {
+        aggregate_type: stream.aggregate_type.to_string(),
+        aggregate_id: stream.aggregate_id.clone(),
+    }
+}
+
+/// Whether a unit's failure is its own (the batch goes on without it) or
+/// the transaction's (the whole batch fails, nothing is written).
+fn own(err: &AppendError) -> bool {
+    matches!(err, AppendError::Conflict { .. } | AppendError::KeyTaken)
+}
+
 const KEY_UPSERT: &str =
     "INSERT INTO idempotency_records (scope, key, fingerprint, outcome, recorded_at) \
      VALUES ($1, $2, $3, $4, $5) \
@@ -179,43 +251,111 @@ const KEY_UPSERT: &str =
      outcome = excluded.outcome, recorded_at = excluded.recorded_at \
      WHERE idempotency_records.recorded_at < $6";
 
-/// The end of every unit, the same on both backends: the key record (a
-/// live record of the same key means another request got there first),
-/// then COMMIT — whose failure leaves the outcome unknown.
-macro_rules! finish_unit {
-    ($tx:ident, $unit:ident, $streams:ident) => {{
-        let committed = finished($streams);
-        if let Some((record, outcome)) = $unit.idempotency {
-            let now = now_millis();
-            let recorded = sqlx::query(KEY_UPSERT)
-                .bind(&record.scope)
-                .bind(&record.key)
-                .bind(&record.fingerprint)
-                .bind(outcome(&committed))
-                .bind(now)
-                .bind(now - super::idempotency::KEEP.as_millis() as i64)
-                .execute(&mut *$tx)
-                .await
-                .map_err(classify)?;
-            if recorded.rows_affected() == 0 {
-                return Err(AppendError::KeyTaken);
+/// The batch skeleton, the same on both backends: a transaction, a
+/// savepoint per unit (`$insert` writes one unit's streams), the key
+/// record, then one COMMIT — whose failure leaves every unit of the batch
+/// with an unknown outcome.
+macro_rules! commit_batch {
+    ($pool:expr, $units:expr, $insert:ident) => {{
+        let units: &[&CommitUnit] = $units;
+        let failed = |err: AppendError| units.iter().map(|_| Err(err.clone())).collect::<Vec<_>>();
+        let mut tx = match $pool.begin().await {
+            Ok(tx) => tx,
+            Err(err) => return failed(classify(err)),
+        };
+        let mut results: Vec<Result<Committed, AppendError>> = Vec::with_capacity(units.len());
+        for unit in units {
+            let mut savepoint = match (&mut *tx).begin().await {
+                Ok(sp) => sp,
+                Err(err) => return failed(classify(err)),
+            };
+            let written: Result<Committed, AppendError> = async {
+                let committed = finished($insert(&mut *savepoint, unit).await?);
+                if let Some((record, outcome)) = &unit.idempotency {
+                    let now = now_millis();
+                    let recorded = sqlx::query(KEY_UPSERT)
+                        .bind(&record.scope)
+                        .bind(&record.key)
+                        .bind(&record.fingerprint)
+                        .bind(outcome(&committed))
+                        .bind(now)
+                        .bind(now - super::idempotency::KEEP.as_millis() as i64)
+                        .execute(&mut *savepoint)
+                        .await
+                        .map_err(classify)?;
+                    if recorded.rows_affected() == 0 {
+                        return Err(AppendError::KeyTaken);
+                    }
+                }
+                Ok(committed)
+            }
+            .await;
+            match written {
+                Ok(committed) => {
+                    if let Err(err) = savepoint.commit().await {
+                        return failed(classify(err));
+                    }
+                    results.push(Ok(committed));
+                }
+                Err(err) if own(&err) => {
+                    if let Err(err) = savepoint.rollback().await {
+                        return failed(classify(err));
+                    }
+                    results.push(Err(err));
+                }
+                // The transaction itself failed: nothing of the batch is written.
+                Err(err) => return failed(err),
             }
         }
-        failpoint!("append.before_commit");
-        $tx.commit()
-            .await
-            .map_err(|e| AppendError::OutcomeUnknown(e.to_string()))?;
-        failpoint!("append.after_commit", after_commit);
-        Ok(committed)
+        let before: Result<(), AppendError> = (|| {
+            failpoint!("append.before_commit", AppendError::Unavailable);
+            Ok(())
+        })();
+        if let Err(err) = before {
+            return failed(err);
+        }
+        if let Err(err) = tx.commit().await {
+            let unknown = AppendError::OutcomeUnknown(err.to_string());
+            return results
+                .into_iter()
+                .map(|r| r.and(Err(unknown.clone())))
+                .collect();
+        }
+        let after: Result<(), AppendError> = (|| {
+            failpoint!("append.after_commit", AppendError::OutcomeUnknown);
+            Ok(())
+        })();
+        match after {
+            Ok(()) => results,
+            Err(err) => results
+                .into_iter()
+                .map(|r| r.and(Err(err.clone())))
+                .collect(),
+        }
     }};
 }
 
-async fn commit_pg(pool: &PgPool, unit: &CommitUnit<'_>) -> Result<Committed, AppendError> {
-    let mut tx = pool.begin().await.map_err(classify)?;
+async fn commit_pg(pool: &PgPool, units: &[&CommitUnit]) -> Vec<Result<Committed, AppendError>> {
+    commit_batch!(pool, units, insert_pg)
+}
+
+async fn commit_sqlite(
+    pool: &SqlitePool,
+    units: &[&CommitUnit],
+) -> Vec<Result<Committed, AppendError>> {
+    commit_batch!(pool, units, insert_sqlite)
+}
+
+/// One unit's streams, one multi-row INSERT each; the position trigger
+/// numbers the rows and RETURNING hands the positions back.
+async fn insert_pg(
+    conn: &mut sqlx::PgConnection,
+    unit: &CommitUnit,
+) -> Result<Vec<CommittedStream>, AppendError> {
     let mut streams = Vec::with_capacity(unit.streams.len());
     for (index, stream) in unit.streams.iter().enumerate() {
         if index > 0 {
-            failpoint!("append.between_streams");
+            failpoint!("append.between_streams", AppendError::Unavailable);
         }
         let n = stream.events.len();
         let sequences: Vec<i64> = (1..=n as i64)
@@ -236,8 +376,7 @@ async fn commit_pg(pool: &PgPool, unit: &CommitUnit<'_>) -> Result<Committed, Ap
             .iter()
             .map(|e| e.payload.to_string())
             .collect();
-        let metadata: Vec<String> = (0..n).map(|_| event_metadata(unit.metadata)).collect();
-        // One statement per stream; the position trigger numbers the rows.
+        let metadata: Vec<String> = (0..n).map(|_| event_metadata(&unit.metadata)).collect();
         let inserted: Result<Vec<(i64, i64)>, sqlx::Error> = sqlx::query_as(
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
              SELECT $1, $2, s, t, v, p::json, m::json \
@@ -251,16 +390,11 @@ async fn commit_pg(pool: &PgPool, unit: &CommitUnit<'_>) -> Result<Committed, Ap
         .bind(&versions)
         .bind(&payloads)
         .bind(&metadata)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *conn)
         .await;
         let rows = match inserted {
             Ok(rows) => rows,
-            Err(err) if is_unique_violation(&err) => {
-                return Err(AppendError::Conflict {
-                    aggregate_type: stream.aggregate_type.to_string(),
-                    aggregate_id: stream.aggregate_id.clone(),
-                })
-            }
+            Err(err) if is_unique_violation(&err) => return Err(conflict(stream)),
             Err(err) => return Err(classify(err)),
         };
         let last = rows.iter().max_by_key(|(sequence, _)| *sequence);
@@ -271,18 +405,21 @@ async fn commit_pg(pool: &PgPool, unit: &CommitUnit<'_>) -> Result<Committed, Ap
             position: last.map_or(0, |(_, p)| *p),
         });
     }
-    finish_unit!(tx, unit, streams)
+    Ok(streams)
 }
 
-async fn commit_sqlite(pool: &SqlitePool, unit: &CommitUnit<'_>) -> Result<Committed, AppendError> {
-    let mut tx = pool.begin().await.map_err(classify)?;
+/// One unit's streams, a row at a time (in process, so cheap); the trigger
+/// gives each row `MAX(position) + 1`, which is commit order because the
+/// batch's transaction holds SQLite's write lock.
+async fn insert_sqlite(
+    conn: &mut sqlx::SqliteConnection,
+    unit: &CommitUnit,
+) -> Result<Vec<CommittedStream>, AppendError> {
     let mut streams = Vec::with_capacity(unit.streams.len());
     for (index, stream) in unit.streams.iter().enumerate() {
         if index > 0 {
-            failpoint!("append.between_streams");
+            failpoint!("append.between_streams", AppendError::Unavailable);
         }
-        // The first write takes SQLite's write lock, so the trigger's
-        // MAX(position) + 1 is the commit order.
         for (i, event) in stream.events.iter().enumerate() {
             let inserted = sqlx::query(
                 "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
@@ -294,17 +431,12 @@ async fn commit_sqlite(pool: &SqlitePool, unit: &CommitUnit<'_>) -> Result<Commi
             .bind(&event.event_type)
             .bind(&event.event_version)
             .bind(event.payload.to_string())
-            .bind(event_metadata(unit.metadata))
-            .execute(&mut *tx)
+            .bind(event_metadata(&unit.metadata))
+            .execute(&mut *conn)
             .await;
             match inserted {
                 Ok(_) => {}
-                Err(err) if is_unique_violation(&err) => {
-                    return Err(AppendError::Conflict {
-                        aggregate_type: stream.aggregate_type.to_string(),
-                        aggregate_id: stream.aggregate_id.clone(),
-                    })
-                }
+                Err(err) if is_unique_violation(&err) => return Err(conflict(stream)),
                 Err(err) => return Err(classify(err)),
             }
         }
@@ -315,7 +447,7 @@ async fn commit_sqlite(pool: &SqlitePool, unit: &CommitUnit<'_>) -> Result<Commi
         .bind(stream.aggregate_type)
         .bind(&stream.aggregate_id)
         .bind(version)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *conn)
         .await
         .map_err(classify)?;
         streams.push(CommittedStream {
@@ -325,7 +457,7 @@ async fn commit_sqlite(pool: &SqlitePool, unit: &CommitUnit<'_>) -> Result<Commi
             position: position.unwrap_or(0),
         });
     }
-    finish_unit!(tx, unit, streams)
+    Ok(streams)
 }
 
 fn finished(streams: Vec<CommittedStream>) -> Committed {

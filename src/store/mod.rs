@@ -18,7 +18,7 @@ use sqlx::{AnyPool, PgPool, SqlitePool};
 
 pub use append::{
     AppendError, CommitUnit, Committed, CommittedStream, EventWriter, IdempotencyRecord, NewEvent,
-    StreamAppend,
+    Outcome, StreamAppend,
 };
 pub use idempotency::{IdempotencyKeys, Recorded};
 pub use log::{LogReader, Upcasters};

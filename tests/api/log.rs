@@ -192,3 +192,90 @@ async fn stored_events_cannot_be_updated_or_deleted(mode: Mode) {
     app.shutdown().await;
 }
 both_modes!(stored_events_cannot_be_updated_or_deleted);
+
+/// Group commit: units committed in one transaction each keep their own
+/// expected versions; one that conflicts fails alone, the others commit,
+/// and the positions stay dense.
+async fn a_batch_with_a_conflicting_unit_commits_the_good_ones(mode: Mode) {
+    use crate::support::ledger::AccountEvent;
+    use annals::store::{AppendError, CommitUnit, NewEvent, StreamAppend};
+    use cqrs_es::DomainEvent;
+    let backing = Backing::new(mode).await;
+    let platform = annals::startup::connect(backing.settings("127.0.0.1:0"), &modules())
+        .await
+        .unwrap();
+    let unit = |id: &str, expected: i64, event: AccountEvent| CommitUnit {
+        streams: vec![StreamAppend {
+            aggregate_type: "test_account",
+            aggregate_id: id.to_string(),
+            expected_version: expected,
+            events: vec![NewEvent {
+                event_type: event.event_type(),
+                event_version: event.event_version(),
+                payload: serde_json::to_value(&event).unwrap(),
+            }],
+        }],
+        metadata: Default::default(),
+        idempotency: None,
+    };
+    let writer = platform.commands.writer();
+    let opened = writer
+        .commit(unit(
+            "a",
+            0,
+            AccountEvent::Opened {
+                owner: "Ada".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    let results = writer
+        .commit_all(vec![
+            unit("a", 1, AccountEvent::Deposited { amount: 5 }),
+            // Written against a version that is gone: "a" has event 1.
+            unit(
+                "a",
+                0,
+                AccountEvent::Opened {
+                    owner: "Eve".into(),
+                },
+            ),
+            unit(
+                "b",
+                0,
+                AccountEvent::Opened {
+                    owner: "Bob".into(),
+                },
+            ),
+        ])
+        .await;
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    assert!(
+        matches!(&results[1], Err(AppendError::Conflict { aggregate_id, .. }) if aggregate_id == "a"),
+        "{:?}",
+        results[1]
+    );
+    let (deposit, bob) = (results[0].as_ref().unwrap(), results[2].as_ref().unwrap());
+    assert_eq!(deposit.position, opened.position + 1);
+    assert_eq!(
+        bob.position,
+        opened.position + 2,
+        "dense: the conflict took no position"
+    );
+    let log = platform.log.read_after(0, 10).await.unwrap();
+    let owners: Vec<_> = log
+        .iter()
+        .map(|e| (e.aggregate_id.as_str(), e.sequence, e.position))
+        .collect();
+    assert_eq!(
+        owners,
+        [
+            ("a", 1, opened.position),
+            ("a", 2, deposit.position),
+            ("b", 1, bob.position)
+        ]
+    );
+    let (account, version) = platform.command_bus::<Account>().load("a").await.unwrap();
+    assert_eq!((account.balance, version), (5, 2));
+}
+both_modes!(a_batch_with_a_conflicting_unit_commits_the_good_ones);

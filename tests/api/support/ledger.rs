@@ -29,7 +29,7 @@ pub const CONSUMER: &str = "test_accounts";
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Account {
     open: bool,
-    balance: i64,
+    pub balance: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
