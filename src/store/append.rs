@@ -307,11 +307,7 @@ macro_rules! commit_batch {
                 Err(err) => return failed(err),
             }
         }
-        let before: Result<(), AppendError> = (|| {
-            failpoint!("append.before_commit", AppendError::Unavailable);
-            Ok(())
-        })();
-        if let Err(err) = before {
+        if let Err(err) = before_commit() {
             return failed(err);
         }
         if let Err(err) = tx.commit().await {
@@ -321,11 +317,7 @@ macro_rules! commit_batch {
                 .map(|r| r.and(Err(unknown.clone())))
                 .collect();
         }
-        let after: Result<(), AppendError> = (|| {
-            failpoint!("append.after_commit", AppendError::OutcomeUnknown);
-            Ok(())
-        })();
-        match after {
+        match after_commit() {
             Ok(()) => results,
             Err(err) => results
                 .into_iter()
@@ -333,6 +325,16 @@ macro_rules! commit_batch {
                 .collect(),
         }
     }};
+}
+
+fn before_commit() -> Result<(), AppendError> {
+    failpoint!("append.before_commit", AppendError::Unavailable);
+    Ok(())
+}
+
+fn after_commit() -> Result<(), AppendError> {
+    failpoint!("append.after_commit", AppendError::OutcomeUnknown);
+    Ok(())
 }
 
 async fn commit_pg(pool: &PgPool, units: &[&CommitUnit]) -> Vec<Result<Committed, AppendError>> {
