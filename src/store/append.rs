@@ -220,6 +220,17 @@ macro_rules! failpoint {
 }
 
 fn classify(err: sqlx::Error) -> AppendError {
+    // Two processes' batches can wait on each other (one holds the position
+    // counter, the other a key both retries carry): PostgreSQL cancels one
+    // statement. Its unit rolls back to its savepoint and is decided again,
+    // like any lost race.
+    if matches!(&err, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40P01" | "40001")))
+    {
+        return AppendError::Conflict {
+            aggregate_type: "transaction".into(),
+            aggregate_id: err.to_string(),
+        };
+    }
     if super::is_unavailable(&err) {
         AppendError::Unavailable(err.to_string())
     } else {
