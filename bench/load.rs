@@ -327,6 +327,21 @@ async fn log_head(base: &str) -> i64 {
     ready["log_head"].as_i64().unwrap_or(0)
 }
 
+/// The server's resident memory after its load phases (Linux /proc).
+fn rss(server: &Server, what: &str) {
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap_or_default();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    println!(
+        "{what}: server RSS after the load phases {:.1} MiB",
+        kib as f64 / 1024.0
+    );
+}
+
 #[tokio::main]
 async fn main() {
     // `cargo test --all-targets` runs this too: only `cargo bench` measures.
@@ -361,6 +376,7 @@ async fn main() {
     throughput(&server.base, &token_, "server mode (PostgreSQL + NATS)").await;
     lag(&server.base, &token_).await;
     let head = log_head(&server.base).await;
+    rss(&server, "server mode");
     drop(server);
     replay(&env, head);
 
@@ -374,6 +390,7 @@ async fn main() {
     let token_ = token(&client(), &server.base).await;
     throughput(&server.base, &token_, "embedded mode (SQLite)").await;
     let head = log_head(&server.base).await;
+    rss(&server, "embedded mode");
     drop(server);
     replay(&env, head);
 }
