@@ -185,11 +185,21 @@ async fn run_writer(pool: TypedPool, mut jobs: tokio::sync::mpsc::Receiver<Job>)
         }
         metrics::histogram!("annals_append_batch_units").record(size as f64);
         let units: Vec<&CommitUnit> = batch.iter().flat_map(|j| j.units.iter()).collect();
-        let mut results = match &pool {
-            TypedPool::Postgres(pool) => commit_pg(pool, &units).await,
-            TypedPool::Sqlite(pool) => commit_sqlite(pool, &units).await,
-        }
-        .into_iter();
+        // A bug that panics in one batch must not stop every later commit
+        // of the process: that batch's outcome is unknown, the writer goes on.
+        let committed = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(async {
+            match &pool {
+                TypedPool::Postgres(pool) => commit_pg(pool, &units).await,
+                TypedPool::Sqlite(pool) => commit_sqlite(pool, &units).await,
+            }
+        }))
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!("the writer panicked in a batch");
+            let unknown = AppendError::OutcomeUnknown("the writer failed mid-batch".into());
+            units.iter().map(|_| Err(unknown.clone())).collect()
+        });
+        let mut results = committed.into_iter();
         for job in batch {
             let answers: Vec<_> = results.by_ref().take(job.units.len()).collect();
             let _ = job.reply.send(answers);
