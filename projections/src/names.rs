@@ -65,6 +65,37 @@ pub fn named(event: &StoredEvent) -> Result<Option<Named>> {
     Ok(None)
 }
 
+/// What a read model does with a name: `(kind, UPDATE ... SET <name> = $1
+/// WHERE <id> = $2)`, one statement per column that shows such a name.
+pub type Renames<'a> = &'a [(Kind, &'a str)];
+
+/// If `event` gives a name (a user's or a service's), keeps it for read
+/// model `consumer` — when the read model shows names of that kind — and
+/// applies it to the rows already there. `true`: it was a naming event.
+pub async fn follow(
+    tx: &mut AnyConnection,
+    consumer: &str,
+    event: &StoredEvent,
+    renames: Renames<'_>,
+) -> Result<bool> {
+    let Some(named) = named(event)? else {
+        return Ok(false);
+    };
+    let mut shown = false;
+    for (_, sql) in renames.iter().filter(|(kind, _)| *kind == named.kind) {
+        shown = true;
+        sqlx::query(sql)
+            .bind(&named.name)
+            .bind(&named.id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if shown {
+        remember(tx, consumer, &named).await?;
+    }
+    Ok(true)
+}
+
 /// Keeps `named` for read model `consumer`.
 pub async fn remember(tx: &mut AnyConnection, consumer: &str, named: &Named) -> Result<()> {
     sqlx::query(

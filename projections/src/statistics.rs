@@ -28,21 +28,17 @@ impl Projector for StatisticsProjector {
 
     async fn apply(&self, tx: &mut AnyConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
         for event in events {
-            if let Some(named) = names::named(event)? {
-                names::remember(tx, NAME, &named).await?;
-                let sql = match named.kind {
-                    Kind::User => {
-                        "UPDATE appointment_facts SET master_name = $1 WHERE master_id = $2"
-                    }
-                    Kind::Service => {
-                        "UPDATE appointment_facts SET service_name = $1 WHERE service_id = $2"
-                    }
-                };
-                sqlx::query(sql)
-                    .bind(&named.name)
-                    .bind(&named.id)
-                    .execute(&mut *tx)
-                    .await?;
+            let renames = [
+                (
+                    Kind::User,
+                    "UPDATE appointment_facts SET master_name = $1 WHERE master_id = $2",
+                ),
+                (
+                    Kind::Service,
+                    "UPDATE appointment_facts SET service_name = $1 WHERE service_id = $2",
+                ),
+            ];
+            if names::follow(tx, NAME, event, &renames).await? {
                 continue;
             }
             if event.aggregate_type != Appointment::TYPE {

@@ -88,12 +88,6 @@ pub struct Loaded<A> {
     pub version: i64,
 }
 
-impl<A> Loaded<A> {
-    pub fn exists(&self) -> bool {
-        self.loaded_version > 0
-    }
-}
-
 /// Lost optimistic-lock races are rerun this many times before they
 /// surface as `Busy`; rerunning is safe because deciding has no effects.
 const CONFLICT_RETRIES: u32 = 8;

@@ -83,24 +83,7 @@ impl ApiError {
 
     /// 422 naming the fields that are wrong.
     pub fn invalid(errors: Vec<FieldError>) -> Self {
-        let detail = match errors.as_slice() {
-            [one] => format!("{}: {}", one.field, one.message),
-            many => format!("{} fields are invalid", many.len()),
-        };
-        let mut err = Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation",
-            "The request is invalid",
-            detail,
-        );
-        err.errors = errors
-            .into_iter()
-            .map(|e| ProblemField {
-                field: e.field,
-                message: e.message,
-            })
-            .collect();
-        err
+        AppError::invalid(errors).into()
     }
 
     /// 400 naming a query or path parameter: every problem with a parameter
@@ -113,13 +96,6 @@ impl ApiError {
 
     pub fn invalid_field(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::invalid(vec![FieldError::new(field, message)])
-    }
-
-    /// A well-formed body that names something that does not exist (an
-    /// unknown category id): 404, naming the field.
-    pub fn unknown_reference(field: impl Into<String>, message: impl Into<String>) -> Self {
-        let (field, message) = (field.into(), message.into());
-        Self::not_found(format!("{field}: {message}")).naming(field, message)
     }
 
     /// The same problem, naming the field it is about in `errors`.
@@ -230,12 +206,6 @@ impl From<AppError> for ApiError {
             api.retry_after = Some(1);
         }
         api
-    }
-}
-
-impl From<sqlx::Error> for ApiError {
-    fn from(err: sqlx::Error) -> Self {
-        AppError::from(err).into()
     }
 }
 

@@ -911,10 +911,7 @@ async fn list_users(
     ApiQuery(query): ApiQuery<UserListQuery>,
 ) -> Result<Json<UserPage>, ApiError> {
     app.platform.wait_for(USERS, query.min_position).await?;
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::bad_parameter("limit", "must be from 1 to 200"));
-    }
+    let limit = super::page::window(query.limit, query.cursor.as_deref(), 200)?;
     // The cursor is the last username of the previous page; one that does
     // not decode is taken as it is (it only moves the start of the page).
     let after = match &query.cursor {
@@ -933,16 +930,6 @@ async fn list_users(
         return Err(ApiError::bad_parameter(
             "username",
             "must be at most 32 characters",
-        ));
-    }
-    if query
-        .cursor
-        .as_ref()
-        .is_some_and(|c| c.chars().count() > 200)
-    {
-        return Err(ApiError::bad_parameter(
-            "cursor",
-            "must be at most 200 characters",
         ));
     }
     let prefix = query

@@ -23,12 +23,13 @@ pub struct Page<T: ToSchema> {
 }
 
 /// The page of `items` after `cursor`, ordered by `key`.
-pub fn page<T: ToSchema>(
-    mut items: Vec<T>,
-    key: impl Fn(&T) -> String,
+/// The page size a list asks for (default 50, 1 to 200), after checking
+/// that its cursor is at most `max_cursor` characters; 400 naming either.
+pub fn window(
     limit: Option<u32>,
     cursor: Option<&str>,
-) -> Result<Page<T>, ApiError> {
+    max_cursor: usize,
+) -> Result<u32, ApiError> {
     let limit = limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::bad_parameter(
@@ -36,12 +37,22 @@ pub fn page<T: ToSchema>(
             format!("must be from 1 to {MAX_LIMIT}"),
         ));
     }
-    if cursor.is_some_and(|c| c.chars().count() > MAX_CURSOR) {
+    if cursor.is_some_and(|c| c.chars().count() > max_cursor) {
         return Err(ApiError::bad_parameter(
             "cursor",
-            format!("must be at most {MAX_CURSOR} characters"),
+            format!("must be at most {max_cursor} characters"),
         ));
     }
+    Ok(limit)
+}
+
+pub fn page<T: ToSchema>(
+    mut items: Vec<T>,
+    key: impl Fn(&T) -> String,
+    limit: Option<u32>,
+    cursor: Option<&str>,
+) -> Result<Page<T>, ApiError> {
+    let limit = window(limit, cursor, MAX_CURSOR)?;
     let mut keyed: Vec<(String, T)> = items.drain(..).map(|item| (key(&item), item)).collect();
     keyed.sort_by(|a, b| a.0.cmp(&b.0));
     // A cursor that is not one of ours still reads as a key: a page after it.

@@ -140,10 +140,6 @@ impl Db {
         Ok(())
     }
 
-    pub fn event_repo(&self) -> EventRepo {
-        EventRepo::new(&self.typed)
-    }
-
     pub fn log(&self, upcasters: Upcasters) -> LogReader {
         LogReader::new(self.typed.clone(), upcasters)
     }

@@ -1,6 +1,6 @@
 //! postgres-es and sqlite-es behind one repository type. cqrs-es's
 //! repository trait is generic (not object-safe), so the choice made at run
-//! time is an enum. Each event gets its UUIDv7 event id here, on its way in.
+//! time is an enum. It loads aggregates; writing is `store::EventWriter`'s.
 
 use cqrs_es::persist::{
     PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
@@ -9,9 +9,6 @@ use cqrs_es::Aggregate;
 use postgres_es::PostgresEventRepository;
 use serde_json::Value;
 use sqlite_es::SqliteEventRepository;
-use uuid::Uuid;
-
-use annals_domain::envelope::keys;
 
 use super::TypedPool;
 
@@ -27,22 +24,6 @@ impl EventRepo {
             TypedPool::Sqlite(p) => Self::Sqlite(SqliteEventRepository::new(p.clone())),
         }
     }
-}
-
-/// Gives each event its own id (the command's metadata map is shared by all
-/// of its events, so the id cannot come from there).
-fn with_event_ids(events: &[SerializedEvent]) -> Vec<SerializedEvent> {
-    events
-        .iter()
-        .cloned()
-        .map(|mut event| {
-            if let Value::Object(map) = &mut event.metadata {
-                map.entry(keys::EVENT_ID)
-                    .or_insert_with(|| Value::String(Uuid::now_v7().to_string()));
-            }
-            event
-        })
-        .collect()
 }
 
 macro_rules! delegate {
@@ -82,8 +63,12 @@ impl PersistedEventRepository for EventRepo {
         events: &[SerializedEvent],
         snapshot_update: Option<(String, Value, usize)>,
     ) -> Result<(), PersistenceError> {
-        let events = with_event_ids(events);
-        delegate!(self, r => r.persist::<A>(&events, snapshot_update).await)
+        // Loading only: every write goes through `store::EventWriter`, the
+        // one append path (units of several streams, the key, positions).
+        let _ = (events, snapshot_update);
+        Err(PersistenceError::UnknownError(
+            "events are written by store::EventWriter, not by cqrs-es persist".into(),
+        ))
     }
 
     async fn stream_events<A: Aggregate>(

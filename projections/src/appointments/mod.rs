@@ -117,13 +117,8 @@ impl Projector for MastersProjector {
 
     async fn apply(&self, tx: &mut AnyConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
         for event in events {
-            if let Some(named) = names::named(event)?.filter(|n| n.kind == Kind::User) {
-                names::remember(tx, MASTERS, &named).await?;
-                sqlx::query("UPDATE masters SET name = $1 WHERE id = $2")
-                    .bind(&named.name)
-                    .bind(&named.id)
-                    .execute(&mut *tx)
-                    .await?;
+            let renames = [(Kind::User, "UPDATE masters SET name = $1 WHERE id = $2")];
+            if names::follow(tx, MASTERS, event, &renames).await? {
                 continue;
             }
             if event.aggregate_type != Master::TYPE {
@@ -179,24 +174,21 @@ impl Projector for AppointmentsProjector {
 
     async fn apply(&self, tx: &mut AnyConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
         for event in events {
-            if let Some(named) = names::named(event)? {
-                names::remember(tx, APPOINTMENTS, &named).await?;
-                let renames: &[&str] = match named.kind {
-                    Kind::User => &[
-                        "UPDATE appointments SET client_name = $1 WHERE client_id = $2",
-                        "UPDATE appointments SET master_name = $1 WHERE master_id = $2",
-                    ],
-                    Kind::Service => {
-                        &["UPDATE appointments SET service_name = $1 WHERE service_id = $2"]
-                    }
-                };
-                for sql in renames {
-                    sqlx::query(sql)
-                        .bind(&named.name)
-                        .bind(&named.id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
+            let renames = [
+                (
+                    Kind::User,
+                    "UPDATE appointments SET client_name = $1 WHERE client_id = $2",
+                ),
+                (
+                    Kind::User,
+                    "UPDATE appointments SET master_name = $1 WHERE master_id = $2",
+                ),
+                (
+                    Kind::Service,
+                    "UPDATE appointments SET service_name = $1 WHERE service_id = $2",
+                ),
+            ];
+            if names::follow(tx, APPOINTMENTS, event, &renames).await? {
                 continue;
             }
             if event.aggregate_type != Appointment::TYPE {

@@ -172,15 +172,23 @@ pub async fn masters(pool: &AnyPool, service: Option<Uuid>) -> Result<Vec<Master
     rows.iter().map(master_row).collect()
 }
 
+/// A booked interval (with buffers), whose it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BookedRow {
+    pub id: Uuid,
+    pub client_id: Uuid,
+    pub reservation: Reservation,
+}
+
 /// A master's booked intervals (with buffers) that reach into `[from, to)`.
 pub async fn booked(
     pool: &AnyPool,
     master_id: Uuid,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<Vec<(Uuid, Reservation)>> {
+) -> Result<Vec<BookedRow>> {
     let rows = sqlx::query(
-        "SELECT id, start_at, end_at, block_start, block_end FROM appointments \
+        "SELECT id, client_id, start_at, end_at, block_start, block_end FROM appointments \
          WHERE master_id = $1 AND status IN ('booked', 'confirmed') AND block_end > $2 AND block_start < $3",
     )
     .bind(master_id.to_string())
@@ -190,15 +198,16 @@ pub async fn booked(
     .await?;
     rows.iter()
         .map(|row| {
-            Ok((
-                uuid(row, "id")?,
-                Reservation {
+            Ok(BookedRow {
+                id: uuid(row, "id")?,
+                client_id: uuid(row, "client_id")?,
+                reservation: Reservation {
                     start: instant(row, "start_at")?,
                     end: instant(row, "end_at")?,
                     block_start: instant(row, "block_start")?,
                     block_end: instant(row, "block_end")?,
                 },
-            ))
+            })
         })
         .collect()
 }

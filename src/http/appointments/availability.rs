@@ -100,6 +100,10 @@ pub(super) async fn get_availability(
     let masters = workflows::candidates_for(platform, query.service_id, query.master_id).await?;
     let request = workflows::slot_request(platform, &service, query.date, tz);
     let (day_start, day_end) = availability::day_bounds(tz, query.date);
+    let me = caller.principal().ok();
+    // Which appointment takes a time is for staff and its own client and
+    // master to see; others get the reason only.
+    let mut shown = std::collections::HashSet::new();
     let mut candidates = Vec::new();
     for queries::MasterRow { id, master, .. } in &masters {
         let around = queries::booked(
@@ -109,36 +113,19 @@ pub(super) async fn get_availability(
             day_end + Duration::days(1),
         )
         .await?;
+        shown.extend(
+            around
+                .iter()
+                .filter(|b| me.is_some_and(|me| workflows::visible(me, b.client_id, *id)))
+                .map(|b| b.id),
+        );
         candidates.push(Candidate {
             master_id: *id,
             master,
-            booked: around,
+            booked: around.into_iter().map(|b| (b.id, b.reservation)).collect(),
         });
     }
     let result = availability::availability(&request, &candidates);
-    // Which appointment takes a time is for staff and its own client and
-    // master to see; others get the reason only.
-    let me = caller.principal().ok();
-    let mut shown = std::collections::HashSet::new();
-    if query.explain.unwrap_or(false) {
-        let taking: std::collections::BTreeSet<Uuid> = result
-            .unavailable
-            .iter()
-            .filter_map(|u| u.appointment_id)
-            .collect();
-        for id in taking {
-            let visible = match me {
-                Some(me) if workflows::is_staff(me) => true,
-                Some(me) => queries::appointment(&platform.db.any, id)
-                    .await?
-                    .is_some_and(|a| workflows::visible(me, a.client_id, a.master_id)),
-                None => false,
-            };
-            if visible {
-                shown.insert(id);
-            }
-        }
-    }
     let local = |t: DateTime<Utc>| t.with_timezone(&tz).to_rfc3339();
     Ok(Json(AvailabilityView {
         date: query.date,

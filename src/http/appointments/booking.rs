@@ -194,10 +194,7 @@ pub(super) async fn list_appointments(
     app.platform
         .wait_for(APPOINTMENTS, query.min_position)
         .await?;
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::bad_parameter("limit", "must be from 1 to 200"));
-    }
+    let limit = super::super::page::window(query.limit, query.cursor.as_deref(), 200)?;
     if let Some(status) = &query.status {
         if !["booked", "confirmed", "cancelled", "completed", "no_show"].contains(&status.as_str())
         {
@@ -215,16 +212,6 @@ pub(super) async fn list_appointments(
     } else {
         (Some(me.user_id), query.master_id)
     };
-    if query
-        .cursor
-        .as_ref()
-        .is_some_and(|c| c.chars().count() > 200)
-    {
-        return Err(ApiError::bad_parameter(
-            "cursor",
-            "must be at most 200 characters",
-        ));
-    }
     let after = query
         .cursor
         .as_deref()

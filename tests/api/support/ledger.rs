@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use annals::app::AppError;
 use annals::auth::permissions::Access;
 use annals::http::{
     accepted, ApiError, ApiQuery, AppState, Caller, CommandAccepted, CommandCall, CommandHeaders,
@@ -302,12 +303,14 @@ async fn get_account(
     ApiQuery(query): ApiQuery<ReadQuery>,
 ) -> Result<Json<AccountView>, ApiError> {
     app.platform.wait_for(CONSUMER, query.min_position).await?;
-    let row = sqlx::query("SELECT id, owner, balance, version FROM test_accounts WHERE id = $1")
-        .bind(&id)
-        .fetch_optional(&app.platform.db.any)
-        .await?
+    let found = accounts(&app.platform.db.any, Some(&id))
+        .await
+        .map_err(AppError::from)?;
+    let account = found
+        .into_iter()
+        .next()
         .ok_or_else(|| ApiError::not_found("no such account"))?;
-    Ok(Json(view(&row)?))
+    Ok(Json(account))
 }
 
 #[utoipa::path(get, path = "/test-accounts", responses((status = 200, body = Vec<AccountView>)))]
@@ -316,19 +319,30 @@ async fn list_accounts(
     ApiQuery(query): ApiQuery<ReadQuery>,
 ) -> Result<Json<Vec<AccountView>>, ApiError> {
     app.platform.wait_for(CONSUMER, query.min_position).await?;
-    let rows = sqlx::query("SELECT id, owner, balance, version FROM test_accounts ORDER BY id")
-        .fetch_all(&app.platform.db.any)
-        .await?;
-    Ok(Json(rows.iter().map(view).collect::<Result<_, _>>()?))
+    let all = accounts(&app.platform.db.any, None)
+        .await
+        .map_err(AppError::from)?;
+    Ok(Json(all))
 }
 
-fn view(row: &sqlx::any::AnyRow) -> Result<AccountView, ApiError> {
-    Ok(AccountView {
-        id: row.try_get("id")?,
-        owner: row.try_get("owner")?,
-        balance: row.try_get("balance")?,
-        version: row.try_get("version")?,
-    })
+/// The read side of the test read model: one account, or all by id.
+async fn accounts(pool: &AnyPool, id: Option<&str>) -> Result<Vec<AccountView>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, owner, balance, version FROM test_accounts WHERE ($1 = '' OR id = $1) ORDER BY id",
+    )
+    .bind(id.unwrap_or_default())
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(AccountView {
+                id: row.try_get("id")?,
+                owner: row.try_get("owner")?,
+                balance: row.try_get("balance")?,
+                version: row.try_get("version")?,
+            })
+        })
+        .collect()
 }
 
 /// Owner name that makes the projector fail, to test a consumer that stops.
