@@ -28,7 +28,24 @@ use serde_json::{json, Value};
 use services::{free_port, Nats, Postgres};
 
 const CLIENTS: usize = 32;
-const LAG_RATE: u64 = 500;
+const LAG_RATES: [u64; 2] = [500, 2_000];
+const LAG_IN_FLIGHT: usize = 128;
+/// Events in the log for the rebuild figures, and for the large-log phase.
+const REBUILD_EVENTS: i64 = 200_000;
+const LARGE_LOG: i64 = 1_000_000;
+/// Events the seed writes per transaction.
+const SEED_SLICE: i64 = 50_000;
+
+/// Every figure printed, for bench/RESULTS.md.
+static REPORT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+macro_rules! report {
+    ($($arg:tt)*) => {{
+        let line = format!($($arg)*);
+        println!("{line}");
+        REPORT.lock().unwrap().push(line);
+    }};
+}
 const PASSWORD: &str = "bench-password-1";
 
 fn seconds() -> Duration {
@@ -64,7 +81,8 @@ impl Drop for Server {
     }
 }
 
-async fn serve(env: &HashMap<String, String>) -> Server {
+/// The bench's admin account, once per database.
+fn create_user(env: &HashMap<String, String>) {
     let mut create = annals(
         env,
         &[
@@ -87,6 +105,9 @@ async fn serve(env: &HashMap<String, String>) -> Server {
         .write_all(PASSWORD.as_bytes())
         .unwrap();
     assert!(create.wait().unwrap().success(), "creating the bench user");
+}
+
+async fn serve(env: &HashMap<String, String>) -> Server {
     let port = free_port();
     let child = annals(env, &["serve"])
         .env("ANNALS_LISTEN", format!("127.0.0.1:{port}"))
@@ -163,7 +184,7 @@ fn ms(d: Duration) -> String {
 }
 
 /// 32 clients send commands back to back for the phase's length.
-async fn throughput(base: &str, token: &str, label: &str) {
+async fn throughput(base: &str, token: &str, label: &str) -> Throughput {
     let client = client();
     let until = Instant::now() + seconds();
     let started = Instant::now();
@@ -195,26 +216,43 @@ async fn throughput(base: &str, token: &str, label: &str) {
     }
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort();
-    println!(
-        "{label}: {:.0} commands/s over {elapsed:.1} s, {CLIENTS} clients; latency p50 {} p99 {}; {failed} failed",
-        latencies.len() as f64 / elapsed,
+    let rate = latencies.len() as f64 / elapsed;
+    report!(
+        "{label}: {rate:.0} commands/s over {elapsed:.1} s, {CLIENTS} clients; latency p50 {} p99 {}; {failed} failed",
         ms(percentile(&latencies, 0.5)),
         ms(percentile(&latencies, 0.99)),
     );
+    Throughput {
+        rate,
+        p99: percentile(&latencies, 0.99),
+    }
+}
+
+struct Throughput {
+    rate: f64,
+    p99: Duration,
 }
 
 /// Commands at a fixed rate; after each acknowledgement, a query that asks
 /// to see its position: the time that query waits is the lag.
-async fn lag(base: &str, token: &str) {
+async fn lag(base: &str, token: &str, rate: u64) {
     let client = client();
     let lags = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / LAG_RATE));
+    let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let total = LAG_RATE * seconds().as_secs();
+    let total = rate * seconds().as_secs();
     let mut tasks = Vec::new();
     let started = Instant::now();
+    // A closed bound on requests in flight: beyond what the server keeps up
+    // with, ticks are skipped (and counted), not piled up as connections.
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(LAG_IN_FLIGHT));
+    let mut skipped = 0u64;
     for i in 0..total {
         ticker.tick().await;
+        let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+            skipped += 1;
+            continue;
+        };
         let (client, base, token, lags) = (
             client.clone(),
             base.to_string(),
@@ -222,6 +260,7 @@ async fn lag(base: &str, token: &str) {
             lags.clone(),
         );
         tasks.push(tokio::spawn(async move {
+            let _permit = permit;
             let Some(position) = command(&client, &base, &token, format!("lag-{i}")).await else {
                 return;
             };
@@ -242,11 +281,11 @@ async fn lag(base: &str, token: &str) {
     for task in tasks {
         let _ = task.await;
     }
-    let offered = total as f64 / started.elapsed().as_secs_f64();
+    let offered = (total - skipped) as f64 / started.elapsed().as_secs_f64();
     let mut lags = lags.lock().unwrap().clone();
     lags.sort();
-    println!(
-        "lag at {offered:.0} commands/s offered ({} measured): p50 {} p99 {} max {}",
+    report!(
+        "commit → read model lag at {rate} commands/s asked, {offered:.0}/s sent ({skipped} not sent: {LAG_IN_FLIGHT} in flight; {} measured): p50 {} p99 {} max {}",
         lags.len(),
         ms(percentile(&lags, 0.5)),
         ms(percentile(&lags, 0.99)),
@@ -254,7 +293,7 @@ async fn lag(base: &str, token: &str) {
     );
 }
 
-fn pgbench(pg: &Postgres, bin: &Path) {
+fn pgbench(pg: &Postgres, bin: &Path) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("insert.sql");
     std::fs::write(&script, "INSERT INTO bench_insert (v) VALUES (1);\n").unwrap();
@@ -299,22 +338,139 @@ fn pgbench(pg: &Postgres, bin: &Path) {
     let text = String::from_utf8_lossy(&out.stdout);
     let tps = text
         .lines()
-        .find(|l| l.starts_with("tps"))
-        .unwrap_or("tps = ? (pgbench failed)");
-    println!("pgbench, one-row INSERT per transaction, {CLIENTS} clients: {tps}");
+        .find_map(|l| l.strip_prefix("tps = "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    report!("pgbench, one-row INSERT per transaction, {CLIENTS} clients: {tps:.0} tps");
+    tps
 }
 
-fn replay(env: &HashMap<String, String>, head: i64) {
+fn replay(env: &HashMap<String, String>, what: &str, consumer: &str, head: i64) {
     let started = Instant::now();
-    let status = annals(env, &["replay", "--consumer", "catalog"])
+    let status = annals(env, &["replay", "--consumer", consumer])
         .status()
         .unwrap();
     assert!(status.success());
     let elapsed = started.elapsed().as_secs_f64();
-    println!(
-        "rebuild of the catalog read model: {head} events in {elapsed:.2} s = {:.0} events/s (process start included)",
+    report!(
+        "{what}: rebuild of the {consumer} read model, {head} events in {elapsed:.2} s = {:.0} events/s (process start included)",
         head as f64 / elapsed
     );
+}
+
+async fn pool(env: &HashMap<String, String>) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    let url = match env.get("DATABASE_URL") {
+        Some(url) => url.clone(),
+        None => format!("sqlite://{}/annals.db", env["ANNALS_DATA_DIR"]),
+    };
+    sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap()
+}
+
+async fn head_of(pool: &sqlx::AnyPool) -> i64 {
+    sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Grows the log to `target` events with new categories, written straight
+/// into the store (the bench's bulk path, not HTTP): copies of a category
+/// event the server stored, each with a fresh aggregate id and event id.
+/// Returns the new head.
+async fn seed(env: &HashMap<String, String>, target: i64) -> i64 {
+    let pool = pool(env).await;
+    let started = Instant::now();
+    let from = head_of(&pool).await;
+    let postgres = env.contains_key("DATABASE_URL");
+    let sql = if postgres {
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, position, recorded_at) \
+         SELECT t.aggregate_type, gen_random_uuid()::text, 1, t.event_type, t.event_version, \
+                json_build_object('Created', json_build_object('name', 'seed-' || $1 || '-' || g)), \
+                (t.metadata::jsonb || jsonb_build_object('event_id', gen_random_uuid()::text))::json, \
+                c.last_position + g, clock_timestamp() \
+         FROM generate_series(1, $2) g, event_position_counter c, \
+              (SELECT aggregate_type, event_type, event_version, metadata FROM events \
+               WHERE event_type = 'ServiceCategoryCreated' LIMIT 1) t"
+    } else {
+        "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < $2), \
+              r(n, a, e) AS (SELECT n, lower(hex(randomblob(16))), lower(hex(randomblob(16))) FROM g) \
+         INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         SELECT t.aggregate_type, \
+                substr(a, 1, 8) || '-' || substr(a, 9, 4) || '-7' || substr(a, 14, 3) || '-8' || substr(a, 18, 3) || '-' || substr(a, 21, 12), \
+                1, t.event_type, t.event_version, \
+                json_object('Created', json_object('name', 'seed-' || $1 || '-' || n)), \
+                json_set(t.metadata, '$.event_id', substr(e, 1, 8) || '-' || substr(e, 9, 4) || '-7' || substr(e, 14, 3) || '-8' || substr(e, 18, 3) || '-' || substr(e, 21, 12)) \
+         FROM r, (SELECT aggregate_type, event_type, event_version, metadata FROM events \
+                  WHERE event_type = 'ServiceCategoryCreated' LIMIT 1) t"
+    };
+    let mut head = from;
+    while head < target {
+        let slice = SEED_SLICE.min(target - head);
+        let mut tx = pool.begin().await.unwrap();
+        if postgres {
+            // The position trigger updates its counter row once per row,
+            // quadratic within one transaction: the bulk path numbers the
+            // rows itself (the server is stopped) and moves the counter once.
+            sqlx::query("ALTER TABLE events DISABLE TRIGGER events_assign_position")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+        }
+        sqlx::query(sql)
+            .bind(head.to_string())
+            .bind(slice)
+            .execute(&mut *tx)
+            .await
+            .expect("seeding the log");
+        if postgres {
+            sqlx::query("UPDATE event_position_counter SET last_position = last_position + $1")
+                .bind(slice)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            sqlx::query("ALTER TABLE events ENABLE TRIGGER events_assign_position")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+        head = head_of(&pool).await;
+    }
+    pool.close().await;
+    println!(
+        "(seeded {} events in {:.1} s, log head {head})",
+        head - from,
+        started.elapsed().as_secs_f64()
+    );
+    head
+}
+
+/// Waits until every consumer of the server has applied the whole log;
+/// returns how long that took.
+async fn settled(base: &str, limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let ready: Value = reqwest::get(format!("{base}/readyz"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let behind = ready["consumers"]
+            .as_array()
+            .map(|c| c.iter().any(|v| v["lag_events"].as_i64().unwrap_or(1) > 0))
+            .unwrap_or(true);
+        if !behind || started.elapsed() > limit {
+            return started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 async fn log_head(base: &str) -> i64 {
@@ -336,7 +492,7 @@ fn rss(server: &Server, what: &str) {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0);
-    println!(
+    report!(
         "{what}: server RSS after the load phases {:.1} MiB",
         kib as f64 / 1024.0
     );
@@ -361,7 +517,7 @@ async fn main() {
     );
     let pg = Postgres::start_with(durable);
     let nats = Nats::start();
-    pgbench(&pg, &pg_bin);
+    let pgbench = pgbench(&pg, &pg_bin);
 
     let data = tempfile::tempdir().unwrap();
     let mut env = HashMap::new();
@@ -371,14 +527,46 @@ async fn main() {
     );
     env.insert("DATABASE_URL".to_string(), pg.create_database().await);
     env.insert("NATS_URL".to_string(), nats.url());
+    create_user(&env);
     let server = serve(&env).await;
     let token_ = token(&client(), &server.base).await;
-    throughput(&server.base, &token_, "server mode (PostgreSQL + NATS)").await;
-    lag(&server.base, &token_).await;
-    let head = log_head(&server.base).await;
+    let small = throughput(&server.base, &token_, "server mode (PostgreSQL + NATS)").await;
+    report!(
+        "server mode: {:.3} × pgbench",
+        small.rate / pgbench.max(1.0)
+    );
+    for rate in LAG_RATES {
+        lag(&server.base, &token_, rate).await;
+    }
+    let small_log = log_head(&server.base).await;
     rss(&server, "server mode");
     drop(server);
-    replay(&env, head);
+    let head = seed(&env, REBUILD_EVENTS).await;
+    replay(&env, "server mode", "catalog", head);
+
+    let head = seed(&env, LARGE_LOG).await;
+    replay(&env, "server mode", "catalog", head);
+    let server = serve(&env).await;
+    let caught_up = settled(&server.base, Duration::from_secs(900)).await;
+    let token_ = token(&client(), &server.base).await;
+    report!(
+        "server mode: every consumer caught up with {} new events in {:.1} s",
+        head - REBUILD_EVENTS.max(small_log),
+        caught_up.as_secs_f64()
+    );
+    let large = throughput(
+        &server.base,
+        &token_,
+        &format!("server mode, {head} events stored"),
+    )
+    .await;
+    report!(
+        "server mode: command p99 with {head} events stored vs {small_log}: {} vs {} = {:.2} ×",
+        ms(large.p99),
+        ms(small.p99),
+        large.p99.as_secs_f64() / small.p99.as_secs_f64().max(1e-9)
+    );
+    drop(server);
 
     let embedded = tempfile::tempdir().unwrap();
     let mut env = HashMap::new();
@@ -386,11 +574,58 @@ async fn main() {
         "ANNALS_DATA_DIR".to_string(),
         embedded.path().display().to_string(),
     );
+    create_user(&env);
     let server = serve(&env).await;
     let token_ = token(&client(), &server.base).await;
     throughput(&server.base, &token_, "embedded mode (SQLite)").await;
-    let head = log_head(&server.base).await;
     rss(&server, "embedded mode");
     drop(server);
-    replay(&env, head);
+    let head = seed(&env, REBUILD_EVENTS).await;
+    replay(&env, "embedded mode", "catalog", head);
+    results(durable);
+}
+
+/// Writes the figures of this run to bench/RESULTS.md.
+fn results(durable: bool) {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:").map(|v| v.trim().to_string()))
+        .unwrap_or_default();
+    let mut text = format!(
+        "# Bench results\n\nWritten by `bash bench/run.sh` (bench/load.rs); every run replaces this file.\n\n\
+         - date: {}\n- commit: {}{}\n- machine: {cores} cores, {cpu}, {memory} memory\n\
+         - {} s per load phase; PostgreSQL fsync {}\n\n",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        git(&["rev-parse", "--short", "HEAD"]),
+        if git(&["status", "--porcelain"]).is_empty() { "" } else { " (with uncommitted changes)" },
+        seconds().as_secs(),
+        if durable { "on" } else { "off" },
+    );
+    for line in REPORT.lock().unwrap().iter() {
+        text.push_str(&format!("- {line}\n"));
+    }
+    std::fs::write(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/RESULTS.md"),
+        text,
+    )
+    .unwrap();
+    println!("written to bench/RESULTS.md");
 }

@@ -30,5 +30,6 @@ pub trait Projector: Send + Sync + 'static {
 
 pub mod appointments;
 pub mod names;
+pub mod rows;
 pub mod statistics;
 pub mod users;

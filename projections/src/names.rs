@@ -2,15 +2,20 @@
 //! name, a service's name. Each read model keeps its own copy, fed by the
 //! events it consumes, so it can be rebuilt alone and still show the same.
 
-use anyhow::Result;
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::{Context, Result};
 use cqrs_es::Aggregate;
-use sqlx::AnyConnection;
+use serde::Deserialize;
+use sqlx::{AnyConnection, Row};
 
 use annals_domain::catalog::{Service, ServiceEvent};
 use annals_domain::user::{User, UserEvent};
 use annals_domain::StoredEvent;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+use crate::rows::{self, Cell};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     User,
     Service,
@@ -21,6 +26,14 @@ impl Kind {
         match self {
             Kind::User => "user",
             Kind::Service => "service",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "user" => Some(Kind::User),
+            "service" => Some(Kind::Service),
+            _ => None,
         }
     }
 }
@@ -43,89 +56,170 @@ pub fn named(event: &StoredEvent) -> Result<Option<Named>> {
         })
     };
     if event.aggregate_type == User::TYPE {
-        return Ok(
-            match serde_json::from_value::<UserEvent>(event.payload.clone())? {
-                UserEvent::Registered { profile, .. } | UserEvent::ProfileUpdated { profile } => {
-                    named(Kind::User, &profile.full_name)
-                }
-                _ => None,
-            },
-        );
+        return Ok(match UserEvent::deserialize(&event.payload)? {
+            UserEvent::Registered { profile, .. } | UserEvent::ProfileUpdated { profile } => {
+                named(Kind::User, &profile.full_name)
+            }
+            _ => None,
+        });
     }
     if event.aggregate_type == Service::TYPE {
-        return Ok(
-            match serde_json::from_value::<ServiceEvent>(event.payload.clone())? {
-                ServiceEvent::Created { terms } | ServiceEvent::Updated { terms } => {
-                    named(Kind::Service, &terms.name)
-                }
-                _ => None,
-            },
-        );
+        return Ok(match ServiceEvent::deserialize(&event.payload)? {
+            ServiceEvent::Created { terms } | ServiceEvent::Updated { terms } => {
+                named(Kind::Service, &terms.name)
+            }
+            _ => None,
+        });
     }
     Ok(None)
 }
 
-/// What a read model does with a name: `(kind, UPDATE ... SET <name> = $1
-/// WHERE <id> = $2)`, one statement per column that shows such a name.
-pub type Renames<'a> = &'a [(Kind, &'a str)];
-
-/// If `event` gives a name (a user's or a service's), keeps it for read
-/// model `consumer` — when the read model shows names of that kind — and
-/// applies it to the rows already there. `true`: it was a naming event.
-pub async fn follow(
-    tx: &mut AnyConnection,
-    consumer: &str,
-    event: &StoredEvent,
-    renames: Renames<'_>,
-) -> Result<bool> {
-    let Some(named) = named(event)? else {
-        return Ok(false);
-    };
-    let mut shown = false;
-    for (_, sql) in renames.iter().filter(|(kind, _)| *kind == named.kind) {
-        shown = true;
-        sqlx::query(sql)
-            .bind(&named.name)
-            .bind(&named.id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    if shown {
-        remember(tx, consumer, &named).await?;
-    }
-    Ok(true)
+/// A column that shows a name: `table.name_column` shows the name of the
+/// `kind` whose id is in `table.id_column`.
+#[derive(Debug, Clone, Copy)]
+pub struct Shown {
+    pub kind: Kind,
+    pub table: &'static str,
+    pub name_column: &'static str,
+    pub id_column: &'static str,
 }
 
-/// Keeps `named` for read model `consumer`.
-pub async fn remember(tx: &mut AnyConnection, consumer: &str, named: &Named) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO read_model_names (consumer, kind, id, name) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (consumer, kind, id) DO UPDATE SET name = excluded.name",
-    )
-    .bind(consumer)
-    .bind(named.kind.as_str())
-    .bind(&named.id)
-    .bind(&named.name)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+/// The names one batch of events needs and gives, for read model `consumer`.
+/// Within a batch only the name at its end matters: every row that shows a
+/// name gets the last one given (the renames run after the rows are
+/// written), so a batch folded at once gives the rows that event-by-event
+/// application would.
+pub struct NameBook {
+    consumer: &'static str,
+    shown: &'static [Shown],
+    /// Names this batch gives (the last per id), to keep and to apply.
+    given: BTreeMap<(Kind, String), String>,
+    /// Names read from earlier batches.
+    known: HashMap<(Kind, String), String>,
 }
 
-/// The name read model `consumer` knows for `id`.
-pub async fn name_of(
-    tx: &mut AnyConnection,
-    consumer: &str,
-    kind: Kind,
-    id: &str,
-) -> Result<Option<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT name FROM read_model_names WHERE consumer = $1 AND kind = $2 AND id = $3",
-    )
-    .bind(consumer)
-    .bind(kind.as_str())
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?)
+impl NameBook {
+    /// Takes the names `events` give, of the kinds the read model shows.
+    pub fn new(
+        consumer: &'static str,
+        shown: &'static [Shown],
+        events: &[StoredEvent],
+    ) -> Result<Self> {
+        let mut given = BTreeMap::new();
+        for event in events {
+            if let Some(named) = named(event)? {
+                if shown.iter().any(|s| s.kind == named.kind) {
+                    given.insert((named.kind, named.id), named.name);
+                }
+            }
+        }
+        Ok(Self {
+            consumer,
+            shown,
+            given,
+            known: HashMap::new(),
+        })
+    }
+
+    /// Reads the stored names of `refs` that this batch does not give.
+    pub async fn load(
+        &mut self,
+        tx: &mut AnyConnection,
+        refs: impl IntoIterator<Item = (Kind, String)>,
+    ) -> Result<()> {
+        let mut wanted: Vec<(Kind, String)> = refs
+            .into_iter()
+            .filter(|r| !self.given.contains_key(r))
+            .collect();
+        wanted.sort_by(|a, b| (a.0.as_str(), &a.1).cmp(&(b.0.as_str(), &b.1)));
+        wanted.dedup();
+        let ids: Vec<String> = wanted.iter().map(|(_, id)| id.clone()).collect();
+        for chunk in ids.chunks(rows::max_binds(tx) - 1) {
+            let sql = format!(
+                "SELECT kind, id, name FROM read_model_names WHERE consumer = $1 AND id IN ({})",
+                (2..chunk.len() + 2)
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let query = rows::bind_all(
+                sqlx::query(&sql).bind(self.consumer),
+                chunk.iter().cloned().map(Cell::from),
+            );
+            for row in query.fetch_all(&mut *tx).await? {
+                let kind: String = row.try_get("kind")?;
+                let Some(kind) = Kind::parse(&kind) else {
+                    continue;
+                };
+                self.known
+                    .insert((kind, row.try_get("id")?), row.try_get("name")?);
+            }
+        }
+        Ok(())
+    }
+
+    /// The name of `id` at the end of the batch (given here, or loaded).
+    pub fn name(&self, kind: Kind, id: &str) -> Option<String> {
+        let key = (kind, id.to_string());
+        self.given
+            .get(&key)
+            .or_else(|| self.known.get(&key))
+            .cloned()
+    }
+
+    /// Applies the names this batch gave to the rows that show them (after
+    /// the batch's rows are written) and keeps them for later batches.
+    pub async fn write(self, tx: &mut AnyConnection) -> Result<()> {
+        if self.given.is_empty() {
+            return Ok(());
+        }
+        for shown in self.shown {
+            let pairs: Vec<(&String, &String)> = self
+                .given
+                .iter()
+                .filter(|((kind, _), _)| *kind == shown.kind)
+                .map(|((_, id), name)| (id, name))
+                .collect();
+            for chunk in pairs.chunks(rows::rows_per_statement(tx, 2)) {
+                let sql = format!(
+                    "UPDATE {table} SET {name} = v.column2 FROM (VALUES {values}) AS v \
+                     WHERE {table}.{id} = v.column1",
+                    table = shown.table,
+                    name = shown.name_column,
+                    id = shown.id_column,
+                    values = rows::placeholders(chunk.len(), 2, 1),
+                );
+                let cells = chunk
+                    .iter()
+                    .flat_map(|(id, name)| [Cell::from(id.as_str()), Cell::from(name.as_str())]);
+                rows::bind_all(sqlx::query(&sql), cells)
+                    .execute(&mut *tx)
+                    .await
+                    .with_context(|| format!("renaming in {}", shown.table))?;
+            }
+        }
+        let given: Vec<_> = self.given.iter().collect();
+        for chunk in given.chunks(rows::rows_per_statement(tx, 4)) {
+            let sql = format!(
+                "INSERT INTO read_model_names (consumer, kind, id, name) VALUES {} \
+                 ON CONFLICT (consumer, kind, id) DO UPDATE SET name = excluded.name",
+                rows::placeholders(chunk.len(), 4, 1)
+            );
+            let cells = chunk.iter().flat_map(|((kind, id), name)| {
+                [
+                    Cell::from(self.consumer),
+                    Cell::from(kind.as_str()),
+                    Cell::from(id.as_str()),
+                    Cell::from(name.as_str()),
+                ]
+            });
+            rows::bind_all(sqlx::query(&sql), cells)
+                .execute(&mut *tx)
+                .await
+                .context("keeping names")?;
+        }
+        Ok(())
+    }
 }
 
 /// Forgets the names of read model `consumer` (before a rebuild).

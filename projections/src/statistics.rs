@@ -6,17 +6,102 @@ use anyhow::Result;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AnyPool, Row};
 
 use annals_domain::appointment::{Appointment, AppointmentEvent};
 use annals_domain::StoredEvent;
 
 use crate::appointments::queries::instant;
-use crate::appointments::timestamp;
-use crate::names::{self, Kind};
+use crate::appointments::{parsed, referenced, timestamp};
+use crate::names::{self, Kind, NameBook, Shown};
+use crate::rows::{Cell, Record, Rows};
 use crate::Projector;
 
 pub const NAME: &str = "statistics";
+
+#[derive(Clone)]
+struct FactRecord {
+    id: String,
+    client_id: String,
+    master_id: String,
+    service_id: String,
+    start_at: String,
+    status: String,
+    price: String,
+    currency: String,
+    version: i64,
+    master_name: Option<String>,
+    service_name: Option<String>,
+}
+
+impl Record for FactRecord {
+    const TABLE: &'static str = "appointment_facts";
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "client_id",
+        "master_id",
+        "service_id",
+        "start_at",
+        "status",
+        "price",
+        "currency",
+        "version",
+        "master_name",
+        "service_name",
+    ];
+
+    fn key(&self) -> &str {
+        &self.id
+    }
+
+    fn cells(&self) -> Vec<Cell> {
+        vec![
+            self.id.clone().into(),
+            self.client_id.clone().into(),
+            self.master_id.clone().into(),
+            self.service_id.clone().into(),
+            self.start_at.clone().into(),
+            self.status.clone().into(),
+            self.price.clone().into(),
+            self.currency.clone().into(),
+            self.version.into(),
+            self.master_name.clone().into(),
+            self.service_name.clone().into(),
+        ]
+    }
+
+    fn from_row(row: &AnyRow) -> Result<Self> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            client_id: row.try_get("client_id")?,
+            master_id: row.try_get("master_id")?,
+            service_id: row.try_get("service_id")?,
+            start_at: row.try_get("start_at")?,
+            status: row.try_get("status")?,
+            price: row.try_get("price")?,
+            currency: row.try_get("currency")?,
+            version: row.try_get("version")?,
+            master_name: row.try_get("master_name")?,
+            service_name: row.try_get("service_name")?,
+        })
+    }
+}
+
+const SHOWN: &[Shown] = &[
+    Shown {
+        kind: Kind::User,
+        table: "appointment_facts",
+        name_column: "master_name",
+        id_column: "master_id",
+    },
+    Shown {
+        kind: Kind::Service,
+        table: "appointment_facts",
+        name_column: "service_name",
+        id_column: "service_id",
+    },
+];
 
 pub struct StatisticsProjector;
 
@@ -27,84 +112,56 @@ impl Projector for StatisticsProjector {
     }
 
     async fn apply(&self, tx: &mut AnyConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
-        for event in events {
-            let renames = [
-                (
-                    Kind::User,
-                    "UPDATE appointment_facts SET master_name = $1 WHERE master_id = $2",
-                ),
-                (
-                    Kind::Service,
-                    "UPDATE appointment_facts SET service_name = $1 WHERE service_id = $2",
-                ),
-            ];
-            if names::follow(tx, NAME, event, &renames).await? {
-                continue;
-            }
-            if event.aggregate_type != Appointment::TYPE {
-                continue;
-            }
+        let mut names = NameBook::new(NAME, SHOWN, events)?;
+        let changes: Vec<(&StoredEvent, AppointmentEvent)> = parsed(events, Appointment::TYPE)?;
+        let mut facts =
+            Rows::<FactRecord>::load(tx, changes.iter().map(|(e, _)| e.aggregate_id.clone()))
+                .await?;
+        names.load(tx, referenced(&changes)).await?;
+        for (event, change) in changes {
             let id = &event.aggregate_id;
-            let set_status = |status: &'static str| {
-                sqlx::query("UPDATE appointment_facts SET status = $1, version = $2 WHERE id = $3")
-                    .bind(status)
-                    .bind(event.sequence)
-                    .bind(id.clone())
-            };
-            match serde_json::from_value::<AppointmentEvent>(event.payload.clone())? {
+            let status = match change {
                 AppointmentEvent::Booked(b) => {
-                    let master_name =
-                        names::name_of(tx, NAME, Kind::User, &b.master_id.to_string()).await?;
-                    let service_name =
-                        names::name_of(tx, NAME, Kind::Service, &b.service_id.to_string()).await?;
-                    sqlx::query(
-                        "INSERT INTO appointment_facts (id, client_id, master_id, service_id, start_at, status, price, currency, version, \
-                         master_name, service_name) VALUES ($1, $2, $3, $4, $5, 'booked', $6, $7, $8, $9, $10)",
-                    )
-                    .bind(id)
-                    .bind(b.client_id.to_string())
-                    .bind(b.master_id.to_string())
-                    .bind(b.service_id.to_string())
-                    .bind(timestamp(b.start))
-                    .bind(b.price.amount.to_string())
-                    .bind(b.price.currency.clone())
-                    .bind(event.sequence)
-                    .bind(master_name)
-                    .bind(service_name)
-                    .execute(&mut *tx)
-                    .await?;
+                    facts.put(FactRecord {
+                        id: id.clone(),
+                        client_id: b.client_id.to_string(),
+                        master_id: b.master_id.to_string(),
+                        service_id: b.service_id.to_string(),
+                        start_at: timestamp(b.start),
+                        status: "booked".into(),
+                        price: b.price.amount.to_string(),
+                        currency: b.price.currency.clone(),
+                        version: event.sequence,
+                        master_name: names.name(Kind::User, &b.master_id.to_string()),
+                        service_name: names.name(Kind::Service, &b.service_id.to_string()),
+                    });
+                    continue;
                 }
                 AppointmentEvent::Rescheduled {
                     to_start,
                     to_master_id,
                     ..
                 } => {
-                    let master_name =
-                        names::name_of(tx, NAME, Kind::User, &to_master_id.to_string()).await?;
-                    sqlx::query("UPDATE appointment_facts SET start_at = $1, master_id = $2, version = $3, master_name = $5 WHERE id = $4")
-                        .bind(timestamp(to_start))
-                        .bind(to_master_id.to_string())
-                        .bind(event.sequence)
-                        .bind(id)
-                        .bind(master_name)
-                        .execute(&mut *tx)
-                        .await?;
+                    if let Some(row) = facts.change(id) {
+                        row.start_at = timestamp(to_start);
+                        row.master_id = to_master_id.to_string();
+                        row.master_name = names.name(Kind::User, &row.master_id);
+                        row.version = event.sequence;
+                    }
+                    continue;
                 }
-                AppointmentEvent::Confirmed => {
-                    set_status("confirmed").execute(&mut *tx).await?;
-                }
-                AppointmentEvent::Cancelled { .. } => {
-                    set_status("cancelled").execute(&mut *tx).await?;
-                }
-                AppointmentEvent::Completed => {
-                    set_status("completed").execute(&mut *tx).await?;
-                }
-                AppointmentEvent::MarkedNoShow => {
-                    set_status("no_show").execute(&mut *tx).await?;
-                }
+                AppointmentEvent::Confirmed => "confirmed",
+                AppointmentEvent::Cancelled { .. } => "cancelled",
+                AppointmentEvent::Completed => "completed",
+                AppointmentEvent::MarkedNoShow => "no_show",
+            };
+            if let Some(row) = facts.change(id) {
+                row.status = status.into();
+                row.version = event.sequence;
             }
         }
-        Ok(())
+        facts.write(tx).await?;
+        names.write(tx).await
     }
 
     async fn reset(&self, tx: &mut AnyConnection) -> anyhow::Result<()> {

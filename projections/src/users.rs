@@ -13,7 +13,9 @@ use annals_domain::user::{Profile, Role, User, UserEvent};
 use annals_domain::StoredEvent;
 use cqrs_es::Aggregate;
 
+use crate::appointments::parsed;
 use crate::appointments::queries::uuid;
+use crate::rows::{Cell, Record, Rows};
 use crate::Projector;
 
 pub const NAME: &str = "users";
@@ -30,13 +32,77 @@ pub fn roles_column(roles: &BTreeSet<Role>) -> String {
     out
 }
 
-fn profile_columns(profile: &Profile) -> (String, Option<String>, Option<String>, String) {
-    (
-        profile.full_name.clone(),
-        profile.email.as_ref().map(|e| e.as_str().to_string()),
-        profile.phone.as_ref().map(|p| p.as_str().to_string()),
-        serde_json::to_string(profile).expect("profile serializes"),
-    )
+#[derive(Clone)]
+struct UserRecord {
+    id: String,
+    username: String,
+    full_name: String,
+    email: Option<String>,
+    phone: Option<String>,
+    profile: String,
+    roles: String,
+    active: i64,
+    version: i64,
+    telegram_chat_id: Option<i64>,
+}
+
+impl UserRecord {
+    fn set_profile(&mut self, profile: &Profile) {
+        self.full_name = profile.full_name.clone();
+        self.email = profile.email.as_ref().map(|e| e.as_str().to_string());
+        self.phone = profile.phone.as_ref().map(|p| p.as_str().to_string());
+        self.profile = serde_json::to_string(profile).expect("profile serializes");
+    }
+}
+
+impl Record for UserRecord {
+    const TABLE: &'static str = "users";
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "username",
+        "full_name",
+        "email",
+        "phone",
+        "profile",
+        "roles",
+        "active",
+        "version",
+        "telegram_chat_id",
+    ];
+
+    fn key(&self) -> &str {
+        &self.id
+    }
+
+    fn cells(&self) -> Vec<Cell> {
+        vec![
+            self.id.clone().into(),
+            self.username.clone().into(),
+            self.full_name.clone().into(),
+            self.email.clone().into(),
+            self.phone.clone().into(),
+            self.profile.clone().into(),
+            self.roles.clone().into(),
+            self.active.into(),
+            self.version.into(),
+            self.telegram_chat_id.into(),
+        ]
+    }
+
+    fn from_row(row: &AnyRow) -> Result<Self> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            username: row.try_get("username")?,
+            full_name: row.try_get("full_name")?,
+            email: row.try_get("email")?,
+            phone: row.try_get("phone")?,
+            profile: row.try_get("profile")?,
+            roles: row.try_get("roles")?,
+            active: row.try_get("active")?,
+            version: row.try_get("version")?,
+            telegram_chat_id: row.try_get("telegram_chat_id")?,
+        })
+    }
 }
 
 #[async_trait]
@@ -46,98 +112,61 @@ impl Projector for UsersProjector {
     }
 
     async fn apply(&self, tx: &mut AnyConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
-        for event in events.iter().filter(|e| e.aggregate_type == User::TYPE) {
+        let changes: Vec<(&StoredEvent, UserEvent)> = parsed(events, User::TYPE)?;
+        let mut users =
+            Rows::<UserRecord>::load(tx, changes.iter().map(|(e, _)| e.aggregate_id.clone()))
+                .await?;
+        for (event, change) in changes {
             let id = &event.aggregate_id;
-            let parsed: UserEvent = serde_json::from_value(event.payload.clone())?;
-            match parsed {
-                UserEvent::Registered {
-                    username,
-                    profile,
-                    roles,
-                } => {
-                    let (full_name, email, phone, profile) = profile_columns(&profile);
-                    sqlx::query(
-                        "INSERT INTO users (id, username, full_name, email, phone, profile, roles, active, version) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    )
-                    .bind(id)
-                    .bind(username.as_str())
-                    .bind(full_name)
-                    .bind(email)
-                    .bind(phone)
-                    .bind(profile)
-                    .bind(roles_column(&roles))
-                    .bind(1_i64)
-                    .bind(event.sequence)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                UserEvent::ProfileUpdated { profile } => {
-                    let (full_name, email, phone, profile) = profile_columns(&profile);
-                    sqlx::query(
-                        "UPDATE users SET full_name = $1, email = $2, phone = $3, profile = $4, version = $5 WHERE id = $6",
-                    )
-                    .bind(full_name)
-                    .bind(email)
-                    .bind(phone)
-                    .bind(profile)
-                    .bind(event.sequence)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+            if let UserEvent::Registered {
+                username,
+                profile,
+                roles,
+            } = &change
+            {
+                let mut row = UserRecord {
+                    id: id.clone(),
+                    username: username.as_str().to_string(),
+                    full_name: String::new(),
+                    email: None,
+                    phone: None,
+                    profile: String::new(),
+                    roles: roles_column(roles),
+                    active: 1,
+                    version: event.sequence,
+                    telegram_chat_id: None,
+                };
+                row.set_profile(profile);
+                users.put(row);
+                continue;
+            }
+            let row = users.change(id).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "user {id} changed (position {}) before being registered",
+                    event.position
+                )
+            })?;
+            row.version = event.sequence;
+            match change {
+                UserEvent::Registered { .. } | UserEvent::PasswordChanged { .. } => {}
+                UserEvent::ProfileUpdated { profile } => row.set_profile(&profile),
                 UserEvent::RoleGranted { role } | UserEvent::RoleRevoked { role } => {
-                    let current: String =
-                        sqlx::query_scalar("SELECT roles FROM users WHERE id = $1")
-                            .bind(id)
-                            .fetch_one(&mut *tx)
-                            .await?;
                     let mut roles: BTreeSet<Role> =
-                        current.split(',').filter_map(Role::parse).collect();
-                    if matches!(parsed, UserEvent::RoleGranted { .. }) {
+                        row.roles.split(',').filter_map(Role::parse).collect();
+                    if matches!(change, UserEvent::RoleGranted { .. }) {
                         roles.insert(role);
                     } else {
                         roles.remove(&role);
                     }
-                    sqlx::query("UPDATE users SET roles = $1, version = $2 WHERE id = $3")
-                        .bind(roles_column(&roles))
-                        .bind(event.sequence)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
+                    row.roles = roles_column(&roles);
                 }
-                UserEvent::Deactivated | UserEvent::Reactivated => {
-                    sqlx::query("UPDATE users SET active = $1, version = $2 WHERE id = $3")
-                        .bind(i64::from(matches!(parsed, UserEvent::Reactivated)))
-                        .bind(event.sequence)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                UserEvent::PasswordChanged { .. } => {
-                    sqlx::query("UPDATE users SET version = $1 WHERE id = $2")
-                        .bind(event.sequence)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                UserEvent::TelegramLinked { .. } | UserEvent::TelegramUnlinked => {
-                    let chat = match parsed {
-                        UserEvent::TelegramLinked { chat_id } => Some(chat_id),
-                        _ => None,
-                    };
-                    sqlx::query(
-                        "UPDATE users SET telegram_chat_id = $1, version = $2 WHERE id = $3",
-                    )
-                    .bind(chat)
-                    .bind(event.sequence)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                UserEvent::Deactivated => row.active = 0,
+                UserEvent::Reactivated => row.active = 1,
+                UserEvent::TelegramLinked { chat_id } => row.telegram_chat_id = Some(chat_id),
+                UserEvent::TelegramUnlinked => row.telegram_chat_id = None,
             }
         }
-        Ok(())
+        users.write(tx).await
     }
 
     async fn reset(&self, tx: &mut AnyConnection) -> anyhow::Result<()> {

@@ -37,8 +37,8 @@ use annals_domain::{EventMetadata, RuleViolation};
 pub use error::{AppError, ErrorKind, FieldProblem};
 
 use crate::store::{
-    AppendError, CommitUnit, Committed, EventRepo, EventWriter, IdempotencyKeys, IdempotencyRecord,
-    LogReader, NewEvent, Recorded, StreamAppend, TypedPool, Upcasters,
+    snapshots, AppendError, CommitUnit, Committed, EventRepo, EventWriter, IdempotencyKeys,
+    IdempotencyRecord, LogReader, NewEvent, Recorded, Snapshot, StreamAppend, TypedPool, Upcasters,
 };
 
 /// Who asks, and how: what every command carries besides its input.
@@ -86,6 +86,8 @@ pub struct Loaded<A> {
     pub loaded_version: i64,
     /// Its version with the events decided so far in this unit.
     pub version: i64,
+    /// The version of the snapshot it was loaded from (0: none).
+    snapshot_version: i64,
 }
 
 /// Lost optimistic-lock races are rerun this many times before they
@@ -114,8 +116,38 @@ struct Loader {
     log: LogReader,
 }
 
+/// An aggregate as loaded: its state, its version, and the version of the
+/// snapshot the load started from (0: from the first event).
+struct Restored<A> {
+    state: A,
+    version: i64,
+    snapshot_version: i64,
+}
+
 impl Loader {
-    async fn load<A: Aggregate>(&self, id: &str) -> Result<(A, i64), AppError> {
+    /// From the latest snapshot (if there is one in the current format that
+    /// still reads as this state) and the events after it.
+    async fn load<A: Aggregate>(&self, id: &str) -> Result<Restored<A>, AppError> {
+        let snapshot = snapshots::latest(&self.pool, A::TYPE, id)
+            .await
+            .map_err(AppError::from)?
+            .and_then(|(version, json)| match serde_json::from_str::<A>(&json) {
+                Ok(state) => Some((state, version)),
+                Err(err) => {
+                    tracing::warn!(aggregate = A::TYPE, id, error = %err, "snapshot unreadable; replaying the stream");
+                    None
+                }
+            });
+        match snapshot {
+            Some((state, version)) => self.replay_onto(id, state, version).await,
+            None => self.replay(id).await,
+        }
+    }
+
+    /// From the first event, ignoring snapshots: postgres-es or sqlite-es
+    /// loads the stream (an implementation apart from `replay_onto`, which
+    /// the snapshot test compares against it).
+    async fn replay<A: Aggregate>(&self, id: &str) -> Result<Restored<A>, AppError> {
         let boxed = self
             .upcasters
             .iter()
@@ -124,7 +156,43 @@ impl Loader {
         let store: PersistedEventStore<EventRepo, A> =
             PersistedEventStore::new_event_store(EventRepo::new(&self.pool)).with_upcasters(boxed);
         let context = store.load_aggregate(id).await.map_err(load_error)?;
-        Ok((context.aggregate, context.current_sequence as i64))
+        Ok(Restored {
+            state: context.aggregate,
+            version: context.current_sequence as i64,
+            snapshot_version: 0,
+        })
+    }
+
+    /// The events after a snapshot, applied onto its state.
+    async fn replay_onto<A: Aggregate>(
+        &self,
+        id: &str,
+        mut state: A,
+        snapshot_version: i64,
+    ) -> Result<Restored<A>, AppError> {
+        let events = self
+            .log
+            .aggregate_events_after(A::TYPE, id, snapshot_version)
+            .await
+            .map_err(AppError::from)?;
+        let mut version = snapshot_version;
+        for event in events {
+            let parsed = A::Event::deserialize(&event.payload).map_err(|err| {
+                AppError::internal(anyhow::anyhow!(
+                    "{} {id} event {} ({}) does not read: {err}",
+                    A::TYPE,
+                    event.sequence,
+                    event.event_type
+                ))
+            })?;
+            state.apply(parsed);
+            version = event.sequence;
+        }
+        Ok(Restored {
+            state,
+            version,
+            snapshot_version,
+        })
     }
 }
 
@@ -155,7 +223,15 @@ impl Commands {
 
     /// An aggregate's current state and version (0 when it does not exist).
     pub async fn load<A: Aggregate>(&self, id: &str) -> Result<(A, i64), AppError> {
-        self.loader.load::<A>(id).await
+        let loaded = self.loader.load::<A>(id).await?;
+        Ok((loaded.state, loaded.version))
+    }
+
+    /// The same, replayed from its first event without any snapshot (what
+    /// a snapshot must agree with).
+    pub async fn replay<A: Aggregate>(&self, id: &str) -> Result<(A, i64), AppError> {
+        let replayed = self.loader.replay::<A>(id).await?;
+        Ok((replayed.state, replayed.version))
     }
 
     /// The process's writer (group commit), for tests and bulk tools.
@@ -468,12 +544,13 @@ pub struct Unit {
 impl Unit {
     /// Loads an aggregate the command touches besides its subject.
     pub async fn load<A: Aggregate>(&mut self, id: &str) -> Result<Loaded<A>, AppError> {
-        let (state, version) = self.loader.load::<A>(id).await?;
+        let restored = self.loader.load::<A>(id).await?;
         Ok(Loaded {
             id: id.to_string(),
-            state,
-            loaded_version: version,
-            version,
+            state: restored.state,
+            loaded_version: restored.version,
+            version: restored.version,
+            snapshot_version: restored.snapshot_version,
         })
     }
 
@@ -545,16 +622,31 @@ impl Unit {
             .streams
             .iter()
             .position(|s| s.aggregate_type == A::TYPE && s.aggregate_id == aggregate.id);
-        match position {
-            Some(i) => self.streams[i].events.extend(new),
-            None => self.streams.push(StreamAppend {
-                aggregate_type: A::TYPE,
-                aggregate_id: aggregate.id.clone(),
-                expected_version: aggregate.loaded_version,
-                events: new,
-            }),
-        }
+        let index = match position {
+            Some(i) => {
+                self.streams[i].events.extend(new);
+                i
+            }
+            None => {
+                self.streams.push(StreamAppend {
+                    aggregate_type: A::TYPE,
+                    aggregate_id: aggregate.id.clone(),
+                    expected_version: aggregate.loaded_version,
+                    events: new,
+                    snapshot: None,
+                });
+                self.streams.len() - 1
+            }
+        };
         aggregate.version += events.len() as i64;
+        // A long stream keeps a snapshot of the state this unit leaves, so
+        // the next load does not replay it from the start.
+        if aggregate.version - aggregate.snapshot_version >= snapshots::EVERY {
+            self.streams[index].snapshot = Some(Snapshot {
+                version: aggregate.version,
+                state: serde_json::to_string(&aggregate.state).map_err(AppError::internal)?,
+            });
+        }
         Ok(Ok(events))
     }
 }

@@ -133,10 +133,17 @@ pub struct ProjectorRunner {
     pool: AnyPool,
     log: LogReader,
     checkpoint: i64,
+    /// Events read from the log and applied in one transaction, at most.
+    page: i64,
 }
 
-/// Events a runner reads from the log at a time.
-pub const BATCH: i64 = 500;
+/// Events a running consumer reads from the log at a time (and asks NATS
+/// for): small enough that one transaction does not hold SQLite's write
+/// lock long while commands wait for it.
+pub const BATCH: i64 = 1_000;
+/// Events per transaction when a read model is rebuilt (`annals replay`):
+/// fewer, larger batches are what makes a rebuild fast.
+pub const REBUILD_BATCH: i64 = 10_000;
 const MAX_ATTEMPTS: u32 = 6;
 
 impl ProjectorRunner {
@@ -155,6 +162,7 @@ impl ProjectorRunner {
             pool,
             log,
             checkpoint,
+            page: BATCH,
         })
     }
 
@@ -167,7 +175,7 @@ impl ProjectorRunner {
     /// has stopped for good.
     pub async fn catch_up(&mut self, stop: &watch::Receiver<bool>) -> Result<usize> {
         let mut applied = 0;
-        let mut limit = BATCH;
+        let mut limit = self.page;
         let mut attempt = 0;
         while !*stop.borrow() {
             let events = match self.log.read_after(self.checkpoint, limit).await {
@@ -189,7 +197,7 @@ impl ProjectorRunner {
                     applied += events.len();
                     attempt = 0;
                     let reached_head = events.len() < limit as usize && last <= self.checkpoint;
-                    limit = BATCH;
+                    limit = self.page;
                     if reached_head {
                         return Ok(applied);
                     }
@@ -330,6 +338,7 @@ pub async fn replay(projector: Arc<dyn Projector>, pool: &AnyPool, log: &LogRead
     tx.commit().await?;
     let state = ConsumerState::new(projector.name());
     let mut runner = ProjectorRunner::start(projector, state, pool.clone(), log.clone()).await?;
+    runner.page = REBUILD_BATCH;
     let (_keep, stop) = watch::channel(false);
     runner.catch_up(&stop).await?;
     Ok(runner.checkpoint())

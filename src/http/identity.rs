@@ -25,6 +25,7 @@ use annals_projections::users::{
     self, UserFilter, UserKey, UserRow, UserSummaryRow, UsersProjector, NAME as USERS,
 };
 use annals_projections::Projector;
+use cqrs_es::Aggregate as _;
 
 use super::command::{accepted, created, reply, CommandHeaderParams};
 use super::{
@@ -600,10 +601,15 @@ async fn login(
         return Err(invalid_credentials());
     }
     let id = id.expect("verified");
-    // The user may have been created a moment ago (CLI): let the read model
-    // catch up before looking at it.
-    let head = app.platform.log.head().await?;
-    app.platform.wait_for(USERS, Some(head)).await?;
+    // The user may have been created or changed a moment ago (CLI): let the
+    // read model reach the user's last event (not the log head, which a
+    // catching-up read model may be far from) before looking at it.
+    let last = app
+        .platform
+        .log
+        .last_position_of(User::TYPE, &id.to_string())
+        .await?;
+    app.platform.wait_for(USERS, Some(last)).await?;
     if users::active(pool, id).await? != Some(true) {
         return Err(invalid_credentials());
     }

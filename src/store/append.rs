@@ -37,7 +37,40 @@ pub struct StreamAppend {
     /// after it, so a writer that got there first makes this one conflict.
     pub expected_version: i64,
     pub events: Vec<NewEvent>,
+    /// The aggregate's state after these events, to keep as its snapshot.
+    pub snapshot: Option<Snapshot>,
 }
+
+/// An aggregate's state at a version, as JSON (see `store::snapshots`).
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub version: i64,
+    pub state: String,
+}
+
+/// Writes the stream's snapshot, if it brings one, in the unit's savepoint.
+macro_rules! keep_snapshot {
+    ($conn:ident, $stream:ident) => {
+        if let Some(snapshot) = &$stream.snapshot {
+            sqlx::query(SNAPSHOT_UPSERT)
+                .bind($stream.aggregate_type)
+                .bind(&$stream.aggregate_id)
+                .bind(snapshot.version)
+                .bind(super::snapshots::FORMAT)
+                .bind(&snapshot.state)
+                .execute(&mut *$conn)
+                .await
+                .map_err(classify)?;
+        }
+    };
+}
+
+/// Keeps a snapshot unless a newer one is there.
+const SNAPSHOT_UPSERT: &str = "INSERT INTO aggregate_snapshots (aggregate_type, aggregate_id, version, format, state) \
+     VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE \
+     SET version = excluded.version, format = excluded.format, state = excluded.state \
+     WHERE aggregate_snapshots.version < excluded.version OR aggregate_snapshots.format <> excluded.format";
 
 /// The key record a unit commits with its events.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -420,6 +453,7 @@ async fn insert_pg(
             Err(err) if is_unique_violation(&err) => return Err(conflict(stream)),
             Err(err) => return Err(classify(err)),
         };
+        keep_snapshot!(conn, stream);
         let last = rows.iter().max_by_key(|(sequence, _)| *sequence);
         streams.push(CommittedStream {
             aggregate_type: stream.aggregate_type,
@@ -473,6 +507,7 @@ async fn insert_sqlite(
         .fetch_one(&mut *conn)
         .await
         .map_err(classify)?;
+        keep_snapshot!(conn, stream);
         streams.push(CommittedStream {
             aggregate_type: stream.aggregate_type,
             aggregate_id: stream.aggregate_id.clone(),

@@ -105,6 +105,29 @@ impl LogReader {
             .context("reading an aggregate's history")
     }
 
+    /// The events of one aggregate after sequence `after`, in order.
+    pub async fn aggregate_events_after(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        after: i64,
+    ) -> Result<Vec<StoredEvent>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
+             AND sequence > $3 ORDER BY sequence"
+        );
+        self.fetch(
+            &sql,
+            &[
+                Arg::Text(aggregate_type),
+                Arg::Text(aggregate_id),
+                Arg::Int(after),
+            ],
+        )
+        .await
+        .context("loading an aggregate's events")
+    }
+
     /// The highest position stored (0 for an empty log).
     pub async fn head(&self) -> Result<i64> {
         let sql = "SELECT COALESCE(MAX(position), 0) FROM events";
@@ -113,6 +136,29 @@ impl LogReader {
             TypedPool::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await?,
         };
         Ok(head)
+    }
+
+    /// Position of the last event of one aggregate (0 if it has none).
+    pub async fn last_position_of(&self, aggregate_type: &str, aggregate_id: &str) -> Result<i64> {
+        let sql = "SELECT COALESCE(MAX(position), 0) FROM events \
+                   WHERE aggregate_type = $1 AND aggregate_id = $2";
+        let last: i64 = match &self.pool {
+            TypedPool::Postgres(p) => {
+                sqlx::query_scalar(sql)
+                    .bind(aggregate_type)
+                    .bind(aggregate_id)
+                    .fetch_one(p)
+                    .await?
+            }
+            TypedPool::Sqlite(p) => {
+                sqlx::query_scalar(sql)
+                    .bind(aggregate_type)
+                    .bind(aggregate_id)
+                    .fetch_one(p)
+                    .await?
+            }
+        };
+        Ok(last)
     }
 
     /// Position of one event, looked up by its key.

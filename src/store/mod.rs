@@ -6,6 +6,7 @@ mod append;
 mod idempotency;
 mod log;
 mod repo;
+pub mod snapshots;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -18,7 +19,7 @@ use sqlx::{AnyPool, PgPool, SqlitePool};
 
 pub use append::{
     AppendError, CommitUnit, Committed, CommittedStream, EventWriter, IdempotencyRecord, NewEvent,
-    Outcome, StreamAppend,
+    Outcome, Snapshot, StreamAppend,
 };
 pub use idempotency::{IdempotencyKeys, Recorded};
 pub use log::{LogReader, Upcasters};

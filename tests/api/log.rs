@@ -214,6 +214,7 @@ async fn a_batch_with_a_conflicting_unit_commits_the_good_ones(mode: Mode) {
                 event_version: event.event_version(),
                 payload: serde_json::to_value(&event).unwrap(),
             }],
+            snapshot: None,
         }],
         metadata: Default::default(),
         idempotency: None,

@@ -1,17 +1,20 @@
 //! Read models of the appointments domain: the catalog, masters and
-//! appointments.
+//! appointments. Each folds a batch of events into the rows it touches and
+//! writes them back together (`crate::rows`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use cqrs_es::Aggregate;
-use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use annals_domain::appointment::{Appointment, AppointmentEvent};
 use annals_domain::catalog::{Category, CategoryEvent, Service, ServiceEvent, ServiceTerms};
 use annals_domain::master::{self, Master, MasterEvent};
 use annals_domain::StoredEvent;
 
-use crate::names::{self, Kind};
+use crate::names::{Kind, NameBook, Shown};
+use crate::rows::{Cell, Record, Rows};
 use crate::Projector;
 
 pub const CATALOG: &str = "catalog";
@@ -23,38 +26,165 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-pub struct CatalogProjector;
-
-async fn upsert_service(
-    tx: &mut AnyConnection,
-    id: &str,
-    terms: &ServiceTerms,
-    version: i64,
-) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO services (id, name, description, category_id, duration_minutes, price, currency, \
-         buffer_before_minutes, buffer_after_minutes, image_url, active, version) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11) \
-         ON CONFLICT (id) DO UPDATE SET name = excluded.name, description = excluded.description, \
-         category_id = excluded.category_id, duration_minutes = excluded.duration_minutes, price = excluded.price, \
-         currency = excluded.currency, buffer_before_minutes = excluded.buffer_before_minutes, \
-         buffer_after_minutes = excluded.buffer_after_minutes, image_url = excluded.image_url, version = excluded.version",
-    )
-    .bind(id)
-    .bind(&terms.name)
-    .bind(&terms.description)
-    .bind(terms.category_id.to_string())
-    .bind(i64::from(terms.duration_minutes))
-    .bind(terms.price.amount.to_string())
-    .bind(&terms.price.currency)
-    .bind(i64::from(terms.buffer_before_minutes))
-    .bind(i64::from(terms.buffer_after_minutes))
-    .bind(terms.image_url.clone())
-    .bind(version)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+/// The events of one aggregate type in a batch, parsed once.
+pub(crate) fn parsed<'e, E: serde::de::DeserializeOwned>(
+    events: &'e [StoredEvent],
+    aggregate_type: &str,
+) -> anyhow::Result<Vec<(&'e StoredEvent, E)>> {
+    events
+        .iter()
+        .filter(|e| e.aggregate_type == aggregate_type)
+        .map(|e| {
+            let parsed = E::deserialize(&e.payload).map_err(|err| {
+                anyhow::anyhow!(
+                    "event at position {} ({}) does not parse: {err}",
+                    e.position,
+                    e.event_type
+                )
+            })?;
+            Ok((e, parsed))
+        })
+        .collect()
 }
+
+#[derive(Clone)]
+struct CategoryRecord {
+    id: String,
+    name: String,
+    version: i64,
+}
+
+impl Record for CategoryRecord {
+    const TABLE: &'static str = "service_categories";
+    const COLUMNS: &'static [&'static str] = &["id", "name", "version"];
+
+    fn key(&self) -> &str {
+        &self.id
+    }
+
+    fn cells(&self) -> Vec<Cell> {
+        vec![
+            self.id.clone().into(),
+            self.name.clone().into(),
+            self.version.into(),
+        ]
+    }
+
+    fn from_row(row: &AnyRow) -> anyhow::Result<Self> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            version: row.try_get("version")?,
+        })
+    }
+}
+
+#[derive(Clone)]
+struct ServiceRecord {
+    id: String,
+    name: String,
+    description: String,
+    category_id: String,
+    duration_minutes: i64,
+    price: String,
+    currency: String,
+    buffer_before_minutes: i64,
+    buffer_after_minutes: i64,
+    image_url: Option<String>,
+    active: i64,
+    version: i64,
+}
+
+impl ServiceRecord {
+    fn set_terms(&mut self, terms: ServiceTerms) {
+        self.name = terms.name;
+        self.description = terms.description;
+        self.category_id = terms.category_id.to_string();
+        self.duration_minutes = i64::from(terms.duration_minutes);
+        self.price = terms.price.amount.to_string();
+        self.currency = terms.price.currency;
+        self.buffer_before_minutes = i64::from(terms.buffer_before_minutes);
+        self.buffer_after_minutes = i64::from(terms.buffer_after_minutes);
+        self.image_url = terms.image_url;
+    }
+
+    fn new(id: &str, terms: ServiceTerms, version: i64) -> Self {
+        let mut row = Self {
+            id: id.to_string(),
+            name: String::new(),
+            description: String::new(),
+            category_id: String::new(),
+            duration_minutes: 0,
+            price: String::new(),
+            currency: String::new(),
+            buffer_before_minutes: 0,
+            buffer_after_minutes: 0,
+            image_url: None,
+            active: 1,
+            version,
+        };
+        row.set_terms(terms);
+        row
+    }
+}
+
+impl Record for ServiceRecord {
+    const TABLE: &'static str = "services";
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "name",
+        "description",
+        "category_id",
+        "duration_minutes",
+        "price",
+        "currency",
+        "buffer_before_minutes",
+        "buffer_after_minutes",
+        "image_url",
+        "active",
+        "version",
+    ];
+
+    fn key(&self) -> &str {
+        &self.id
+    }
+
+    fn cells(&self) -> Vec<Cell> {
+        vec![
+            self.id.clone().into(),
+            self.name.clone().into(),
+            self.description.clone().into(),
+            self.category_id.clone().into(),
+            self.duration_minutes.into(),
+            self.price.clone().into(),
+            self.currency.clone().into(),
+            self.buffer_before_minutes.into(),
+            self.buffer_after_minutes.into(),
+            self.image_url.clone().into(),
+            self.active.into(),
+            self.version.into(),
+        ]
+    }
+
+    fn from_row(row: &AnyRow) -> anyhow::Result<Self> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            description: row.try_get("description")?,
+            category_id: row.try_get("category_id")?,
+            duration_minutes: row.try_get("duration_minutes")?,
+            price: row.try_get("price")?,
+            currency: row.try_get("currency")?,
+            buffer_before_minutes: row.try_get("buffer_before_minutes")?,
+            buffer_after_minutes: row.try_get("buffer_after_minutes")?,
+            image_url: row.try_get("image_url")?,
+            active: row.try_get("active")?,
+            version: row.try_get("version")?,
+        })
+    }
+}
+
+pub struct CatalogProjector;
 
 #[async_trait]
 impl Projector for CatalogProjector {
@@ -63,37 +193,44 @@ impl Projector for CatalogProjector {
     }
 
     async fn apply(&self, tx: &mut AnyConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
-        for event in events {
-            let id = &event.aggregate_id;
-            if event.aggregate_type == Category::TYPE {
-                let CategoryEvent::Created { name } =
-                    serde_json::from_value(event.payload.clone())?;
-                sqlx::query(
-                    "INSERT INTO service_categories (id, name, version) VALUES ($1, $2, $3)",
-                )
-                .bind(id)
-                .bind(name)
-                .bind(event.sequence)
-                .execute(&mut *tx)
+        let created: Vec<(&StoredEvent, CategoryEvent)> = parsed(events, Category::TYPE)?;
+        let changes: Vec<(&StoredEvent, ServiceEvent)> = parsed(events, Service::TYPE)?;
+        let mut categories =
+            Rows::<CategoryRecord>::load(tx, created.iter().map(|(e, _)| e.aggregate_id.clone()))
                 .await?;
-            } else if event.aggregate_type == Service::TYPE {
-                match serde_json::from_value::<ServiceEvent>(event.payload.clone())? {
-                    ServiceEvent::Created { terms } | ServiceEvent::Updated { terms } => {
-                        upsert_service(tx, id, &terms, event.sequence).await?
+        let mut services =
+            Rows::<ServiceRecord>::load(tx, changes.iter().map(|(e, _)| e.aggregate_id.clone()))
+                .await?;
+        for (event, CategoryEvent::Created { name }) in created {
+            categories.put(CategoryRecord {
+                id: event.aggregate_id.clone(),
+                name,
+                version: event.sequence,
+            });
+        }
+        for (event, change) in changes {
+            let id = &event.aggregate_id;
+            match change {
+                ServiceEvent::Created { terms } => {
+                    services.put(ServiceRecord::new(id, terms, event.sequence))
+                }
+                ServiceEvent::Updated { terms } => match services.change(id) {
+                    Some(row) => {
+                        row.set_terms(terms);
+                        row.version = event.sequence;
                     }
-                    change @ (ServiceEvent::Deactivated | ServiceEvent::Reactivated) => {
-                        let active = matches!(change, ServiceEvent::Reactivated);
-                        sqlx::query("UPDATE services SET active = $1, version = $2 WHERE id = $3")
-                            .bind(i64::from(active))
-                            .bind(event.sequence)
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await?;
+                    None => services.put(ServiceRecord::new(id, terms, event.sequence)),
+                },
+                change @ (ServiceEvent::Deactivated | ServiceEvent::Reactivated) => {
+                    if let Some(row) = services.change(id) {
+                        row.active = i64::from(matches!(change, ServiceEvent::Reactivated));
+                        row.version = event.sequence;
                     }
                 }
             }
         }
-        Ok(())
+        categories.write(tx).await?;
+        services.write(tx).await
     }
 
     async fn reset(&self, tx: &mut AnyConnection) -> anyhow::Result<()> {
@@ -107,6 +244,55 @@ impl Projector for CatalogProjector {
     }
 }
 
+#[derive(Clone)]
+struct MasterRecord {
+    id: String,
+    time_zone: String,
+    service_ids: String,
+    state: String,
+    version: i64,
+    name: Option<String>,
+}
+
+impl Record for MasterRecord {
+    const TABLE: &'static str = "masters";
+    const COLUMNS: &'static [&'static str] =
+        &["id", "time_zone", "service_ids", "state", "version", "name"];
+
+    fn key(&self) -> &str {
+        &self.id
+    }
+
+    fn cells(&self) -> Vec<Cell> {
+        vec![
+            self.id.clone().into(),
+            self.time_zone.clone().into(),
+            self.service_ids.clone().into(),
+            self.state.clone().into(),
+            self.version.into(),
+            self.name.clone().into(),
+        ]
+    }
+
+    fn from_row(row: &AnyRow) -> anyhow::Result<Self> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            time_zone: row.try_get("time_zone")?,
+            service_ids: row.try_get("service_ids")?,
+            state: row.try_get("state")?,
+            version: row.try_get("version")?,
+            name: row.try_get("name")?,
+        })
+    }
+}
+
+const MASTER_NAMES: &[Shown] = &[Shown {
+    kind: Kind::User,
+    table: "masters",
+    name_column: "name",
+    id_column: "id",
+}];
+
 pub struct MastersProjector;
 
 #[async_trait]
@@ -116,53 +302,196 @@ impl Projector for MastersProjector {
     }
 
     async fn apply(&self, tx: &mut AnyConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
-        for event in events {
-            let renames = [(Kind::User, "UPDATE masters SET name = $1 WHERE id = $2")];
-            if names::follow(tx, MASTERS, event, &renames).await? {
-                continue;
-            }
-            if event.aggregate_type != Master::TYPE {
-                continue;
-            }
-            let parsed: MasterEvent = serde_json::from_value(event.payload.clone())?;
-            let current: Option<String> =
-                sqlx::query_scalar("SELECT state FROM masters WHERE id = $1")
-                    .bind(&event.aggregate_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let mut state: Master = match current {
-                Some(json) => serde_json::from_str(&json)?,
-                None => Master::default(),
+        let mut names = NameBook::new(MASTERS, MASTER_NAMES, events)?;
+        let changes: Vec<(&StoredEvent, MasterEvent)> = parsed(events, Master::TYPE)?;
+        let ids = || changes.iter().map(|(e, _)| e.aggregate_id.clone());
+        let mut masters = Rows::<MasterRecord>::load(tx, ids()).await?;
+        names.load(tx, ids().map(|id| (Kind::User, id))).await?;
+        // Each master's state is decoded once and encoded once per batch.
+        let mut states = std::collections::HashMap::<String, (Master, i64)>::new();
+        for (event, change) in &changes {
+            let id = &event.aggregate_id;
+            let entry = match states.entry(id.clone()) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    let state = match masters.get(id) {
+                        Some(row) => serde_json::from_str(&row.state)?,
+                        None => Master::default(),
+                    };
+                    v.insert((state, 0))
+                }
             };
-            master::evolve(&mut state, &parsed);
+            master::evolve(&mut entry.0, change);
+            entry.1 = event.sequence;
+        }
+        for (id, (state, version)) in states {
             let services: String = state
                 .service_ids
                 .iter()
                 .fold(",".to_string(), |acc, id| format!("{acc}{id},"));
-            let name = names::name_of(tx, MASTERS, Kind::User, &event.aggregate_id).await?;
-            sqlx::query(
-                "INSERT INTO masters (id, time_zone, service_ids, state, version, name) VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (id) DO UPDATE SET time_zone = excluded.time_zone, service_ids = excluded.service_ids, \
-                 state = excluded.state, version = excluded.version",
-            )
-            .bind(&event.aggregate_id)
-            .bind(state.time_zone.name())
-            .bind(services)
-            .bind(serde_json::to_string(&state)?)
-            .bind(event.sequence)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
+            let name = match masters.get(&id) {
+                Some(row) => row.name.clone(),
+                None => names.name(Kind::User, &id),
+            };
+            masters.put(MasterRecord {
+                time_zone: state.time_zone.name().to_string(),
+                service_ids: services,
+                state: serde_json::to_string(&state)?,
+                version,
+                name,
+                id,
+            });
         }
-        Ok(())
+        masters.write(tx).await?;
+        names.write(tx).await
     }
 
     async fn reset(&self, tx: &mut AnyConnection) -> anyhow::Result<()> {
         sqlx::query("DELETE FROM masters").execute(&mut *tx).await?;
-        names::forget(tx, MASTERS).await?;
+        crate::names::forget(tx, MASTERS).await?;
         Ok(())
     }
 }
+
+#[derive(Clone)]
+struct AppointmentRecord {
+    id: String,
+    client_id: String,
+    master_id: String,
+    service_id: String,
+    start_at: String,
+    end_at: String,
+    block_start: String,
+    block_end: String,
+    status: String,
+    price: String,
+    currency: String,
+    buffer_before_minutes: i64,
+    buffer_after_minutes: i64,
+    note: Option<String>,
+    booked_at: String,
+    version: i64,
+    client_name: Option<String>,
+    master_name: Option<String>,
+    service_name: Option<String>,
+}
+
+impl Record for AppointmentRecord {
+    const TABLE: &'static str = "appointments";
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "client_id",
+        "master_id",
+        "service_id",
+        "start_at",
+        "end_at",
+        "block_start",
+        "block_end",
+        "status",
+        "price",
+        "currency",
+        "buffer_before_minutes",
+        "buffer_after_minutes",
+        "note",
+        "booked_at",
+        "version",
+        "client_name",
+        "master_name",
+        "service_name",
+    ];
+
+    fn key(&self) -> &str {
+        &self.id
+    }
+
+    fn cells(&self) -> Vec<Cell> {
+        vec![
+            self.id.clone().into(),
+            self.client_id.clone().into(),
+            self.master_id.clone().into(),
+            self.service_id.clone().into(),
+            self.start_at.clone().into(),
+            self.end_at.clone().into(),
+            self.block_start.clone().into(),
+            self.block_end.clone().into(),
+            self.status.clone().into(),
+            self.price.clone().into(),
+            self.currency.clone().into(),
+            self.buffer_before_minutes.into(),
+            self.buffer_after_minutes.into(),
+            self.note.clone().into(),
+            self.booked_at.clone().into(),
+            self.version.into(),
+            self.client_name.clone().into(),
+            self.master_name.clone().into(),
+            self.service_name.clone().into(),
+        ]
+    }
+
+    fn from_row(row: &AnyRow) -> anyhow::Result<Self> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            client_id: row.try_get("client_id")?,
+            master_id: row.try_get("master_id")?,
+            service_id: row.try_get("service_id")?,
+            start_at: row.try_get("start_at")?,
+            end_at: row.try_get("end_at")?,
+            block_start: row.try_get("block_start")?,
+            block_end: row.try_get("block_end")?,
+            status: row.try_get("status")?,
+            price: row.try_get("price")?,
+            currency: row.try_get("currency")?,
+            buffer_before_minutes: row.try_get("buffer_before_minutes")?,
+            buffer_after_minutes: row.try_get("buffer_after_minutes")?,
+            note: row.try_get("note")?,
+            booked_at: row.try_get("booked_at")?,
+            version: row.try_get("version")?,
+            client_name: row.try_get("client_name")?,
+            master_name: row.try_get("master_name")?,
+            service_name: row.try_get("service_name")?,
+        })
+    }
+}
+
+/// The ids of users and services the appointment events of a batch name.
+pub(crate) fn referenced(changes: &[(&StoredEvent, AppointmentEvent)]) -> Vec<(Kind, String)> {
+    let mut refs = Vec::new();
+    for (_, change) in changes {
+        match change {
+            AppointmentEvent::Booked(b) => {
+                refs.push((Kind::User, b.client_id.to_string()));
+                refs.push((Kind::User, b.master_id.to_string()));
+                refs.push((Kind::Service, b.service_id.to_string()));
+            }
+            AppointmentEvent::Rescheduled { to_master_id, .. } => {
+                refs.push((Kind::User, to_master_id.to_string()))
+            }
+            _ => {}
+        }
+    }
+    refs
+}
+
+const APPOINTMENT_NAMES: &[Shown] = &[
+    Shown {
+        kind: Kind::User,
+        table: "appointments",
+        name_column: "client_name",
+        id_column: "client_id",
+    },
+    Shown {
+        kind: Kind::User,
+        table: "appointments",
+        name_column: "master_name",
+        id_column: "master_id",
+    },
+    Shown {
+        kind: Kind::Service,
+        table: "appointments",
+        name_column: "service_name",
+        id_column: "service_id",
+    },
+];
 
 pub struct AppointmentsProjector;
 
@@ -173,126 +502,82 @@ impl Projector for AppointmentsProjector {
     }
 
     async fn apply(&self, tx: &mut AnyConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
-        for event in events {
-            let renames = [
-                (
-                    Kind::User,
-                    "UPDATE appointments SET client_name = $1 WHERE client_id = $2",
-                ),
-                (
-                    Kind::User,
-                    "UPDATE appointments SET master_name = $1 WHERE master_id = $2",
-                ),
-                (
-                    Kind::Service,
-                    "UPDATE appointments SET service_name = $1 WHERE service_id = $2",
-                ),
-            ];
-            if names::follow(tx, APPOINTMENTS, event, &renames).await? {
-                continue;
-            }
-            if event.aggregate_type != Appointment::TYPE {
-                continue;
-            }
+        let mut names = NameBook::new(APPOINTMENTS, APPOINTMENT_NAMES, events)?;
+        let changes: Vec<(&StoredEvent, AppointmentEvent)> = parsed(events, Appointment::TYPE)?;
+        let mut rows = Rows::<AppointmentRecord>::load(
+            tx,
+            changes.iter().map(|(e, _)| e.aggregate_id.clone()),
+        )
+        .await?;
+        names.load(tx, referenced(&changes)).await?;
+        for (event, change) in changes {
             let id = &event.aggregate_id;
-            let status = |s: &str| {
-                sqlx::query("UPDATE appointments SET status = $1, version = $2 WHERE id = $3")
-                    .bind(s.to_string())
-                    .bind(event.sequence)
-                    .bind(id.clone())
+            let set_status = |rows: &mut Rows<AppointmentRecord>, status: &str| {
+                if let Some(row) = rows.change(id) {
+                    row.status = status.to_string();
+                    row.version = event.sequence;
+                }
             };
-            match serde_json::from_value::<AppointmentEvent>(event.payload.clone())? {
+            match change {
                 AppointmentEvent::Booked(b) => {
                     let block_start =
                         b.start - Duration::minutes(i64::from(b.buffer_before_minutes));
                     let block_end = b.end + Duration::minutes(i64::from(b.buffer_after_minutes));
-                    let user = |id: uuid::Uuid| id.to_string();
-                    let client_name =
-                        names::name_of(tx, APPOINTMENTS, Kind::User, &user(b.client_id)).await?;
-                    let master_name =
-                        names::name_of(tx, APPOINTMENTS, Kind::User, &user(b.master_id)).await?;
-                    let service_name =
-                        names::name_of(tx, APPOINTMENTS, Kind::Service, &user(b.service_id))
-                            .await?;
-                    sqlx::query(
-                        "INSERT INTO appointments (id, client_id, master_id, service_id, start_at, end_at, block_start, \
-                         block_end, status, price, currency, buffer_before_minutes, buffer_after_minutes, note, booked_at, version, \
-                         client_name, master_name, service_name) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'booked', $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-                    )
-                    .bind(id)
-                    .bind(b.client_id.to_string())
-                    .bind(b.master_id.to_string())
-                    .bind(b.service_id.to_string())
-                    .bind(timestamp(b.start))
-                    .bind(timestamp(b.end))
-                    .bind(timestamp(block_start))
-                    .bind(timestamp(block_end))
-                    .bind(b.price.amount.to_string())
-                    .bind(b.price.currency.clone())
-                    .bind(i64::from(b.buffer_before_minutes))
-                    .bind(i64::from(b.buffer_after_minutes))
-                    .bind(b.note.clone())
-                    .bind(timestamp(event.recorded_at))
-                    .bind(event.sequence)
-                    .bind(client_name)
-                    .bind(master_name)
-                    .bind(service_name)
-                    .execute(&mut *tx)
-                    .await?;
+                    rows.put(AppointmentRecord {
+                        id: id.clone(),
+                        client_id: b.client_id.to_string(),
+                        master_id: b.master_id.to_string(),
+                        service_id: b.service_id.to_string(),
+                        start_at: timestamp(b.start),
+                        end_at: timestamp(b.end),
+                        block_start: timestamp(block_start),
+                        block_end: timestamp(block_end),
+                        status: "booked".into(),
+                        price: b.price.amount.to_string(),
+                        currency: b.price.currency.clone(),
+                        buffer_before_minutes: i64::from(b.buffer_before_minutes),
+                        buffer_after_minutes: i64::from(b.buffer_after_minutes),
+                        note: b.note.clone(),
+                        booked_at: timestamp(event.recorded_at),
+                        version: event.sequence,
+                        client_name: names.name(Kind::User, &b.client_id.to_string()),
+                        master_name: names.name(Kind::User, &b.master_id.to_string()),
+                        service_name: names.name(Kind::Service, &b.service_id.to_string()),
+                    });
                 }
-                AppointmentEvent::Confirmed => {
-                    status("confirmed").execute(&mut *tx).await?;
-                }
-                AppointmentEvent::Cancelled { .. } => {
-                    status("cancelled").execute(&mut *tx).await?;
-                }
-                AppointmentEvent::Completed => {
-                    status("completed").execute(&mut *tx).await?;
-                }
-                AppointmentEvent::MarkedNoShow => {
-                    status("no_show").execute(&mut *tx).await?;
-                }
+                AppointmentEvent::Confirmed => set_status(&mut rows, "confirmed"),
+                AppointmentEvent::Cancelled { .. } => set_status(&mut rows, "cancelled"),
+                AppointmentEvent::Completed => set_status(&mut rows, "completed"),
+                AppointmentEvent::MarkedNoShow => set_status(&mut rows, "no_show"),
                 AppointmentEvent::Rescheduled {
                     to_start,
                     to_end,
                     to_master_id,
                     ..
                 } => {
-                    let (before, after): (i64, i64) = sqlx::query_as(
-                        "SELECT buffer_before_minutes, buffer_after_minutes FROM appointments WHERE id = $1",
-                    )
-                    .bind(id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    let master_name =
-                        names::name_of(tx, APPOINTMENTS, Kind::User, &to_master_id.to_string())
-                            .await?;
-                    sqlx::query(
-                        "UPDATE appointments SET start_at = $1, end_at = $2, block_start = $3, block_end = $4, \
-                         master_id = $5, version = $6, master_name = $8 WHERE id = $7",
-                    )
-                    .bind(timestamp(to_start))
-                    .bind(timestamp(to_end))
-                    .bind(timestamp(to_start - Duration::minutes(before)))
-                    .bind(timestamp(to_end + Duration::minutes(after)))
-                    .bind(to_master_id.to_string())
-                    .bind(event.sequence)
-                    .bind(id)
-                    .bind(master_name)
-                    .execute(&mut *tx)
-                    .await?;
+                    let row = rows.change(id).ok_or_else(|| {
+                        anyhow::anyhow!("appointment {id} was rescheduled but never booked")
+                    })?;
+                    row.start_at = timestamp(to_start);
+                    row.end_at = timestamp(to_end);
+                    row.block_start =
+                        timestamp(to_start - Duration::minutes(row.buffer_before_minutes));
+                    row.block_end = timestamp(to_end + Duration::minutes(row.buffer_after_minutes));
+                    row.master_id = to_master_id.to_string();
+                    row.master_name = names.name(Kind::User, &row.master_id);
+                    row.version = event.sequence;
                 }
             }
         }
-        Ok(())
+        rows.write(tx).await?;
+        names.write(tx).await
     }
 
     async fn reset(&self, tx: &mut AnyConnection) -> anyhow::Result<()> {
         sqlx::query("DELETE FROM appointments")
             .execute(&mut *tx)
             .await?;
-        names::forget(tx, APPOINTMENTS).await?;
+        crate::names::forget(tx, APPOINTMENTS).await?;
         Ok(())
     }
 }
