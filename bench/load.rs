@@ -33,6 +33,12 @@ const LAG_IN_FLIGHT: usize = 128;
 /// Events in the log for the rebuild figures, and for the large-log phase.
 const REBUILD_EVENTS: i64 = 200_000;
 const LARGE_LOG: i64 = 1_000_000;
+/// The long-stream phase: one aggregate with this many events, changed
+/// `STREAM_COMMANDS` times.
+const LONG_STREAM: i64 = 100_000;
+const STREAM_COMMANDS: usize = 300;
+/// Commands counted by pg_stat_statements.
+const STATEMENT_COMMANDS: usize = 2_000;
 /// Events the seed writes per transaction.
 const SEED_SLICE: i64 = 50_000;
 
@@ -348,9 +354,27 @@ fn pgbench(pg: &Postgres, bin: &Path) -> f64 {
 
 fn replay(env: &HashMap<String, String>, what: &str, consumer: &str, head: i64) {
     let started = Instant::now();
-    let status = annals(env, &["replay", "--consumer", consumer])
-        .status()
-        .unwrap();
+    let status = if let Ok(out) = std::env::var("BENCH_PERF") {
+        let mut perf = Command::new("perf");
+        perf.args([
+            "record",
+            "-F",
+            "999",
+            "-g",
+            "-o",
+            &format!("{out}-{}", env.contains_key("DATABASE_URL")),
+            "--",
+        ])
+        .arg(env!("CARGO_BIN_EXE_annals"))
+        .args(["replay", "--consumer", consumer])
+        .envs(env)
+        .stdout(Stdio::null());
+        perf.status().unwrap()
+    } else {
+        annals(env, &["replay", "--consumer", consumer])
+            .status()
+            .unwrap()
+    };
     assert!(status.success());
     let elapsed = started.elapsed().as_secs_f64();
     report!(
@@ -451,6 +475,196 @@ async fn seed(env: &HashMap<String, String>, target: i64) -> i64 {
     head
 }
 
+/// Creates a category and a service over HTTP; returns the service's id and
+/// the body that changes it (its terms with another name).
+async fn new_service(base: &str, token: &str, name: &str) -> (String, Value) {
+    let client = client();
+    let category: Value = client
+        .post(format!("{base}/api/v1/service-categories"))
+        .bearer_auth(token)
+        .json(&json!({ "name": format!("{name} category") }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let terms = json!({
+        "name": name, "description": "bench", "category_id": category["id"],
+        "duration_minutes": 30, "price": "10.00", "currency": "EUR"
+    });
+    let service: Value = client
+        .post(format!("{base}/api/v1/services"))
+        .bearer_auth(token)
+        .json(&terms)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (service["id"].as_str().unwrap().to_string(), terms)
+}
+
+/// Gives one service's stream `length` events in all: copies of its
+/// creation as changes, written straight into the store.
+async fn lengthen(env: &HashMap<String, String>, service: &str, length: i64) {
+    let pool = pool(env).await;
+    let started = Instant::now();
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("ALTER TABLE events DISABLE TRIGGER events_assign_position")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, position, recorded_at) \
+         SELECT t.aggregate_type, t.aggregate_id, g, 'ServiceUpdated', t.event_version, \
+                json_build_object('Updated', t.payload -> 'Created'), \
+                (t.metadata::jsonb || jsonb_build_object('event_id', gen_random_uuid()::text))::json, \
+                c.last_position + g - 1, clock_timestamp() \
+         FROM generate_series(2, $2) g, event_position_counter c, \
+              (SELECT * FROM events WHERE aggregate_id = $1 AND sequence = 1) t",
+    )
+    .bind(service)
+    .bind(length)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE event_position_counter SET last_position = last_position + $1")
+        .bind(length - 1)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("ALTER TABLE events ENABLE TRIGGER events_assign_position")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    pool.close().await;
+    println!(
+        "(gave service {service} {length} events in {:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// `count` changes of one service, one after another: their latencies.
+async fn changes(
+    base: &str,
+    token: &str,
+    service: &str,
+    terms: &Value,
+    count: usize,
+) -> Vec<Duration> {
+    let client = client();
+    let mut latencies = Vec::with_capacity(count);
+    for i in 0..count {
+        let mut body = terms.clone();
+        body["name"] = json!(format!("changed {i}"));
+        let sent = Instant::now();
+        let response = client
+            .put(format!("{base}/api/v1/services/{service}"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "changing service {service}");
+        latencies.push(sent.elapsed());
+    }
+    latencies
+}
+
+/// Command latency on a stream of `LONG_STREAM` events against a fresh one.
+async fn long_stream(env: &HashMap<String, String>, base: &str, token: &str) {
+    let (fresh, terms) = new_service(base, token, "fresh").await;
+    let (long, long_terms) = new_service(base, token, "long").await;
+    lengthen(env, &long, LONG_STREAM).await;
+    // The read models take in the new events before anything is measured.
+    settled(base, Duration::from_secs(300)).await;
+    let mut on_fresh = changes(base, token, &fresh, &terms, STREAM_COMMANDS).await;
+    let mut on_long = changes(base, token, &long, &long_terms, STREAM_COMMANDS).await;
+    let first = on_long[0];
+    on_fresh.sort();
+    on_long.sort();
+    report!(
+        "server mode: {STREAM_COMMANDS} changes one after another of a service whose stream holds {LONG_STREAM} events: p50 {} p99 {} (the first, which replays the stream and takes its snapshot: {}); of a fresh service: p50 {} p99 {}; p99 ratio {:.2} ×",
+        ms(percentile(&on_long, 0.5)),
+        ms(percentile(&on_long, 0.99)),
+        ms(first),
+        ms(percentile(&on_fresh, 0.5)),
+        ms(percentile(&on_fresh, 0.99)),
+        percentile(&on_long, 0.99).as_secs_f64() / percentile(&on_fresh, 0.99).as_secs_f64().max(1e-9)
+    );
+}
+
+/// What one command costs in statements: `STATEMENT_COMMANDS` commands at
+/// 16 clients with pg_stat_statements reset before, then every statement
+/// of this database (the server's, its consumers' and the relay's) per
+/// command, the most frequent first.
+async fn statements(env: &HashMap<String, String>, base: &str, token: &str) {
+    let pool = pool(env).await;
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_stat_statements_reset()")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let client = client();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let (client, base, token, next) = (
+                client.clone(),
+                base.to_string(),
+                token.to_string(),
+                next.clone(),
+            );
+            tokio::spawn(async move {
+                while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < STATEMENT_COMMANDS {
+                    command(
+                        &client,
+                        &base,
+                        &token,
+                        format!("counted-{}", uuid::Uuid::now_v7()),
+                    )
+                    .await
+                    .expect("a counted command");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    // Let the consumers and the relay finish their share.
+    settled(base, Duration::from_secs(60)).await;
+    let rows: Vec<(String, i64, f64)> = sqlx::query_as(
+        "SELECT query, calls, mean_exec_time FROM pg_stat_statements \
+         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+         AND query NOT LIKE '%pg_stat_statements%' ORDER BY calls DESC",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let total: i64 = rows.iter().map(|r| r.1).sum();
+    let per = |calls: i64| calls as f64 / STATEMENT_COMMANDS as f64;
+    report!(
+        "server mode: {:.1} statements per command over {STATEMENT_COMMANDS} commands at 16 clients (pg_stat_statements; server, consumers and relay), the most frequent:",
+        per(total)
+    );
+    for (query, calls, mean) in rows.iter().take(12) {
+        let query: String = query.split_whitespace().collect::<Vec<_>>().join(" ");
+        let query: String = query.chars().take(90).collect();
+        report!(
+            "  {:.2} per command, mean {mean:.2} ms: `{query}`",
+            per(*calls)
+        );
+    }
+    pool.close().await;
+}
+
 /// Waits until every consumer of the server has applied the whole log;
 /// returns how long that took.
 async fn settled(base: &str, limit: Duration) -> Duration {
@@ -517,6 +731,9 @@ async fn main() {
     );
     let pg = Postgres::start_with(durable);
     let nats = Nats::start();
+    if std::env::var("BENCH_ONLY").is_ok_and(|v| v == "rebuild") {
+        return rebuilds_only(&pg, &nats).await;
+    }
     let pgbench = pgbench(&pg, &pg_bin);
 
     let data = tempfile::tempdir().unwrap();
@@ -538,6 +755,7 @@ async fn main() {
     for rate in LAG_RATES {
         lag(&server.base, &token_, rate).await;
     }
+    statements(&env, &server.base, &token_).await;
     let small_log = log_head(&server.base).await;
     rss(&server, "server mode");
     drop(server);
@@ -566,6 +784,7 @@ async fn main() {
         ms(small.p99),
         large.p99.as_secs_f64() / small.p99.as_secs_f64().max(1e-9)
     );
+    long_stream(&env, &server.base, &token_).await;
     drop(server);
 
     let embedded = tempfile::tempdir().unwrap();
@@ -583,6 +802,34 @@ async fn main() {
     let head = seed(&env, REBUILD_EVENTS).await;
     replay(&env, "embedded mode", "catalog", head);
     results(durable);
+}
+
+/// `BENCH_ONLY=rebuild`: only the rebuild figures (200,000 events, both
+/// backends), for working on the projectors; RESULTS.md is left alone.
+async fn rebuilds_only(pg: &Postgres, nats: &Nats) {
+    let server_dir = tempfile::tempdir().unwrap();
+    let embedded_dir = tempfile::tempdir().unwrap();
+    let mut server_env = HashMap::new();
+    server_env.insert("DATABASE_URL".to_string(), pg.create_database().await);
+    server_env.insert("NATS_URL".to_string(), nats.url());
+    for (what, dir, mut env) in [
+        ("server mode", &server_dir, server_env),
+        ("embedded mode", &embedded_dir, HashMap::new()),
+    ] {
+        env.insert(
+            "ANNALS_DATA_DIR".to_string(),
+            dir.path().display().to_string(),
+        );
+        create_user(&env);
+        let server = serve(&env).await;
+        let token_ = token(&client(), &server.base).await;
+        command(&client(), &server.base, &token_, "template".into())
+            .await
+            .expect("a category");
+        drop(server);
+        let head = seed(&env, REBUILD_EVENTS).await;
+        replay(&env, what, "catalog", head);
+    }
 }
 
 /// Writes the figures of this run to bench/RESULTS.md.

@@ -13,7 +13,7 @@ use annals_domain::catalog::{Service, ServiceEvent};
 use annals_domain::user::{User, UserEvent};
 use annals_domain::StoredEvent;
 
-use crate::rows::{self, Cell};
+use crate::rows::{self, Cell, Marks};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
@@ -134,13 +134,12 @@ impl NameBook {
         wanted.sort_by(|a, b| (a.0.as_str(), &a.1).cmp(&(b.0.as_str(), &b.1)));
         wanted.dedup();
         let ids: Vec<String> = wanted.iter().map(|(_, id)| id.clone()).collect();
-        for chunk in ids.chunks(rows::max_binds(tx) - 1) {
+        let marks = Marks::of(tx);
+        for chunk in ids.chunks(rows::rows_per_statement(1) - 1) {
             let sql = format!(
-                "SELECT kind, id, name FROM read_model_names WHERE consumer = $1 AND id IN ({})",
-                (2..chunk.len() + 2)
-                    .map(|i| format!("${i}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "SELECT kind, id, name FROM read_model_names WHERE consumer = {} AND id IN ({})",
+                marks.one(1),
+                marks.list(chunk.len(), 2)
             );
             let query = rows::bind_all(
                 sqlx::query(&sql).bind(self.consumer),
@@ -173,6 +172,7 @@ impl NameBook {
         if self.given.is_empty() {
             return Ok(());
         }
+        let marks = Marks::of(tx);
         for shown in self.shown {
             let pairs: Vec<(&String, &String)> = self
                 .given
@@ -180,14 +180,14 @@ impl NameBook {
                 .filter(|((kind, _), _)| *kind == shown.kind)
                 .map(|((_, id), name)| (id, name))
                 .collect();
-            for chunk in pairs.chunks(rows::rows_per_statement(tx, 2)) {
+            for chunk in pairs.chunks(rows::rows_per_statement(2)) {
                 let sql = format!(
                     "UPDATE {table} SET {name} = v.column2 FROM (VALUES {values}) AS v \
                      WHERE {table}.{id} = v.column1",
                     table = shown.table,
                     name = shown.name_column,
                     id = shown.id_column,
-                    values = rows::placeholders(chunk.len(), 2, 1),
+                    values = marks.rows(chunk.len(), 2, 1),
                 );
                 let cells = chunk
                     .iter()
@@ -199,11 +199,11 @@ impl NameBook {
             }
         }
         let given: Vec<_> = self.given.iter().collect();
-        for chunk in given.chunks(rows::rows_per_statement(tx, 4)) {
+        for chunk in given.chunks(rows::rows_per_statement(4)) {
             let sql = format!(
                 "INSERT INTO read_model_names (consumer, kind, id, name) VALUES {} \
                  ON CONFLICT (consumer, kind, id) DO UPDATE SET name = excluded.name",
-                rows::placeholders(chunk.len(), 4, 1)
+                marks.rows(chunk.len(), 4, 1)
             );
             let cells = chunk.iter().flat_map(|((kind, id), name)| {
                 [

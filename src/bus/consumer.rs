@@ -177,22 +177,45 @@ impl ProjectorRunner {
         let mut applied = 0;
         let mut limit = self.page;
         let mut attempt = 0;
+        // The page after a full one is read while the full one is applied
+        // (two connections): `(after, limit, events)`.
+        let mut ahead: Option<(i64, i64, Vec<StoredEvent>)> = None;
         while !*stop.borrow() {
-            let events = match self.log.read_after(self.checkpoint, limit).await {
-                Ok(events) => events,
-                Err(err) => {
-                    // The database is the source; wait for it, however long.
-                    tracing::warn!(consumer = self.projector.name(), error = %format!("{err:#}"), "cannot read the log; retrying");
-                    backoff(attempt.min(6)).await;
-                    attempt += 1;
-                    continue;
+            let prefetched = match ahead.take() {
+                Some((after, read, events)) if after == self.checkpoint && read == limit => {
+                    Some(events)
                 }
+                _ => None,
+            };
+            let events = match prefetched {
+                Some(events) => events,
+                None => match self.log.read_after(self.checkpoint, limit).await {
+                    Ok(events) => events,
+                    Err(err) => {
+                        // The database is the source; wait for it, however long.
+                        tracing::warn!(consumer = self.projector.name(), error = %format!("{err:#}"), "cannot read the log; retrying");
+                        backoff(attempt.min(6)).await;
+                        attempt += 1;
+                        continue;
+                    }
+                },
             };
             let Some(last) = events.last() else {
                 return Ok(applied);
             };
             let last = last.position;
-            match self.try_apply(&events).await {
+            let outcome = if events.len() == limit as usize && limit > 1 {
+                let log = self.log.clone();
+                let (outcome, next) =
+                    tokio::join!(self.try_apply(&events), log.read_after(last, limit));
+                if let Ok(next) = next {
+                    ahead = Some((last, limit, next));
+                }
+                outcome
+            } else {
+                self.try_apply(&events).await
+            };
+            match outcome {
                 Ok(()) => {
                     applied += events.len();
                     attempt = 0;

@@ -148,7 +148,8 @@ impl Postgres {
 
     fn run_server(&self) {
         let durability = if self.durable {
-            ""
+            // The benchmarks (the only durable clusters) count statements.
+            "-c shared_preload_libraries=pg_stat_statements"
         } else {
             "-c fsync=off -c full_page_writes=off"
         };
