@@ -734,6 +734,9 @@ async fn main() {
     if std::env::var("BENCH_ONLY").is_ok_and(|v| v == "rebuild") {
         return rebuilds_only(&pg, &nats).await;
     }
+    if std::env::var("BENCH_ONLY").is_ok_and(|v| v == "throughput") {
+        return throughput_only(&pg, &nats).await;
+    }
     let pgbench = pgbench(&pg, &pg_bin);
 
     let data = tempfile::tempdir().unwrap();
@@ -829,6 +832,77 @@ async fn rebuilds_only(pg: &Postgres, nats: &Nats) {
         drop(server);
         let head = seed(&env, REBUILD_EVENTS).await;
         replay(&env, what, "catalog", head);
+    }
+}
+
+/// CPU seconds (user + system) used so far by the processes of each name.
+fn cpu_by_process() -> std::collections::BTreeMap<String, f64> {
+    let tick = 100.0; // USER_HZ on Linux
+    let mut used = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close].to_string();
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        let (Some(user), Some(system)) = (fields.get(11), fields.get(12)) else {
+            continue;
+        };
+        let seconds =
+            (user.parse::<f64>().unwrap_or(0.0) + system.parse::<f64>().unwrap_or(0.0)) / tick;
+        *used.entry(name).or_insert(0.0) += seconds;
+    }
+    used
+}
+
+/// `BENCH_ONLY=throughput`: only the server-mode throughput, with the CPU
+/// each process used during it (and, with `BENCH_PERF=file`, a perf
+/// profile of the server).
+async fn throughput_only(pg: &Postgres, nats: &Nats) {
+    let data = tempfile::tempdir().unwrap();
+    let mut env = HashMap::new();
+    env.insert(
+        "ANNALS_DATA_DIR".to_string(),
+        data.path().display().to_string(),
+    );
+    env.insert("DATABASE_URL".to_string(), pg.create_database().await);
+    env.insert("NATS_URL".to_string(), nats.url());
+    create_user(&env);
+    let server = serve(&env).await;
+    let token_ = token(&client(), &server.base).await;
+    let profile = std::env::var("BENCH_PERF").ok().map(|out| {
+        Command::new("perf")
+            .args(["record", "-F", "499", "-g", "-o", &out, "-p"])
+            .arg(server.child.id().to_string())
+            .args(["--", "sleep", &seconds().as_secs().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    });
+    let before = cpu_by_process();
+    let started = Instant::now();
+    let figures = throughput(&server.base, &token_, "server mode (PostgreSQL + NATS)").await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let after = cpu_by_process();
+    let mut spent: Vec<(String, f64)> = after
+        .iter()
+        .map(|(name, s)| (name.clone(), s - before.get(name).copied().unwrap_or(0.0)))
+        .filter(|(_, s)| *s > 0.05)
+        .collect();
+    spent.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let commands = figures.rate * elapsed;
+    for (name, seconds) in spent {
+        println!(
+            "  {name}: {seconds:.1} CPU s = {:.0} µs per command",
+            seconds * 1e6 / commands
+        );
+    }
+    if let Some(mut perf) = profile {
+        let _ = perf.wait();
     }
 }
 

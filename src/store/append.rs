@@ -262,6 +262,17 @@ macro_rules! failpoint {
     };
 }
 
+fn classify_ref(err: &sqlx::Error) -> AppendError {
+    if matches!(err, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40P01" | "40001")))
+    {
+        return AppendError::Conflict {
+            aggregate_type: "transaction".into(),
+            aggregate_id: err.to_string(),
+        };
+    }
+    AppendError::Internal(err.to_string())
+}
+
 fn classify(err: sqlx::Error) -> AppendError {
     // Two processes' batches can wait on each other (one holds the position
     // counter, the other a key both retries carry): PostgreSQL cancels one
@@ -381,6 +392,11 @@ macro_rules! commit_batch {
     }};
 }
 
+fn between_streams() -> Result<(), AppendError> {
+    failpoint!("append.between_streams", AppendError::Unavailable);
+    Ok(())
+}
+
 fn before_commit() -> Result<(), AppendError> {
     failpoint!("append.before_commit", AppendError::Unavailable);
     Ok(())
@@ -392,7 +408,152 @@ fn after_commit() -> Result<(), AppendError> {
 }
 
 async fn commit_pg(pool: &PgPool, units: &[&CommitUnit]) -> Vec<Result<Committed, AppendError>> {
+    if let Some(results) = commit_pg_at_once(pool, units).await {
+        return results;
+    }
     commit_batch!(pool, units, insert_pg)
+}
+
+/// The events of a batch as columns, for one UNNEST.
+#[derive(Default)]
+struct Columns<'a> {
+    types: Vec<&'a str>,
+    ids: Vec<&'a str>,
+    sequences: Vec<i64>,
+    event_types: Vec<&'a str>,
+    versions: Vec<&'a str>,
+    payloads: Vec<String>,
+    metadata: Vec<String>,
+}
+
+/// The common case on PostgreSQL: every event of the batch in one INSERT
+/// (positions back by RETURNING), the keys and snapshots after it, one
+/// COMMIT — a few round trips per batch instead of several per unit. When
+/// a unit cannot commit (a stream conflicts, a key is taken) the whole
+/// transaction is rolled back and `None` says: go unit by unit, in
+/// savepoints, so that unit fails alone.
+async fn commit_pg_at_once(
+    pool: &PgPool,
+    units: &[&CommitUnit],
+) -> Option<Vec<Result<Committed, AppendError>>> {
+    let failed = |err: AppendError| Some(units.iter().map(|_| Err(err.clone())).collect());
+    let mut tx = match pool.begin().await {
+        Ok(tx) => tx,
+        Err(err) => return failed(classify(err)),
+    };
+    let mut columns = Columns::default();
+    for unit in units {
+        for stream in &unit.streams {
+            for (i, event) in stream.events.iter().enumerate() {
+                columns.types.push(stream.aggregate_type);
+                columns.ids.push(&stream.aggregate_id);
+                columns
+                    .sequences
+                    .push(stream.expected_version + 1 + i as i64);
+                columns.event_types.push(&event.event_type);
+                columns.versions.push(&event.event_version);
+                columns.payloads.push(event.payload.to_string());
+                columns.metadata.push(event_metadata(&unit.metadata));
+            }
+        }
+    }
+    let inserted: Result<Vec<(String, String, i64, i64)>, sqlx::Error> = sqlx::query_as(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         SELECT a, i, s, t, v, p::json, m::json \
+           FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[]) \
+             AS u(a, i, s, t, v, p, m) \
+         RETURNING aggregate_type, aggregate_id, sequence, position",
+    )
+    .bind(&columns.types)
+    .bind(&columns.ids)
+    .bind(&columns.sequences)
+    .bind(&columns.event_types)
+    .bind(&columns.versions)
+    .bind(&columns.payloads)
+    .bind(&columns.metadata)
+    .fetch_all(&mut *tx)
+    .await;
+    let positions: HashMap<(String, String, i64), i64> = match inserted {
+        Ok(rows) => rows
+            .into_iter()
+            .map(|(a, i, s, p)| ((a, i, s), p))
+            .collect(),
+        Err(err) => {
+            let own = is_unique_violation(&err)
+                || matches!(classify_ref(&err), AppendError::Conflict { .. });
+            let _ = tx.rollback().await;
+            return if own { None } else { failed(classify(err)) };
+        }
+    };
+    if units.iter().any(|u| u.streams.len() > 1) {
+        // Where a unit of several streams would be half-written.
+        if let Err(err) = between_streams() {
+            return failed(err);
+        }
+    }
+    let mut results = Vec::with_capacity(units.len());
+    for unit in units {
+        let mut streams = Vec::with_capacity(unit.streams.len());
+        for stream in &unit.streams {
+            let conn = &mut *tx;
+            let kept: Result<(), AppendError> = async {
+                keep_snapshot!(conn, stream);
+                Ok(())
+            }
+            .await;
+            if let Err(err) = kept {
+                return failed(err);
+            }
+            let version = stream.expected_version + stream.events.len() as i64;
+            let key = (
+                stream.aggregate_type.to_string(),
+                stream.aggregate_id.clone(),
+                version,
+            );
+            streams.push(CommittedStream {
+                aggregate_type: stream.aggregate_type,
+                aggregate_id: stream.aggregate_id.clone(),
+                version,
+                position: positions.get(&key).copied().unwrap_or(0),
+            });
+        }
+        let committed = finished(streams);
+        if let Some((record, outcome)) = &unit.idempotency {
+            let now = now_millis();
+            let recorded = sqlx::query(KEY_UPSERT)
+                .bind(&record.scope)
+                .bind(&record.key)
+                .bind(&record.fingerprint)
+                .bind(outcome(&committed))
+                .bind(now)
+                .bind(now - super::idempotency::KEEP.as_millis() as i64)
+                .execute(&mut *tx)
+                .await;
+            match recorded {
+                Ok(done) if done.rows_affected() == 1 => {}
+                Ok(_) => {
+                    let _ = tx.rollback().await;
+                    return None;
+                }
+                Err(err) => {
+                    let own = matches!(classify_ref(&err), AppendError::Conflict { .. });
+                    let _ = tx.rollback().await;
+                    return if own { None } else { failed(classify(err)) };
+                }
+            }
+        }
+        results.push(Ok(committed));
+    }
+    if let Err(err) = before_commit() {
+        return failed(err);
+    }
+    if let Err(err) = tx.commit().await {
+        return failed(AppendError::OutcomeUnknown(err.to_string()));
+    }
+    match after_commit() {
+        Ok(()) => Some(results),
+        Err(err) => failed(err),
+    }
 }
 
 async fn commit_sqlite(

@@ -280,3 +280,69 @@ async fn a_batch_with_a_conflicting_unit_commits_the_good_ones(mode: Mode) {
     assert_eq!((account.balance, version), (5, 2));
 }
 both_modes!(a_batch_with_a_conflicting_unit_commits_the_good_ones);
+
+/// Two units of one batch carrying the same `Idempotency-Key`: the first
+/// commits with its key, the second is told the key is taken and writes
+/// nothing, and a third without a key commits beside them. (On PostgreSQL
+/// the batch is first tried as one INSERT; the taken key sends it back to
+/// one savepoint per unit.)
+async fn a_batch_with_a_taken_key_commits_the_others(mode: Mode) {
+    use crate::support::ledger::AccountEvent;
+    use annals::store::{AppendError, CommitUnit, IdempotencyRecord, NewEvent, StreamAppend};
+    use cqrs_es::DomainEvent;
+    let backing = Backing::new(mode).await;
+    let platform = annals::startup::connect(backing.settings("127.0.0.1:0"), &modules())
+        .await
+        .unwrap();
+    let unit = |id: &str, key: Option<&str>| CommitUnit {
+        streams: vec![StreamAppend {
+            aggregate_type: "test_account",
+            aggregate_id: id.to_string(),
+            expected_version: 0,
+            events: vec![{
+                let event = AccountEvent::Opened { owner: id.into() };
+                NewEvent {
+                    event_type: event.event_type(),
+                    event_version: event.event_version(),
+                    payload: serde_json::to_value(&event).unwrap(),
+                }
+            }],
+            snapshot: None,
+        }],
+        metadata: Default::default(),
+        idempotency: key.map(|key| {
+            let record = IdempotencyRecord {
+                scope: "test".into(),
+                key: key.into(),
+                fingerprint: "f".into(),
+            };
+            let outcome: Box<annals::store::Outcome> = Box::new(|c| c.position.to_string());
+            (record, outcome)
+        }),
+    };
+    let results = platform
+        .commands
+        .writer()
+        .commit_all(vec![
+            unit("x", Some("k-1")),
+            unit("y", Some("k-1")),
+            unit("z", None),
+        ])
+        .await;
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    assert!(
+        matches!(results[1], Err(AppendError::KeyTaken)),
+        "{:?}",
+        results[1]
+    );
+    assert!(results[2].is_ok(), "{:?}", results[2]);
+    let log = platform.log.read_after(0, 10).await.unwrap();
+    let ids: Vec<_> = log.iter().map(|e| e.aggregate_id.as_str()).collect();
+    assert_eq!(ids, ["x", "z"], "y wrote nothing");
+    assert_eq!(
+        log.iter().map(|e| e.position).collect::<Vec<_>>(),
+        [1, 2],
+        "dense"
+    );
+}
+both_modes!(a_batch_with_a_taken_key_commits_the_others);
