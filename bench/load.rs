@@ -904,6 +904,17 @@ async fn throughput_only(pg: &Postgres, nats: &Nats) {
     if let Some(mut perf) = profile {
         let _ = perf.wait();
     }
+    drop(server);
+    let embedded = tempfile::tempdir().unwrap();
+    let mut env = HashMap::new();
+    env.insert(
+        "ANNALS_DATA_DIR".to_string(),
+        embedded.path().display().to_string(),
+    );
+    create_user(&env);
+    let server = serve(&env).await;
+    let token_ = token(&client(), &server.base).await;
+    throughput(&server.base, &token_, "embedded mode (SQLite)").await;
 }
 
 /// Writes the figures of this run to bench/RESULTS.md.

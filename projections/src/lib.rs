@@ -19,6 +19,12 @@ pub trait Projector: Send + Sync + 'static {
     /// Must be deterministic: a rebuild from the log gives the same rows.
     async fn apply(&self, tx: &mut AnyConnection, events: &[StoredEvent]) -> anyhow::Result<()>;
 
+    /// Whether this read model may change for `event` (by default: yes).
+    /// A batch with no such event only moves the checkpoint, lazily.
+    fn handles(&self, _event: &StoredEvent) -> bool {
+        true
+    }
+
     /// Removes every row this projector derived, before a rebuild.
     async fn reset(&self, tx: &mut AnyConnection) -> anyhow::Result<()>;
 

@@ -142,6 +142,40 @@ pub trait Record: Clone + Send + Sync {
     fn from_row(row: &AnyRow) -> Result<Self>;
 }
 
+/// Declares a read-model row in one place: its struct, its table, and its
+/// columns (named as the fields; `key` is the primary key, text).
+#[macro_export]
+macro_rules! record {
+    ($name:ident in $table:literal { key $key:ident, $($field:ident: $ty:ty),* $(,)? }) => {
+        #[derive(Clone)]
+        struct $name {
+            $key: String,
+            $($field: $ty,)*
+        }
+
+        impl $crate::rows::Record for $name {
+            const TABLE: &'static str = $table;
+            const COLUMNS: &'static [&'static str] = &[stringify!($key), $(stringify!($field)),*];
+
+            fn key(&self) -> &str {
+                &self.$key
+            }
+
+            fn cells(&self) -> Vec<$crate::rows::Cell> {
+                vec![self.$key.clone().into(), $(self.$field.clone().into()),*]
+            }
+
+            fn from_row(row: &::sqlx::any::AnyRow) -> ::anyhow::Result<Self> {
+                use ::sqlx::Row;
+                Ok(Self {
+                    $key: row.try_get(stringify!($key))?,
+                    $($field: row.try_get(stringify!($field))?,)*
+                })
+            }
+        }
+    };
+}
+
 /// The rows of one table that a batch touches: loaded once, changed in
 /// memory, written back together.
 pub struct Rows<R: Record> {

@@ -6,85 +6,34 @@ use anyhow::Result;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
-use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AnyPool, Row};
 
 use annals_domain::appointment::{Appointment, AppointmentEvent};
+use annals_domain::catalog::Service;
+use annals_domain::user::User;
 use annals_domain::StoredEvent;
 
 use crate::appointments::queries::instant;
 use crate::appointments::{parsed, referenced, timestamp};
 use crate::names::{self, Kind, NameBook, Shown};
-use crate::rows::{Cell, Record, Rows};
+use crate::rows::Rows;
 use crate::Projector;
 
 pub const NAME: &str = "statistics";
 
-#[derive(Clone)]
-struct FactRecord {
-    id: String,
-    client_id: String,
-    master_id: String,
-    service_id: String,
-    start_at: String,
-    status: String,
-    price: String,
-    currency: String,
-    version: i64,
-    master_name: Option<String>,
-    service_name: Option<String>,
-}
-
-impl Record for FactRecord {
-    const TABLE: &'static str = "appointment_facts";
-    const COLUMNS: &'static [&'static str] = &[
-        "id",
-        "client_id",
-        "master_id",
-        "service_id",
-        "start_at",
-        "status",
-        "price",
-        "currency",
-        "version",
-        "master_name",
-        "service_name",
-    ];
-
-    fn key(&self) -> &str {
-        &self.id
-    }
-
-    fn cells(&self) -> Vec<Cell> {
-        vec![
-            self.id.clone().into(),
-            self.client_id.clone().into(),
-            self.master_id.clone().into(),
-            self.service_id.clone().into(),
-            self.start_at.clone().into(),
-            self.status.clone().into(),
-            self.price.clone().into(),
-            self.currency.clone().into(),
-            self.version.into(),
-            self.master_name.clone().into(),
-            self.service_name.clone().into(),
-        ]
-    }
-
-    fn from_row(row: &AnyRow) -> Result<Self> {
-        Ok(Self {
-            id: row.try_get("id")?,
-            client_id: row.try_get("client_id")?,
-            master_id: row.try_get("master_id")?,
-            service_id: row.try_get("service_id")?,
-            start_at: row.try_get("start_at")?,
-            status: row.try_get("status")?,
-            price: row.try_get("price")?,
-            currency: row.try_get("currency")?,
-            version: row.try_get("version")?,
-            master_name: row.try_get("master_name")?,
-            service_name: row.try_get("service_name")?,
-        })
+crate::record! {
+    FactRecord in "appointment_facts" {
+        key id,
+        client_id: String,
+        master_id: String,
+        service_id: String,
+        start_at: String,
+        status: String,
+        price: String,
+        currency: String,
+        version: i64,
+        master_name: Option<String>,
+        service_name: Option<String>,
     }
 }
 
@@ -109,6 +58,12 @@ pub struct StatisticsProjector;
 impl Projector for StatisticsProjector {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn handles(&self, event: &StoredEvent) -> bool {
+        event.aggregate_type == Appointment::TYPE
+            || event.aggregate_type == User::TYPE
+            || event.aggregate_type == Service::TYPE
     }
 
     async fn apply(&self, tx: &mut AnyConnection, events: &[StoredEvent]) -> anyhow::Result<()> {

@@ -15,7 +15,7 @@ use cqrs_es::Aggregate;
 
 use crate::appointments::parsed;
 use crate::appointments::queries::uuid;
-use crate::rows::{Cell, Record, Rows};
+use crate::rows::Rows;
 use crate::Projector;
 
 pub const NAME: &str = "users";
@@ -32,18 +32,19 @@ pub fn roles_column(roles: &BTreeSet<Role>) -> String {
     out
 }
 
-#[derive(Clone)]
-struct UserRecord {
-    id: String,
-    username: String,
-    full_name: String,
-    email: Option<String>,
-    phone: Option<String>,
-    profile: String,
-    roles: String,
-    active: i64,
-    version: i64,
-    telegram_chat_id: Option<i64>,
+crate::record! {
+    UserRecord in "users" {
+        key id,
+        username: String,
+        full_name: String,
+        email: Option<String>,
+        phone: Option<String>,
+        profile: String,
+        roles: String,
+        active: i64,
+        version: i64,
+        telegram_chat_id: Option<i64>,
+    }
 }
 
 impl UserRecord {
@@ -55,60 +56,14 @@ impl UserRecord {
     }
 }
 
-impl Record for UserRecord {
-    const TABLE: &'static str = "users";
-    const COLUMNS: &'static [&'static str] = &[
-        "id",
-        "username",
-        "full_name",
-        "email",
-        "phone",
-        "profile",
-        "roles",
-        "active",
-        "version",
-        "telegram_chat_id",
-    ];
-
-    fn key(&self) -> &str {
-        &self.id
-    }
-
-    fn cells(&self) -> Vec<Cell> {
-        vec![
-            self.id.clone().into(),
-            self.username.clone().into(),
-            self.full_name.clone().into(),
-            self.email.clone().into(),
-            self.phone.clone().into(),
-            self.profile.clone().into(),
-            self.roles.clone().into(),
-            self.active.into(),
-            self.version.into(),
-            self.telegram_chat_id.into(),
-        ]
-    }
-
-    fn from_row(row: &AnyRow) -> Result<Self> {
-        Ok(Self {
-            id: row.try_get("id")?,
-            username: row.try_get("username")?,
-            full_name: row.try_get("full_name")?,
-            email: row.try_get("email")?,
-            phone: row.try_get("phone")?,
-            profile: row.try_get("profile")?,
-            roles: row.try_get("roles")?,
-            active: row.try_get("active")?,
-            version: row.try_get("version")?,
-            telegram_chat_id: row.try_get("telegram_chat_id")?,
-        })
-    }
-}
-
 #[async_trait]
 impl Projector for UsersProjector {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn handles(&self, event: &StoredEvent) -> bool {
+        event.aggregate_type == User::TYPE
     }
 
     async fn apply(&self, tx: &mut AnyConnection, events: &[StoredEvent]) -> anyhow::Result<()> {

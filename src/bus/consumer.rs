@@ -135,7 +135,16 @@ pub struct ProjectorRunner {
     checkpoint: i64,
     /// Events read from the log and applied in one transaction, at most.
     page: i64,
+    /// The checkpoint as stored; behind `checkpoint` after batches this
+    /// read model ignores, until `flush`.
+    stored: i64,
+    unsaved_since: Option<std::time::Instant>,
 }
+
+/// How far the checkpoint may run ahead of the stored one.
+const LAZY_EVENTS: i64 = 5_000;
+/// An idle consumer stores a checkpoint that moved in memory after this.
+pub const FLUSH_AFTER: Duration = Duration::from_millis(50);
 
 /// Events a running consumer reads from the log at a time (and asks NATS
 /// for): small enough that one transaction does not hold SQLite's write
@@ -163,6 +172,8 @@ impl ProjectorRunner {
             log,
             checkpoint,
             page: BATCH,
+            stored: checkpoint,
+            unsaved_since: None,
         })
     }
 
@@ -273,9 +284,25 @@ impl ProjectorRunner {
     }
 
     async fn try_apply(&mut self, events: &[StoredEvent]) -> Result<(), ApplyError> {
+        let to = events.last().expect("non-empty batch").position;
+        // A batch this read model has nothing to do with moves the
+        // checkpoint in memory only (queries and /readyz see it at once);
+        // it is stored with the next batch that changes something, when
+        // the consumer is idle, or once it is `LAZY_EVENTS` ahead. A restart
+        // in between reads those events again and again ignores them.
+        if !events.iter().any(|e| self.projector.handles(e)) && to - self.stored < LAZY_EVENTS {
+            self.checkpoint = to;
+            self.unsaved_since
+                .get_or_insert_with(std::time::Instant::now);
+            self.state
+                .advanced(to, events.last().map(|e| e.recorded_at));
+            return Ok(());
+        }
         match self.apply_batch(events).await {
             Ok(Applied::To(position)) => {
                 self.checkpoint = position;
+                self.stored = position;
+                self.unsaved_since = None;
                 self.state
                     .advanced(position, events.last().map(|e| e.recorded_at));
                 metrics::counter!("annals_consumer_events_total", "consumer" => self.projector.name())
@@ -286,6 +313,8 @@ impl ProjectorRunner {
                 // Someone else (a replay, another process) got there first;
                 // continue from where they are.
                 self.checkpoint = position;
+                self.stored = position;
+                self.unsaved_since = None;
                 self.state.advanced(position, None);
                 Ok(())
             }
@@ -293,11 +322,35 @@ impl ProjectorRunner {
         }
     }
 
+    /// How long the checkpoint has been ahead of the stored one.
+    pub fn unsaved_for(&self) -> Option<Duration> {
+        self.unsaved_since.map(|since| since.elapsed())
+    }
+
+    /// Stores a checkpoint that moved in memory only (see `try_apply`).
+    pub async fn flush(&mut self) -> Result<()> {
+        if self.unsaved_since.is_none() {
+            return Ok(());
+        }
+        let name = self.projector.name();
+        let mut conn = self.pool.acquire().await?;
+        if Checkpoints::advance(&mut conn, name, self.stored, self.checkpoint).await? {
+            self.stored = self.checkpoint;
+        } else {
+            let now = Checkpoints::get(&self.pool, name).await?;
+            self.checkpoint = now;
+            self.stored = now;
+            self.state.advanced(now, None);
+        }
+        self.unsaved_since = None;
+        Ok(())
+    }
+
     async fn apply_batch(&self, events: &[StoredEvent]) -> Result<Applied, ApplyError> {
         let name = self.projector.name();
         let to = events.last().expect("non-empty batch").position;
         let mut tx = self.pool.begin().await.map_err(ApplyError::sql)?;
-        if !Checkpoints::advance(&mut tx, name, self.checkpoint, to)
+        if !Checkpoints::advance(&mut tx, name, self.stored, to)
             .await
             .map_err(ApplyError::other)?
         {
@@ -364,5 +417,6 @@ pub async fn replay(projector: Arc<dyn Projector>, pool: &AnyPool, log: &LogRead
     runner.page = REBUILD_BATCH;
     let (_keep, stop) = watch::channel(false);
     runner.catch_up(&stop).await?;
+    runner.flush().await?;
     Ok(runner.checkpoint())
 }

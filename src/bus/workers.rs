@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use annals_projections::Projector;
 
-use super::consumer::{Checkpoints, ConsumerState, ProjectorRunner, BATCH};
+use super::consumer::{Checkpoints, ConsumerState, ProjectorRunner, BATCH, FLUSH_AFTER};
 use super::nats::{self, NatsBus};
 use crate::store::{now_millis, LogReader};
 
@@ -76,13 +76,34 @@ pub async fn run_projector(
 async fn tail_log(runner: &mut ProjectorRunner, ctx: &mut WorkerContext) -> Result<()> {
     while !*ctx.stop.borrow() {
         runner.catch_up(&ctx.stop).await?;
+        flush_if(runner, MAX_UNSAVED).await;
+        let wait = if runner.unsaved_for().is_some() {
+            FLUSH_AFTER
+        } else {
+            Duration::from_secs(1)
+        };
         tokio::select! {
             _ = ctx.appended.changed() => {}
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = tokio::time::sleep(wait) => flush_if(runner, Duration::ZERO).await,
             _ = nats::stopped(&mut ctx.stop) => {}
         }
     }
+    flush_if(runner, Duration::ZERO).await;
     Ok(())
+}
+
+/// A checkpoint that moved in memory is stored at least this often, even
+/// while events keep coming.
+const MAX_UNSAVED: Duration = Duration::from_secs(1);
+
+/// Stores the runner's checkpoint if it has been ahead of the stored one
+/// for `after`. A failure is not the consumer's end: the next try stores it.
+async fn flush_if(runner: &mut ProjectorRunner, after: Duration) {
+    if runner.unsaved_for().is_some_and(|d| d >= after) {
+        if let Err(err) = runner.flush().await {
+            tracing::warn!(consumer = runner.projector.name(), error = %format!("{err:#}"), "cannot store the checkpoint yet");
+        }
+    }
 }
 
 /// Server mode: the durable consumer delivers; the log fills gaps and is
@@ -112,9 +133,15 @@ async fn follow_stream(
             }
         }
         let consumer = durable.as_ref().expect("durable consumer");
-        match nats::fetch(consumer, BATCH as usize, DOORBELL).await {
+        let wait = if runner.unsaved_for().is_some() {
+            FLUSH_AFTER
+        } else {
+            DOORBELL
+        };
+        match nats::fetch(consumer, BATCH as usize, wait).await {
             Ok((events, last)) => {
                 if events.is_empty() {
+                    flush_if(runner, Duration::ZERO).await;
                     // Quiet: if the log is ahead anyway (a lost stream tail,
                     // a stalled relay, an event whose handling failed), the
                     // log is the truth.
@@ -125,6 +152,7 @@ async fn follow_stream(
                         .map_or(true, |head| head > runner.checkpoint());
                 } else {
                     runner.deliver(events, &ctx.stop).await?;
+                    flush_if(runner, MAX_UNSAVED).await;
                 }
                 if let Some(message) = last {
                     if let Err(err) = message.ack().await {
@@ -141,6 +169,7 @@ async fn follow_stream(
             }
         }
     }
+    flush_if(runner, Duration::ZERO).await;
     Ok(())
 }
 

@@ -309,6 +309,23 @@ fn own(err: &AppendError) -> bool {
     matches!(err, AppendError::Conflict { .. } | AppendError::KeyTaken)
 }
 
+/// Records a unit's key with its outcome (unless a live record has it):
+/// the result of the upsert, whose row count is 0 when the key is taken.
+macro_rules! record_key {
+    ($conn:expr, $record:expr, $outcome:expr) => {{
+        let now = now_millis();
+        sqlx::query(KEY_UPSERT)
+            .bind(&$record.scope)
+            .bind(&$record.key)
+            .bind(&$record.fingerprint)
+            .bind($outcome)
+            .bind(now)
+            .bind(now - super::idempotency::KEEP.as_millis() as i64)
+            .execute($conn)
+            .await
+    }};
+}
+
 const KEY_UPSERT: &str =
     "INSERT INTO idempotency_records (scope, key, fingerprint, outcome, recorded_at) \
      VALUES ($1, $2, $3, $4, $5) \
@@ -337,16 +354,7 @@ macro_rules! commit_batch {
             let written: Result<Committed, AppendError> = async {
                 let committed = finished($insert(&mut *savepoint, unit).await?);
                 if let Some((record, outcome)) = &unit.idempotency {
-                    let now = now_millis();
-                    let recorded = sqlx::query(KEY_UPSERT)
-                        .bind(&record.scope)
-                        .bind(&record.key)
-                        .bind(&record.fingerprint)
-                        .bind(outcome(&committed))
-                        .bind(now)
-                        .bind(now - super::idempotency::KEEP.as_millis() as i64)
-                        .execute(&mut *savepoint)
-                        .await
+                    let recorded = record_key!(&mut *savepoint, record, outcome(&committed))
                         .map_err(classify)?;
                     if recorded.rows_affected() == 0 {
                         return Err(AppendError::KeyTaken);
@@ -519,16 +527,7 @@ async fn commit_pg_at_once(
         }
         let committed = finished(streams);
         if let Some((record, outcome)) = &unit.idempotency {
-            let now = now_millis();
-            let recorded = sqlx::query(KEY_UPSERT)
-                .bind(&record.scope)
-                .bind(&record.key)
-                .bind(&record.fingerprint)
-                .bind(outcome(&committed))
-                .bind(now)
-                .bind(now - super::idempotency::KEEP.as_millis() as i64)
-                .execute(&mut *tx)
-                .await;
+            let recorded = record_key!(&mut *tx, record, outcome(&committed));
             match recorded {
                 Ok(done) if done.rows_affected() == 1 => {}
                 Ok(_) => {

@@ -434,3 +434,33 @@ async fn two_relays_after_a_stall_never_move_the_checkpoint_backwards() {
     assert_each_event_applied_once(&second).await;
     drop(first);
 }
+
+/// A batch a read model has nothing to do with moves its checkpoint in
+/// memory at once (reads that ask for a position do not wait) and is
+/// stored as soon as the consumer is idle, without a write per batch.
+async fn a_read_model_passes_over_events_it_ignores_and_stores_the_checkpoint_when_idle(
+    mode: Mode,
+) {
+    let app = spawn_app(mode).await;
+    load(&app, 3).await;
+    let pool = app.backing().pool().await;
+    let head: i64 = sqlx::query_scalar("SELECT MAX(position) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(head, 15);
+    // The catalog ignores test accounts; a read of it at the head answers.
+    let (status, _) = app
+        .get_json(&format!("/api/v1/service-categories?min_position={head}"))
+        .await;
+    assert_eq!(status, 200);
+    app.settle().await;
+    let stored: i64 =
+        sqlx::query_scalar("SELECT position FROM consumer_checkpoints WHERE name = 'catalog'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, head);
+    pool.close().await;
+}
+both_modes!(a_read_model_passes_over_events_it_ignores_and_stores_the_checkpoint_when_idle);

@@ -5,16 +5,16 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use cqrs_es::Aggregate;
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use annals_domain::appointment::{Appointment, AppointmentEvent};
 use annals_domain::catalog::{Category, CategoryEvent, Service, ServiceEvent, ServiceTerms};
 use annals_domain::master::{self, Master, MasterEvent};
+use annals_domain::user::User;
 use annals_domain::StoredEvent;
 
 use crate::names::{Kind, NameBook, Shown};
-use crate::rows::{Cell, Record, Rows};
+use crate::rows::Rows;
 use crate::Projector;
 
 pub const CATALOG: &str = "catalog";
@@ -47,52 +47,29 @@ pub(crate) fn parsed<'e, E: serde::de::DeserializeOwned>(
         .collect()
 }
 
-#[derive(Clone)]
-struct CategoryRecord {
-    id: String,
-    name: String,
-    version: i64,
-}
-
-impl Record for CategoryRecord {
-    const TABLE: &'static str = "service_categories";
-    const COLUMNS: &'static [&'static str] = &["id", "name", "version"];
-
-    fn key(&self) -> &str {
-        &self.id
-    }
-
-    fn cells(&self) -> Vec<Cell> {
-        vec![
-            self.id.clone().into(),
-            self.name.clone().into(),
-            self.version.into(),
-        ]
-    }
-
-    fn from_row(row: &AnyRow) -> anyhow::Result<Self> {
-        Ok(Self {
-            id: row.try_get("id")?,
-            name: row.try_get("name")?,
-            version: row.try_get("version")?,
-        })
+crate::record! {
+    CategoryRecord in "service_categories" {
+        key id,
+        name: String,
+        version: i64,
     }
 }
 
-#[derive(Clone)]
-struct ServiceRecord {
-    id: String,
-    name: String,
-    description: String,
-    category_id: String,
-    duration_minutes: i64,
-    price: String,
-    currency: String,
-    buffer_before_minutes: i64,
-    buffer_after_minutes: i64,
-    image_url: Option<String>,
-    active: i64,
-    version: i64,
+crate::record! {
+    ServiceRecord in "services" {
+        key id,
+        name: String,
+        description: String,
+        category_id: String,
+        duration_minutes: i64,
+        price: String,
+        currency: String,
+        buffer_before_minutes: i64,
+        buffer_after_minutes: i64,
+        image_url: Option<String>,
+        active: i64,
+        version: i64,
+    }
 }
 
 impl ServiceRecord {
@@ -128,68 +105,16 @@ impl ServiceRecord {
     }
 }
 
-impl Record for ServiceRecord {
-    const TABLE: &'static str = "services";
-    const COLUMNS: &'static [&'static str] = &[
-        "id",
-        "name",
-        "description",
-        "category_id",
-        "duration_minutes",
-        "price",
-        "currency",
-        "buffer_before_minutes",
-        "buffer_after_minutes",
-        "image_url",
-        "active",
-        "version",
-    ];
-
-    fn key(&self) -> &str {
-        &self.id
-    }
-
-    fn cells(&self) -> Vec<Cell> {
-        vec![
-            self.id.clone().into(),
-            self.name.clone().into(),
-            self.description.clone().into(),
-            self.category_id.clone().into(),
-            self.duration_minutes.into(),
-            self.price.clone().into(),
-            self.currency.clone().into(),
-            self.buffer_before_minutes.into(),
-            self.buffer_after_minutes.into(),
-            self.image_url.clone().into(),
-            self.active.into(),
-            self.version.into(),
-        ]
-    }
-
-    fn from_row(row: &AnyRow) -> anyhow::Result<Self> {
-        Ok(Self {
-            id: row.try_get("id")?,
-            name: row.try_get("name")?,
-            description: row.try_get("description")?,
-            category_id: row.try_get("category_id")?,
-            duration_minutes: row.try_get("duration_minutes")?,
-            price: row.try_get("price")?,
-            currency: row.try_get("currency")?,
-            buffer_before_minutes: row.try_get("buffer_before_minutes")?,
-            buffer_after_minutes: row.try_get("buffer_after_minutes")?,
-            image_url: row.try_get("image_url")?,
-            active: row.try_get("active")?,
-            version: row.try_get("version")?,
-        })
-    }
-}
-
 pub struct CatalogProjector;
 
 #[async_trait]
 impl Projector for CatalogProjector {
     fn name(&self) -> &'static str {
         CATALOG
+    }
+
+    fn handles(&self, event: &StoredEvent) -> bool {
+        event.aggregate_type == Category::TYPE || event.aggregate_type == Service::TYPE
     }
 
     async fn apply(&self, tx: &mut AnyConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
@@ -244,45 +169,14 @@ impl Projector for CatalogProjector {
     }
 }
 
-#[derive(Clone)]
-struct MasterRecord {
-    id: String,
-    time_zone: String,
-    service_ids: String,
-    state: String,
-    version: i64,
-    name: Option<String>,
-}
-
-impl Record for MasterRecord {
-    const TABLE: &'static str = "masters";
-    const COLUMNS: &'static [&'static str] =
-        &["id", "time_zone", "service_ids", "state", "version", "name"];
-
-    fn key(&self) -> &str {
-        &self.id
-    }
-
-    fn cells(&self) -> Vec<Cell> {
-        vec![
-            self.id.clone().into(),
-            self.time_zone.clone().into(),
-            self.service_ids.clone().into(),
-            self.state.clone().into(),
-            self.version.into(),
-            self.name.clone().into(),
-        ]
-    }
-
-    fn from_row(row: &AnyRow) -> anyhow::Result<Self> {
-        Ok(Self {
-            id: row.try_get("id")?,
-            time_zone: row.try_get("time_zone")?,
-            service_ids: row.try_get("service_ids")?,
-            state: row.try_get("state")?,
-            version: row.try_get("version")?,
-            name: row.try_get("name")?,
-        })
+crate::record! {
+    MasterRecord in "masters" {
+        key id,
+        time_zone: String,
+        service_ids: String,
+        state: String,
+        version: i64,
+        name: Option<String>,
     }
 }
 
@@ -299,6 +193,10 @@ pub struct MastersProjector;
 impl Projector for MastersProjector {
     fn name(&self) -> &'static str {
         MASTERS
+    }
+
+    fn handles(&self, event: &StoredEvent) -> bool {
+        event.aggregate_type == Master::TYPE || event.aggregate_type == User::TYPE
     }
 
     async fn apply(&self, tx: &mut AnyConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
@@ -353,103 +251,27 @@ impl Projector for MastersProjector {
     }
 }
 
-#[derive(Clone)]
-struct AppointmentRecord {
-    id: String,
-    client_id: String,
-    master_id: String,
-    service_id: String,
-    start_at: String,
-    end_at: String,
-    block_start: String,
-    block_end: String,
-    status: String,
-    price: String,
-    currency: String,
-    buffer_before_minutes: i64,
-    buffer_after_minutes: i64,
-    note: Option<String>,
-    booked_at: String,
-    version: i64,
-    client_name: Option<String>,
-    master_name: Option<String>,
-    service_name: Option<String>,
-}
-
-impl Record for AppointmentRecord {
-    const TABLE: &'static str = "appointments";
-    const COLUMNS: &'static [&'static str] = &[
-        "id",
-        "client_id",
-        "master_id",
-        "service_id",
-        "start_at",
-        "end_at",
-        "block_start",
-        "block_end",
-        "status",
-        "price",
-        "currency",
-        "buffer_before_minutes",
-        "buffer_after_minutes",
-        "note",
-        "booked_at",
-        "version",
-        "client_name",
-        "master_name",
-        "service_name",
-    ];
-
-    fn key(&self) -> &str {
-        &self.id
-    }
-
-    fn cells(&self) -> Vec<Cell> {
-        vec![
-            self.id.clone().into(),
-            self.client_id.clone().into(),
-            self.master_id.clone().into(),
-            self.service_id.clone().into(),
-            self.start_at.clone().into(),
-            self.end_at.clone().into(),
-            self.block_start.clone().into(),
-            self.block_end.clone().into(),
-            self.status.clone().into(),
-            self.price.clone().into(),
-            self.currency.clone().into(),
-            self.buffer_before_minutes.into(),
-            self.buffer_after_minutes.into(),
-            self.note.clone().into(),
-            self.booked_at.clone().into(),
-            self.version.into(),
-            self.client_name.clone().into(),
-            self.master_name.clone().into(),
-            self.service_name.clone().into(),
-        ]
-    }
-
-    fn from_row(row: &AnyRow) -> anyhow::Result<Self> {
-        Ok(Self {
-            id: row.try_get("id")?,
-            client_id: row.try_get("client_id")?,
-            master_id: row.try_get("master_id")?,
-            service_id: row.try_get("service_id")?,
-            start_at: row.try_get("start_at")?,
-            end_at: row.try_get("end_at")?,
-            block_start: row.try_get("block_start")?,
-            block_end: row.try_get("block_end")?,
-            status: row.try_get("status")?,
-            price: row.try_get("price")?,
-            currency: row.try_get("currency")?,
-            buffer_before_minutes: row.try_get("buffer_before_minutes")?,
-            buffer_after_minutes: row.try_get("buffer_after_minutes")?,
-            note: row.try_get("note")?,
-            booked_at: row.try_get("booked_at")?,
-            version: row.try_get("version")?,
-            client_name: row.try_get("client_name")?,
-            master_name: row.try_get("master_name")?,
-            service_name: row.try_get("service_name")?,
-        })
+crate::record! {
+    AppointmentRecord in "appointments" {
+        key id,
+        client_id: String,
+        master_id: String,
+        service_id: String,
+        start_at: String,
+        end_at: String,
+        block_start: String,
+        block_end: String,
+        status: String,
+        price: String,
+        currency: String,
+        buffer_before_minutes: i64,
+        buffer_after_minutes: i64,
+        note: Option<String>,
+        booked_at: String,
+        version: i64,
+        client_name: Option<String>,
+        master_name: Option<String>,
+        service_name: Option<String>,
     }
 }
 
@@ -499,6 +321,12 @@ pub struct AppointmentsProjector;
 impl Projector for AppointmentsProjector {
     fn name(&self) -> &'static str {
         APPOINTMENTS
+    }
+
+    fn handles(&self, event: &StoredEvent) -> bool {
+        event.aggregate_type == Appointment::TYPE
+            || event.aggregate_type == User::TYPE
+            || event.aggregate_type == Service::TYPE
     }
 
     async fn apply(&self, tx: &mut AnyConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
