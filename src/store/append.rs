@@ -434,6 +434,75 @@ struct Columns<'a> {
     metadata: Vec<String>,
 }
 
+/// The end of an at-once batch, the same on both backends: each stream's
+/// snapshot, each unit's key (a taken key rolls back and answers `None`:
+/// go unit by unit), the failpoints, COMMIT.
+macro_rules! finish_at_once {
+    ($tx:ident, $units:ident, $positions:ident, $failed:ident) => {{
+        let (mut tx, units, positions, failed) = ($tx, $units, $positions, $failed);
+        if units.iter().any(|u| u.streams.len() > 1) {
+            // Where a unit of several streams would be half-written.
+            if let Err(err) = between_streams() {
+                return failed(err);
+            }
+        }
+        let mut results = Vec::with_capacity(units.len());
+        for unit in units {
+            let mut streams = Vec::with_capacity(unit.streams.len());
+            for stream in &unit.streams {
+                let conn = &mut *tx;
+                let kept: Result<(), AppendError> = async {
+                    keep_snapshot!(conn, stream);
+                    Ok(())
+                }
+                .await;
+                if let Err(err) = kept {
+                    return failed(err);
+                }
+                let version = stream.expected_version + stream.events.len() as i64;
+                let key = (
+                    stream.aggregate_type.to_string(),
+                    stream.aggregate_id.clone(),
+                    version,
+                );
+                streams.push(CommittedStream {
+                    aggregate_type: stream.aggregate_type,
+                    aggregate_id: stream.aggregate_id.clone(),
+                    version,
+                    position: positions.get(&key).copied().unwrap_or(0),
+                });
+            }
+            let committed = finished(streams);
+            if let Some((record, outcome)) = &unit.idempotency {
+                let recorded = record_key!(&mut *tx, record, outcome(&committed));
+                match recorded {
+                    Ok(done) if done.rows_affected() == 1 => {}
+                    Ok(_) => {
+                        let _ = tx.rollback().await;
+                        return None;
+                    }
+                    Err(err) => {
+                        let own = matches!(classify_ref(&err), AppendError::Conflict { .. });
+                        let _ = tx.rollback().await;
+                        return if own { None } else { failed(classify(err)) };
+                    }
+                }
+            }
+            results.push(Ok(committed));
+        }
+        if let Err(err) = before_commit() {
+            return failed(err);
+        }
+        if let Err(err) = tx.commit().await {
+            return failed(AppendError::OutcomeUnknown(err.to_string()));
+        }
+        match after_commit() {
+            Ok(()) => Some(results),
+            Err(err) => failed(err),
+        }
+    }};
+}
+
 /// The common case on PostgreSQL: every event of the batch in one INSERT
 /// (positions back by RETURNING), the keys and snapshots after it, one
 /// COMMIT — a few round trips per batch instead of several per unit. When
@@ -493,73 +562,80 @@ async fn commit_pg_at_once(
             return if own { None } else { failed(classify(err)) };
         }
     };
-    if units.iter().any(|u| u.streams.len() > 1) {
-        // Where a unit of several streams would be half-written.
-        if let Err(err) = between_streams() {
-            return failed(err);
-        }
-    }
-    let mut results = Vec::with_capacity(units.len());
-    for unit in units {
-        let mut streams = Vec::with_capacity(unit.streams.len());
-        for stream in &unit.streams {
-            let conn = &mut *tx;
-            let kept: Result<(), AppendError> = async {
-                keep_snapshot!(conn, stream);
-                Ok(())
-            }
-            .await;
-            if let Err(err) = kept {
-                return failed(err);
-            }
-            let version = stream.expected_version + stream.events.len() as i64;
-            let key = (
-                stream.aggregate_type.to_string(),
-                stream.aggregate_id.clone(),
-                version,
-            );
-            streams.push(CommittedStream {
-                aggregate_type: stream.aggregate_type,
-                aggregate_id: stream.aggregate_id.clone(),
-                version,
-                position: positions.get(&key).copied().unwrap_or(0),
-            });
-        }
-        let committed = finished(streams);
-        if let Some((record, outcome)) = &unit.idempotency {
-            let recorded = record_key!(&mut *tx, record, outcome(&committed));
-            match recorded {
-                Ok(done) if done.rows_affected() == 1 => {}
-                Ok(_) => {
-                    let _ = tx.rollback().await;
-                    return None;
-                }
-                Err(err) => {
-                    let own = matches!(classify_ref(&err), AppendError::Conflict { .. });
-                    let _ = tx.rollback().await;
-                    return if own { None } else { failed(classify(err)) };
-                }
-            }
-        }
-        results.push(Ok(committed));
-    }
-    if let Err(err) = before_commit() {
-        return failed(err);
-    }
-    if let Err(err) = tx.commit().await {
-        return failed(AppendError::OutcomeUnknown(err.to_string()));
-    }
-    match after_commit() {
-        Ok(()) => Some(results),
-        Err(err) => failed(err),
-    }
+    finish_at_once!(tx, units, positions, failed)
 }
 
 async fn commit_sqlite(
     pool: &SqlitePool,
     units: &[&CommitUnit],
 ) -> Vec<Result<Committed, AppendError>> {
+    if let Some(results) = commit_sqlite_at_once(pool, units).await {
+        return results;
+    }
     commit_batch!(pool, units, insert_sqlite)
+}
+
+/// Events per INSERT statement on SQLite (seven parameters each).
+const SQLITE_ROWS_PER_INSERT: usize = 1_000;
+
+/// The same as `commit_pg_at_once` on SQLite: multi-row INSERTs (`?`
+/// marks: SQLite's numbered ones cost n² to bind), then the positions the
+/// trigger gave — the batch holds the write lock, so its rows are the last
+/// ones of the log.
+async fn commit_sqlite_at_once(
+    pool: &SqlitePool,
+    units: &[&CommitUnit],
+) -> Option<Vec<Result<Committed, AppendError>>> {
+    let failed = |err: AppendError| Some(units.iter().map(|_| Err(err.clone())).collect());
+    let mut tx = match pool.begin().await {
+        Ok(tx) => tx,
+        Err(err) => return failed(classify(err)),
+    };
+    let mut rows = Vec::new();
+    for unit in units {
+        for stream in &unit.streams {
+            for (i, event) in stream.events.iter().enumerate() {
+                rows.push((stream, stream.expected_version + 1 + i as i64, event, unit));
+            }
+        }
+    }
+    for chunk in rows.chunks(SQLITE_ROWS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) VALUES {}",
+            vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for (stream, sequence, event, unit) in chunk {
+            query = query
+                .bind(stream.aggregate_type)
+                .bind(&stream.aggregate_id)
+                .bind(*sequence)
+                .bind(&event.event_type)
+                .bind(&event.event_version)
+                .bind(event.payload.to_string())
+                .bind(event_metadata(&unit.metadata));
+        }
+        if let Err(err) = query.execute(&mut *tx).await {
+            let own = is_unique_violation(&err);
+            let _ = tx.rollback().await;
+            return if own { None } else { failed(classify(err)) };
+        }
+    }
+    let numbered: Result<Vec<(String, String, i64, i64)>, sqlx::Error> = sqlx::query_as(
+        "SELECT aggregate_type, aggregate_id, sequence, position FROM events \
+         WHERE position > (SELECT MAX(position) FROM events) - ?",
+    )
+    .bind(rows.len() as i64)
+    .fetch_all(&mut *tx)
+    .await;
+    let positions: HashMap<(String, String, i64), i64> = match numbered {
+        Ok(rows) => rows
+            .into_iter()
+            .map(|(a, i, s, p)| ((a, i, s), p))
+            .collect(),
+        Err(err) => return failed(classify(err)),
+    };
+    finish_at_once!(tx, units, positions, failed)
 }
 
 /// One unit's streams, one multi-row INSERT each; the position trigger
