@@ -118,7 +118,16 @@ async fn readyz(State(app): State<AppState>) -> Response {
     } else {
         0
     };
-    let head = platform.head();
+    // The head as it is now (the monitor's copy is up to a second old, and
+    // a lag computed from it can say "caught up" too early).
+    let head = match database.ok {
+        true => platform
+            .log
+            .head()
+            .await
+            .unwrap_or_else(|_| platform.head()),
+        false => platform.head(),
+    };
     let consumers: Vec<ConsumerReport> = platform
         .consumers()
         .iter()

@@ -449,6 +449,11 @@ async fn a_read_model_passes_over_events_it_ignores_and_stores_the_checkpoint_wh
         .await
         .unwrap();
     assert_eq!(head, 15);
+    let (_, ready) = app.get_json("/readyz").await;
+    assert_eq!(
+        ready["log_head"], head,
+        "readiness reports the head as it is"
+    );
     // The catalog ignores test accounts; a read of it at the head answers.
     let (status, _) = app
         .get_json(&format!("/api/v1/service-categories?min_position={head}"))
