@@ -775,7 +775,10 @@ async fn main() {
     let db = pool(&env).await;
     sqlx::query("VACUUM ANALYZE").execute(&db).await.unwrap();
     db.close().await;
-    println!("(VACUUM ANALYZE in {:.1} s)", vacuum.elapsed().as_secs_f64());
+    println!(
+        "(VACUUM ANALYZE in {:.1} s)",
+        vacuum.elapsed().as_secs_f64()
+    );
     let token_ = token(&client(), &server.base).await;
     report!(
         "server mode: every consumer caught up with {} new events in {:.1} s",
