@@ -87,6 +87,24 @@ impl Drop for Server {
     }
 }
 
+/// The settings of an annals process with its data in `dir`: server mode
+/// on a new database of `services`, embedded mode without.
+async fn environment(
+    dir: &tempfile::TempDir,
+    services: Option<(&Postgres, &Nats)>,
+) -> HashMap<String, String> {
+    let mut env = HashMap::new();
+    env.insert(
+        "ANNALS_DATA_DIR".to_string(),
+        dir.path().display().to_string(),
+    );
+    if let Some((pg, nats)) = services {
+        env.insert("DATABASE_URL".to_string(), pg.create_database().await);
+        env.insert("NATS_URL".to_string(), nats.url());
+    }
+    env
+}
+
 /// The bench's admin account, once per database.
 fn create_user(env: &HashMap<String, String>) {
     let mut create = annals(
@@ -740,13 +758,7 @@ async fn main() {
     let pgbench = pgbench(&pg, &pg_bin);
 
     let data = tempfile::tempdir().unwrap();
-    let mut env = HashMap::new();
-    env.insert(
-        "ANNALS_DATA_DIR".to_string(),
-        data.path().display().to_string(),
-    );
-    env.insert("DATABASE_URL".to_string(), pg.create_database().await);
-    env.insert("NATS_URL".to_string(), nats.url());
+    let env = environment(&data, Some((&pg, &nats))).await;
     create_user(&env);
     let server = serve(&env).await;
     let token_ = token(&client(), &server.base).await;
@@ -801,11 +813,7 @@ async fn main() {
     drop(server);
 
     let embedded = tempfile::tempdir().unwrap();
-    let mut env = HashMap::new();
-    env.insert(
-        "ANNALS_DATA_DIR".to_string(),
-        embedded.path().display().to_string(),
-    );
+    let env = environment(&embedded, None).await;
     create_user(&env);
     let server = serve(&env).await;
     let token_ = token(&client(), &server.base).await;
@@ -822,17 +830,13 @@ async fn main() {
 async fn rebuilds_only(pg: &Postgres, nats: &Nats) {
     let server_dir = tempfile::tempdir().unwrap();
     let embedded_dir = tempfile::tempdir().unwrap();
-    let mut server_env = HashMap::new();
-    server_env.insert("DATABASE_URL".to_string(), pg.create_database().await);
-    server_env.insert("NATS_URL".to_string(), nats.url());
-    for (what, dir, mut env) in [
-        ("server mode", &server_dir, server_env),
-        ("embedded mode", &embedded_dir, HashMap::new()),
+    for (what, env) in [
+        (
+            "server mode",
+            environment(&server_dir, Some((pg, nats))).await,
+        ),
+        ("embedded mode", environment(&embedded_dir, None).await),
     ] {
-        env.insert(
-            "ANNALS_DATA_DIR".to_string(),
-            dir.path().display().to_string(),
-        );
         create_user(&env);
         let server = serve(&env).await;
         let token_ = token(&client(), &server.base).await;
@@ -873,13 +877,7 @@ fn cpu_by_process() -> std::collections::BTreeMap<String, f64> {
 /// profile of the server).
 async fn throughput_only(pg: &Postgres, nats: &Nats) {
     let data = tempfile::tempdir().unwrap();
-    let mut env = HashMap::new();
-    env.insert(
-        "ANNALS_DATA_DIR".to_string(),
-        data.path().display().to_string(),
-    );
-    env.insert("DATABASE_URL".to_string(), pg.create_database().await);
-    env.insert("NATS_URL".to_string(), nats.url());
+    let env = environment(&data, Some((pg, nats))).await;
     create_user(&env);
     let server = serve(&env).await;
     let token_ = token(&client(), &server.base).await;
@@ -916,11 +914,7 @@ async fn throughput_only(pg: &Postgres, nats: &Nats) {
     }
     drop(server);
     let embedded = tempfile::tempdir().unwrap();
-    let mut env = HashMap::new();
-    env.insert(
-        "ANNALS_DATA_DIR".to_string(),
-        embedded.path().display().to_string(),
-    );
+    let env = environment(&embedded, None).await;
     create_user(&env);
     let server = serve(&env).await;
     let token_ = token(&client(), &server.base).await;
