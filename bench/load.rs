@@ -454,34 +454,7 @@ async fn seed(env: &HashMap<String, String>, target: i64) -> i64 {
     let mut head = from;
     while head < target {
         let slice = SEED_SLICE.min(target - head);
-        let mut tx = pool.begin().await.unwrap();
-        if postgres {
-            // The position trigger updates its counter row once per row,
-            // quadratic within one transaction: the bulk path numbers the
-            // rows itself (the server is stopped) and moves the counter once.
-            sqlx::query("ALTER TABLE events DISABLE TRIGGER events_assign_position")
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-        }
-        sqlx::query(sql)
-            .bind(head.to_string())
-            .bind(slice)
-            .execute(&mut *tx)
-            .await
-            .expect("seeding the log");
-        if postgres {
-            sqlx::query("UPDATE event_position_counter SET last_position = last_position + $1")
-                .bind(slice)
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-            sqlx::query("ALTER TABLE events ENABLE TRIGGER events_assign_position")
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-        }
-        tx.commit().await.unwrap();
+        bulk(&pool, postgres, sql, &head.to_string(), slice, slice).await;
         head = head_of(&pool).await;
     }
     pool.close().await;
@@ -491,6 +464,40 @@ async fn seed(env: &HashMap<String, String>, target: i64) -> i64 {
         started.elapsed().as_secs_f64()
     );
     head
+}
+
+/// The bench's bulk path: `sql` (binding `$1` text and `$2` a count) adds
+/// `added` events in one transaction. On PostgreSQL the position trigger,
+/// which updates its counter row once per row (quadratic within one
+/// transaction), is off inside it: `sql` numbers the rows from the counter
+/// itself and the counter moves once. The server is stopped, or waits.
+async fn bulk(pool: &sqlx::AnyPool, postgres: bool, sql: &str, text: &str, count: i64, added: i64) {
+    let mut tx = pool.begin().await.unwrap();
+    let run = |sql: &'static str| sqlx::query(sql);
+    if postgres {
+        run("ALTER TABLE events DISABLE TRIGGER events_assign_position")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    sqlx::query(sql)
+        .bind(text.to_string())
+        .bind(count)
+        .execute(&mut *tx)
+        .await
+        .expect("bulk insert into the log");
+    if postgres {
+        run("UPDATE event_position_counter SET last_position = last_position + $1")
+            .bind(added)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        run("ALTER TABLE events ENABLE TRIGGER events_assign_position")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
 }
 
 /// Creates a category and a service over HTTP; returns the service's id and
@@ -529,35 +536,14 @@ async fn new_service(base: &str, token: &str, name: &str) -> (String, Value) {
 async fn lengthen(env: &HashMap<String, String>, service: &str, length: i64) {
     let pool = pool(env).await;
     let started = Instant::now();
-    let mut tx = pool.begin().await.unwrap();
-    sqlx::query("ALTER TABLE events DISABLE TRIGGER events_assign_position")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    sqlx::query(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, position, recorded_at) \
+    let sql = "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, position, recorded_at) \
          SELECT t.aggregate_type, t.aggregate_id, g, 'ServiceUpdated', t.event_version, \
                 json_build_object('Updated', t.payload -> 'Created'), \
                 (t.metadata::jsonb || jsonb_build_object('event_id', gen_random_uuid()::text))::json, \
                 c.last_position + g - 1, clock_timestamp() \
          FROM generate_series(2, $2) g, event_position_counter c, \
-              (SELECT * FROM events WHERE aggregate_id = $1 AND sequence = 1) t",
-    )
-    .bind(service)
-    .bind(length)
-    .execute(&mut *tx)
-    .await
-    .unwrap();
-    sqlx::query("UPDATE event_position_counter SET last_position = last_position + $1")
-        .bind(length - 1)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    sqlx::query("ALTER TABLE events ENABLE TRIGGER events_assign_position")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+              (SELECT * FROM events WHERE aggregate_id = $1 AND sequence = 1) t";
+    bulk(&pool, true, sql, service, length, length - 1).await;
     pool.close().await;
     println!(
         "(gave service {service} {length} events in {:.1} s)",

@@ -144,6 +144,28 @@ pub(crate) async fn shop_on(backing: Backing) -> Shop {
     }
 }
 
+/// The shop's service as it stands, in the shape of a change of it.
+pub(crate) async fn service_terms(shop: &Shop) -> Value {
+    let (_, service) = shop
+        .app
+        .get_json(&format!("/api/v1/services/{}", shop.service))
+        .await;
+    let mut terms = json!({});
+    for field in [
+        "name",
+        "description",
+        "category_id",
+        "duration_minutes",
+        "price",
+        "currency",
+        "buffer_before_minutes",
+        "buffer_after_minutes",
+    ] {
+        terms[field] = service[field].clone();
+    }
+    terms
+}
+
 pub(crate) async fn client(shop: &Shop, name: &str) -> String {
     let response = shop.app.post("/api/v1/auth/register", json!({
         "username": name, "password": PASSWORD, "full_name": name, "email": format!("{name}@example.com"), "phone": "+441234567890"
@@ -1048,22 +1070,7 @@ async fn views_name_the_client_master_and_service_and_follow_a_rename(mode: Mode
     )
     .await;
     assert_eq!(status, 200);
-    let (_, service) = shop
-        .app
-        .get_json(&format!("/api/v1/services/{}", shop.service))
-        .await;
-    let mut renamed = json!({});
-    for field in [
-        "description",
-        "category_id",
-        "duration_minutes",
-        "price",
-        "currency",
-        "buffer_before_minutes",
-        "buffer_after_minutes",
-    ] {
-        renamed[field] = service[field].clone();
-    }
+    let mut renamed = service_terms(&shop).await;
     renamed["name"] = json!("Long haircut");
     let (status, changed) = call(
         &shop.app,

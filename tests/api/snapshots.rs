@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use annals::store::snapshots;
 use annals_domain::catalog::Service;
 
-use crate::appointments::{call, shop};
+use crate::appointments::{call, service_terms, shop};
 use crate::both_modes;
 use crate::support::ledger::Account;
 use crate::support::{Api, Mode};
@@ -63,20 +63,7 @@ async fn a_long_stream_loads_from_its_snapshot_exactly_as_a_full_replay(mode: Mo
     assert_eq!(loaded.balance, expected);
 
     // A real aggregate with a richer state: a service changed 120 times.
-    let (_, service) = app
-        .get_json(&format!("/api/v1/services/{}", shop.service))
-        .await;
-    let mut terms = json!({});
-    for field in [
-        "description",
-        "category_id",
-        "duration_minutes",
-        "currency",
-        "buffer_before_minutes",
-        "buffer_after_minutes",
-    ] {
-        terms[field] = service[field].clone();
-    }
+    let mut terms = service_terms(&shop).await;
     for i in 0..120 {
         terms["name"] = json!(format!("Haircut {i}"));
         terms["price"] = json!(format!("{}.50", 20 + i));
