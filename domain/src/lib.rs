@@ -14,5 +14,6 @@ pub mod appointment;
 pub mod catalog;
 pub mod master;
 pub mod notifier_settings;
+pub mod shop;
 pub mod user;
 pub mod values;
