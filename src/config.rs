@@ -36,6 +36,16 @@ pub struct TelegramConfig {
     pub digest_hour: Option<u8>,
 }
 
+/// A secret setting: shown as `<secret>` in any debug output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretText(pub String);
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
 impl std::fmt::Debug for TelegramConfig {
     // The token is a secret: never in logs.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -96,6 +106,9 @@ pub struct Settings {
     /// Until how long before its start a client may cancel.
     pub cancel_notice_minutes: i64,
     pub telegram: Option<TelegramConfig>,
+    /// Key of the payment provider's webhook signatures (HMAC-SHA256);
+    /// unset: the webhook refuses every call.
+    pub payment_webhook_secret: Option<SecretText>,
 }
 
 impl Settings {
@@ -204,6 +217,12 @@ impl Settings {
         let slot_step_minutes = number("ANNALS_SLOT_STEP_MINUTES", 15, 240)?.max(1);
         let min_notice_minutes = number("ANNALS_MIN_NOTICE_MINUTES", 60, 60 * 24 * 30)?;
         let cancel_notice_minutes = number("ANNALS_CANCEL_NOTICE_MINUTES", 120, 60 * 24 * 30)?;
+        let payment_webhook_secret = match get("ANNALS_PAYMENT_WEBHOOK_SECRET") {
+            Some(secret) if secret.trim().len() < 16 => {
+                bail!("ANNALS_PAYMENT_WEBHOOK_SECRET: must be at least 16 characters")
+            }
+            other => other.map(|s| SecretText(s.trim().to_string())),
+        };
         let telegram = match get("TELEGRAM_BOT_TOKEN") {
             None => None,
             Some(token) => {
@@ -253,6 +272,7 @@ impl Settings {
             slot_step_minutes,
             min_notice_minutes,
             cancel_notice_minutes,
+            payment_webhook_secret,
             listen,
             data_dir,
             database,

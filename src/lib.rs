@@ -21,6 +21,7 @@ pub fn modules() -> Vec<Box<dyn Module>> {
     vec![
         Box::new(http::identity::IdentityModule),
         Box::new(http::appointments::AppointmentsModule),
+        Box::new(http::shop::ShopModule),
         Box::new(http::notifier::NotifierModule),
     ]
 }

@@ -37,5 +37,6 @@ pub trait Projector: Send + Sync + 'static {
 pub mod appointments;
 pub mod names;
 pub mod rows;
+pub mod shop;
 pub mod statistics;
 pub mod users;

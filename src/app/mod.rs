@@ -18,6 +18,7 @@
 
 pub mod appointments;
 mod error;
+pub mod shop;
 
 use std::collections::HashMap;
 use std::future::Future;

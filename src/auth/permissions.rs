@@ -41,6 +41,22 @@ pub enum Action {
     ManageNotifier,
     /// Link or unlink one's own Telegram chat (for reminders).
     LinkOwnTelegram,
+    /// The shop's catalog: product categories, products, the storefront.
+    ReadShop,
+    /// Create and change product categories, products and their stock.
+    ManageShop,
+    /// A cart (one's own, or a guest's by its id) and checkout.
+    Shop,
+    /// Orders: clients their own, staff all.
+    ReadOrders,
+    /// Payments, shipping, pickup, cancelling and refunds.
+    ProcessOrders,
+    /// The payment provider's webhook (authenticated by its signature).
+    ReportPayment,
+    /// Apply to the dealer program and see one's standing.
+    ApplyForDealer,
+    /// List and decide dealer applications.
+    ManageDealers,
 }
 
 /// Who may perform an action.
@@ -52,6 +68,9 @@ pub enum Access {
     SignedIn,
     /// Signed-in users holding one of these roles.
     Roles(&'static [Role]),
+    /// Anyone whose request carries a valid signature (the handler checks
+    /// it; without one the answer is 401, whoever signs in).
+    Signed,
 }
 
 /// The matrix: role × action, in one place.
@@ -89,6 +108,23 @@ pub const MATRIX: &[(Action, Access)] = &[
     (Action::ReadOwnDashboard, Access::SignedIn),
     (Action::ManageNotifier, Access::Roles(&[Role::Admin])),
     (Action::LinkOwnTelegram, Access::SignedIn),
+    (Action::ReadShop, Access::Public),
+    (
+        Action::ManageShop,
+        Access::Roles(&[Role::Admin, Role::Manager]),
+    ),
+    (Action::Shop, Access::Public),
+    (Action::ReadOrders, Access::SignedIn),
+    (
+        Action::ProcessOrders,
+        Access::Roles(&[Role::Admin, Role::Manager, Role::Operator]),
+    ),
+    (Action::ReportPayment, Access::Signed),
+    (Action::ApplyForDealer, Access::SignedIn),
+    (
+        Action::ManageDealers,
+        Access::Roles(&[Role::Admin, Role::Manager]),
+    ),
 ];
 
 /// Staff who act on any client's appointments (book for them, cancel late).
@@ -207,6 +243,70 @@ pub const ROUTES: &[(&str, &str, Action)] = &[
         "/api/v1/me/telegram-link",
         Action::LinkOwnTelegram,
     ),
+    ("GET", "/api/v1/product-categories", Action::ReadShop),
+    ("POST", "/api/v1/product-categories", Action::ManageShop),
+    ("GET", "/api/v1/products", Action::ReadShop),
+    ("POST", "/api/v1/products", Action::ManageShop),
+    ("GET", "/api/v1/products/{id}", Action::ReadShop),
+    ("PUT", "/api/v1/products/{id}", Action::ManageShop),
+    (
+        "POST",
+        "/api/v1/products/{id}/stock/receive",
+        Action::ManageShop,
+    ),
+    (
+        "POST",
+        "/api/v1/products/{id}/stock/correct",
+        Action::ManageShop,
+    ),
+    ("GET", "/api/v1/store", Action::ReadShop),
+    ("GET", "/api/v1/cart", Action::Shop),
+    ("POST", "/api/v1/cart", Action::Shop),
+    ("POST", "/api/v1/cart/items", Action::Shop),
+    ("PUT", "/api/v1/cart/items/{product_id}", Action::Shop),
+    ("DELETE", "/api/v1/cart/items/{product_id}", Action::Shop),
+    ("POST", "/api/v1/checkout", Action::Shop),
+    ("GET", "/api/v1/orders", Action::ReadOrders),
+    ("GET", "/api/v1/orders/{id}", Action::ReadOrders),
+    ("GET", "/api/v1/orders/{id}/history", Action::ReadOrders),
+    (
+        "POST",
+        "/api/v1/orders/{id}/payments",
+        Action::ProcessOrders,
+    ),
+    ("POST", "/api/v1/orders/{id}/ship", Action::ProcessOrders),
+    ("POST", "/api/v1/orders/{id}/deliver", Action::ProcessOrders),
+    (
+        "POST",
+        "/api/v1/orders/{id}/ready-for-pickup",
+        Action::ProcessOrders,
+    ),
+    (
+        "POST",
+        "/api/v1/orders/{id}/picked-up",
+        Action::ProcessOrders,
+    ),
+    ("POST", "/api/v1/orders/{id}/cancel", Action::ProcessOrders),
+    ("POST", "/api/v1/orders/{id}/refunds", Action::ProcessOrders),
+    ("POST", "/api/v1/webhooks/payments", Action::ReportPayment),
+    ("GET", "/api/v1/stats/orders", Action::ReadStatistics),
+    (
+        "POST",
+        "/api/v1/dealer-applications",
+        Action::ApplyForDealer,
+    ),
+    ("GET", "/api/v1/dealer-applications", Action::ManageDealers),
+    (
+        "POST",
+        "/api/v1/dealer-applications/{id}/approve",
+        Action::ManageDealers,
+    ),
+    (
+        "POST",
+        "/api/v1/dealer-applications/{id}/reject",
+        Action::ManageDealers,
+    ),
+    ("GET", "/api/v1/me/dealer", Action::ApplyForDealer),
 ];
 
 pub fn access(action: Action) -> Access {
@@ -224,7 +324,7 @@ pub fn allows(roles: Option<&[Role]>, action: Action) -> bool {
 
 pub fn allowed(access: Access, roles: Option<&[Role]>) -> bool {
     match (access, roles) {
-        (Access::Public, _) => true,
+        (Access::Public | Access::Signed, _) => true,
         (_, None) => false,
         (Access::SignedIn, Some(_)) => true,
         (Access::Roles(allowed), Some(held)) => held.iter().any(|r| allowed.contains(r)),

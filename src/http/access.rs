@@ -41,7 +41,7 @@ pub async fn authorize(State(app): State<AppState>, mut request: Request, next: 
         Some(token) => match AuthStore::principal(&app.platform.db.any, &token).await {
             Ok(Some(principal)) => Some(principal),
             // A public route does not need the token: it serves anonymously.
-            Ok(None) if access == Access::Public => None,
+            Ok(None) if matches!(access, Access::Public | Access::Signed) => None,
             Ok(None) => {
                 return unauthorized("the token is unknown, expired or revoked").into_response()
             }

@@ -7,11 +7,13 @@ pub mod command;
 pub mod dashboards;
 pub mod error;
 pub mod extract;
+pub mod history;
 pub mod identity;
 pub mod notifier;
 pub mod openapi;
 pub mod ops;
 pub mod page;
+pub mod shop;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

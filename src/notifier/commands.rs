@@ -28,7 +28,7 @@ in your account (POST /api/v1/me/telegram-link) and send it as /start <code>.";
 
 pub const HELP: &str = "Annals bot\n\
 /start <code> - link this chat to your Annals account (reminders)\n\
-/today - today's appointments by master (staff)\n\
+/today - today's appointments by master, and today's orders (staff)\n\
 /digest - send today's summary to the staff chats (staff)\n\
 /help - this list";
 
@@ -40,7 +40,7 @@ impl Notifier {
         Ok(telegram_user.is_some_and(|u| settings.staff_user_ids.iter().any(|s| *s as u64 == u)))
     }
 
-    /// Today's appointments (business time zone), grouped by master.
+    /// Today's appointments (business time zone), grouped by master, and orders.
     pub async fn today(&self) -> Result<String> {
         self.day_summary(Utc::now().with_timezone(&self.timezone).date_naive())
             .await
@@ -57,8 +57,11 @@ impl Notifier {
         .bind(timestamp(end))
         .fetch_all(&self.pool)
         .await?;
+        let orders = self
+            .orders_between(&timestamp(start), &timestamp(end))
+            .await?;
         if rows.is_empty() {
-            return Ok(format!("{date}: no appointments."));
+            return Ok(format!("{date}: no appointments.{orders}"));
         }
         let mut by_master: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for row in &rows {
@@ -87,6 +90,39 @@ impl Notifier {
             for line in lines {
                 out.push_str(&format!("  {line}\n"));
             }
+        }
+        out.push_str(&orders);
+        Ok(out)
+    }
+
+    /// The orders placed in `[from, to)`, as lines after a blank line (empty
+    /// when there are none).
+    async fn orders_between(&self, from: &str, to: &str) -> Result<String> {
+        let rows = sqlx::query(
+            "SELECT number, customer_name, total, currency, status, placed_at FROM orders \
+             WHERE placed_at >= $1 AND placed_at < $2 ORDER BY placed_at, id",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.is_empty() {
+            return Ok(String::new());
+        }
+        let mut out = format!("\n\nOrders: {}\n", rows.len());
+        for row in &rows {
+            let at: String = row.try_get("placed_at")?;
+            let time = DateTime::parse_from_rfc3339(&at)
+                .map(|t| t.with_timezone(&self.timezone).format("%H:%M").to_string())
+                .unwrap_or(at);
+            out.push_str(&format!(
+                "  {time} {} - {} {} {} ({})\n",
+                row.try_get::<String, _>("number")?,
+                row.try_get::<String, _>("customer_name")?,
+                row.try_get::<String, _>("total")?,
+                row.try_get::<String, _>("currency")?,
+                row.try_get::<String, _>("status")?,
+            ));
         }
         Ok(out)
     }

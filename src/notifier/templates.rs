@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use annals_domain::appointment::{AppointmentEvent, Booking};
+use annals_domain::shop::{Delivery, OrderEvent};
 use annals_domain::StoredEvent;
 
 /// A staff alert, before names are looked up.
@@ -34,6 +35,7 @@ pub const ALERTS: &[(&str, Template)] = &[
     ("AppointmentBooked", appointment_booked),
     ("AppointmentCancelled", appointment_cancelled),
     ("AppointmentRescheduled", appointment_rescheduled),
+    ("OrderPlaced", order_placed),
 ];
 
 pub fn template(event_type: &str) -> Option<Template> {
@@ -104,5 +106,33 @@ fn appointment_rescheduled(event: &StoredEvent) -> Option<Alert> {
             ("Master", Ref::User(to_master_id)),
         ],
         link: format!("appointment/{id}"),
+    })
+}
+
+fn order_placed(event: &StoredEvent) -> Option<Alert> {
+    let id = Uuid::parse_str(&event.aggregate_id).ok()?;
+    let OrderEvent::Placed(placed) = serde_json::from_value(event.payload.clone()).ok()? else {
+        return None;
+    };
+    let items: u32 = placed.lines.iter().map(|l| l.quantity).sum();
+    let delivery = match &placed.delivery {
+        Delivery::Pickup => "pickup".to_string(),
+        Delivery::Shipping(a) => format!("shipping to {}, {}", a.city, a.country),
+    };
+    Some(Alert {
+        headline: "New order",
+        lines: vec![
+            ("Order", Ref::Text(placed.number.clone())),
+            ("Customer", Ref::Text(placed.customer.name.clone())),
+            (
+                "Total",
+                Ref::Text(format!(
+                    "{} {} ({items} items)",
+                    placed.total, placed.currency
+                )),
+            ),
+            ("Delivery", Ref::Text(delivery)),
+        ],
+        link: format!("order/{id}"),
     })
 }

@@ -76,7 +76,7 @@ async fn rebuilding_a_read_model_from_the_log_gives_the_same_answers(mode: Mode)
 both_modes!(rebuilding_a_read_model_from_the_log_gives_the_same_answers);
 
 /// Every row of `table` as text, in key order: what a read model holds.
-async fn dump(pool: &sqlx::AnyPool, table: &str) -> Vec<Vec<Option<String>>> {
+pub(crate) async fn dump(pool: &sqlx::AnyPool, table: &str) -> Vec<Vec<Option<String>>> {
     use sqlx::{Column, Row};
     let rows = sqlx::query(&format!("SELECT * FROM {table} ORDER BY 1, 2, 3"))
         .fetch_all(pool)

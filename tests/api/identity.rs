@@ -227,7 +227,10 @@ async fn every_route_answers_every_role_as_the_matrix_says(mode: Mode) {
             let status = request.send().await.unwrap().status().as_u16();
             let allowed = permissions::allows(role.as_ref().map(std::slice::from_ref), *action);
             let who = role.map_or("anonymous".to_string(), |r| r.to_string());
-            if allowed {
+            if permissions::access(*action) == Access::Signed {
+                // No signature: refused whoever signs in.
+                assert_eq!(status, 401, "{method} {path} as {who} without a signature");
+            } else if allowed {
                 assert!(
                     status != 401 && status != 403,
                     "{method} {path} as {who}: {status}"

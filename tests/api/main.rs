@@ -14,6 +14,7 @@ mod log;
 mod notifier;
 mod openapi;
 mod ops;
+mod shop;
 mod snapshots;
 mod upcast;
 mod workflows;

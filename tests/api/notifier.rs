@@ -916,3 +916,57 @@ async fn a_message_that_keeps_failing_is_parked_and_blocks_nothing(mode: Mode) {
     assert_eq!(status, 404, "no longer parked");
 }
 both_modes!(a_message_that_keeps_failing_is_parked_and_blocks_nothing);
+
+async fn a_new_order_alerts_the_staff_and_today_lists_it(mode: Mode) {
+    use crate::shop::{guest_cart, guest_checkout, send};
+    let fake = FakeTelegram::default();
+    let shop = notified_shop(mode, &fake).await;
+    let (_, category, _) = send(
+        &shop.app,
+        "POST",
+        "/api/v1/product-categories",
+        Some(&shop.admin),
+        &[],
+        Some(json!({"name": "Lights"})),
+    )
+    .await;
+    let (status, product, _) = send(
+        &shop.app,
+        "POST",
+        "/api/v1/products",
+        Some(&shop.admin),
+        &[],
+        Some(
+            json!({"name": "Bulb", "sku": "H7", "category_id": category["id"],
+            "price": "7.50", "currency": "EUR", "universal": true}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{product}");
+    let cart = guest_cart(&shop.app, product["id"].as_str().unwrap(), 2).await;
+    let (status, placed, _) = guest_checkout(&shop.app, &cart, "alert-1", true).await;
+    assert_eq!(status, 201, "{placed}");
+    shop.app.settle().await;
+    fake.wait_for(2).await;
+    let number = placed["number"].as_str().unwrap();
+    for chat in STAFF_CHATS {
+        let texts = fake.sent_to(chat);
+        assert_eq!(texts.len(), 1, "one alert per chat: {texts:?}");
+        assert!(texts[0].starts_with("New order\n"), "{}", texts[0]);
+        assert!(texts[0].contains(number), "{}", texts[0]);
+        assert!(
+            texts[0].contains("Total: 15.00 EUR (2 items)"),
+            "{}",
+            texts[0]
+        );
+    }
+    fake.say(1, 42, "/today");
+    fake.wait_for_chat(42, 1).await;
+    let today = &fake.sent_to(42)[0];
+    assert!(today.contains("Orders: 1"), "{today}");
+    assert!(
+        today.contains(&format!("{number} - Ada Lovelace 15.00 EUR (placed)")),
+        "{today}"
+    );
+}
+both_modes!(a_new_order_alerts_the_staff_and_today_lists_it);

@@ -17,6 +17,7 @@ use annals_projections::appointments::APPOINTMENTS;
 
 use super::super::command::{accepted, created, reply, CommandHeaderParams, IdempotencyParams};
 use super::super::error::ReadProblems;
+use super::super::history::HistoryEntry;
 use super::super::{
     ApiError, ApiQuery, AppState, Caller, CommandAccepted, CommandCall, CommandHeaders,
     CommandProblems, CommonProblems, JsonBody,
@@ -281,22 +282,6 @@ pub(super) async fn get_appointment(
     Ok(Json(visible_appointment(&app, &me, id).await?))
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct HistoryEntry {
-    pub position: i64,
-    pub version: i64,
-    #[schema(example = "AppointmentRescheduled")]
-    pub event_type: String,
-    #[schema(value_type = String, format = DateTime)]
-    pub recorded_at: DateTime<Utc>,
-    /// Who: `{kind: "user", user_id, roles}`, `{kind: "cli"}`, ...
-    #[schema(value_type = Object)]
-    pub actor: serde_json::Value,
-    /// What changed (for a reschedule: from and to).
-    #[schema(value_type = Object)]
-    pub change: serde_json::Value,
-}
-
 /// Every event of an appointment, with who and when.
 #[utoipa::path(get, path = "/appointments/{id}/history", tag = "appointments", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The appointment")),
@@ -324,19 +309,7 @@ pub(super) async fn appointment_history(
     if !workflows::visible(&me, booked.client_id, booked.master_id) {
         return Err(ApiError::not_found("no such appointment"));
     }
-    Ok(Json(
-        events
-            .iter()
-            .map(|e| HistoryEntry {
-                position: e.position,
-                version: e.sequence,
-                event_type: e.event_type.clone(),
-                recorded_at: e.recorded_at,
-                actor: serde_json::to_value(e.meta().actor).unwrap_or_default(),
-                change: e.payload_body().clone(),
-            })
-            .collect(),
-    ))
+    Ok(Json(events.iter().map(HistoryEntry::of).collect()))
 }
 
 #[derive(Deserialize, ToSchema)]
