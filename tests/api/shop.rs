@@ -929,3 +929,477 @@ async fn the_shop_read_models_rebuilt_from_the_log_have_the_rows_they_had_live(m
     pool.close().await;
 }
 both_modes!(the_shop_read_models_rebuilt_from_the_log_have_the_rows_they_had_live);
+
+async fn a_sku_is_held_by_one_product_whatever_its_case_and_freed_when_changed(mode: Mode) {
+    let store = store(mode).await;
+    let first = add_product(&store, product_body(&store, "OIL-5W30", "9.00", false)).await;
+    let (status, taken, _) = send(
+        &store.app,
+        "POST",
+        "/api/v1/products",
+        Some(&store.admin),
+        &[],
+        Some(product_body(&store, "oil-5w30", "9.00", false)),
+    )
+    .await;
+    assert_eq!(status, 409, "{taken}");
+    assert_eq!(taken["type"], "/problems/sku-taken");
+    // Concurrent creations of one new SKU: exactly one product gets it.
+    let attempts = (0..8).map(|_| {
+        send(
+            &store.app,
+            "POST",
+            "/api/v1/products",
+            Some(&store.admin),
+            &[],
+            Some(product_body(&store, "RACE-1", "1.00", false)),
+        )
+    });
+    let statuses: Vec<u16> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 409),
+        "{statuses:?}"
+    );
+    // Renaming the first product's SKU frees the old one.
+    let (status, _, _) = send(
+        &store.app,
+        "PUT",
+        &format!("/api/v1/products/{first}"),
+        Some(&store.admin),
+        &[],
+        Some(product_body(&store, "OIL-5W40", "9.00", false)),
+    )
+    .await;
+    assert_eq!(status, 200);
+    add_product(&store, product_body(&store, "Oil-5W30", "9.50", false)).await;
+}
+both_modes!(a_sku_is_held_by_one_product_whatever_its_case_and_freed_when_changed);
+
+async fn a_cart_refuses_inactive_products_other_currencies_and_quantities_outside_1_to_999(
+    mode: Mode,
+) {
+    let store = store(mode).await;
+    let euro = add_product(&store, product_body(&store, "EUR-1", "2.00", false)).await;
+    let mut body = product_body(&store, "USD-1", "2.00", false);
+    body["currency"] = json!("USD");
+    let dollar = add_product(&store, body).await;
+    let mut body = product_body(&store, "OFF-1", "2.00", false);
+    body["active"] = json!(false);
+    let off = add_product(&store, body).await;
+    let cart = guest_cart(&store.app, &euro, 998).await;
+    let header = [("X-Cart-Id", cart.as_str())];
+    let add = |product: &str, quantity: u32| {
+        send(
+            &store.app,
+            "POST",
+            "/api/v1/cart/items",
+            None,
+            &header,
+            Some(json!({"product_id": product, "quantity": quantity})),
+        )
+    };
+    let (status, over, _) = add(&euro, 2).await;
+    assert_eq!(status, 422, "999 at most: {over}");
+    assert_eq!(over["errors"][0]["field"], "quantity");
+    assert_eq!(add(&euro, 1).await.0, 200, "999 is fine");
+    let (status, zero, _) = add(&euro, 0).await;
+    assert_eq!(status, 422, "{zero}");
+    let (status, mixed, _) = add(&dollar, 1).await;
+    assert_eq!(
+        (status, &mixed["type"]),
+        (409, &json!("/problems/mixed-currencies"))
+    );
+    let (status, inactive, _) = add(&off, 1).await;
+    assert_eq!(
+        (status, &inactive["type"]),
+        (409, &json!("/problems/product-inactive"))
+    );
+    let (status, unknown, _) = add("0193a0b4-8d2e-7c1a-9f00-5a1b2c3d4e5f", 1).await;
+    assert_eq!(status, 404, "{unknown}");
+    let (status, view, _) = send(
+        &store.app,
+        "GET",
+        "/api/v1/cart",
+        None,
+        &[("X-Cart-Id", &cart)],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(view["lines"].as_array().unwrap().len(), 1);
+    assert_eq!(view["lines"][0]["quantity"], 999);
+    assert_eq!(view["total"], "1998.00");
+    // Someone else's cart id that was never issued is not found.
+    let (status, _, _) = send(
+        &store.app,
+        "GET",
+        "/api/v1/cart",
+        None,
+        &[("X-Cart-Id", "0193a0b4-8d2e-7c1a-9f00-5a1b2c3d4e5f")],
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, removed, _) = send(
+        &store.app,
+        "DELETE",
+        &format!("/api/v1/cart/items/{euro}"),
+        None,
+        &[("X-Cart-Id", &cart)],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{removed}");
+    assert_eq!(removed["total"], "0.00");
+}
+both_modes!(a_cart_refuses_inactive_products_other_currencies_and_quantities_outside_1_to_999);
+
+async fn a_bad_checkout_names_the_field_and_changes_nothing(mode: Mode) {
+    let store = store(mode).await;
+    let product = add_product(&store, product_body(&store, "BAD-1", "4.00", true)).await;
+    receive(&store, &product, 1).await;
+    let cart = guest_cart(&store.app, &product, 1).await;
+    let good = checkout_body(false);
+    let with = |field: &str, value: Value| {
+        let mut body = good.clone();
+        if value.is_null() {
+            body.as_object_mut().unwrap().remove(field);
+        } else {
+            body[field] = value;
+        }
+        body
+    };
+    let mut no_city = good.clone();
+    no_city["shipping"].as_object_mut().unwrap().remove("city");
+    let mut blank_city = good.clone();
+    blank_city["shipping"]["city"] = json!(" ");
+    let cases = [
+        (
+            "a phone without enough digits",
+            with("phone", json!("+12345")),
+            "phone",
+        ),
+        (
+            "an address without a domain",
+            with("email", json!("ada@")),
+            "email",
+        ),
+        ("no name", with("customer_name", json!("")), "customer_name"),
+        (
+            "neither shipping nor pickup",
+            with("shipping", Value::Null),
+            "shipping",
+        ),
+        (
+            "both shipping and pickup",
+            with("pickup", json!(true)),
+            "pickup",
+        ),
+        (
+            "a shipping address without a city",
+            no_city,
+            "shipping.city",
+        ),
+        ("a blank city", blank_city, "shipping.city"),
+    ];
+    for (i, (why, body, field)) in cases.into_iter().enumerate() {
+        let (status, problem, _) = send(
+            &store.app,
+            "POST",
+            "/api/v1/checkout",
+            None,
+            &[
+                ("X-Cart-Id", &cart),
+                ("Idempotency-Key", &format!("bad-{i}")),
+            ],
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, 422, "{why}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], field, "{why}: {problem}");
+    }
+    assert_eq!(
+        count(&store.app.backing, "SELECT COUNT(*) FROM events WHERE event_type IN ('OrderPlaced', 'StockReserved', 'CartCheckedOut')").await,
+        0
+    );
+    assert_eq!(
+        guest_checkout(&store.app, &cart, "good", false).await.0,
+        201
+    );
+}
+both_modes!(a_bad_checkout_names_the_field_and_changes_nothing);
+
+async fn order_statistics_give_revenue_by_category_and_product_and_the_dealer_share(mode: Mode) {
+    let store = store(mode).await;
+    let (_, lights, _) = send(
+        &store.app,
+        "POST",
+        "/api/v1/product-categories",
+        Some(&store.admin),
+        &[],
+        Some(json!({"name": "Lights"})),
+    )
+    .await;
+    let pads = add_product(&store, product_body(&store, "PADS", "50.00", false)).await;
+    let mut body = product_body(&store, "BULB", "10.00", false);
+    body["category_id"] = lights["id"].clone();
+    let bulb = add_product(&store, body).await;
+    // A guest buys 2 pads and a bulb (110.00), a dealer (20 %) 5 bulbs (40.00).
+    let cart = guest_cart(&store.app, &pads, 2).await;
+    send(
+        &store.app,
+        "POST",
+        "/api/v1/cart/items",
+        None,
+        &[("X-Cart-Id", &cart)],
+        Some(json!({"product_id": bulb, "quantity": 1})),
+    )
+    .await;
+    let (_, guest, _) = guest_checkout(&store.app, &cart, "stats-1", true).await;
+    let dealer = register(&store.app, "dave").await;
+    let (_, application, _) = send(
+        &store.app,
+        "POST",
+        "/api/v1/dealer-applications",
+        Some(&dealer),
+        &[],
+        Some(json!({"company": "Dave's", "tax_id": "D1"})),
+    )
+    .await;
+    let path = format!(
+        "/api/v1/dealer-applications/{}/approve",
+        application["id"].as_str().unwrap()
+    );
+    assert_eq!(
+        staff_post(&store, &path, Some(json!({"discount_percent": 20})))
+            .await
+            .0,
+        200
+    );
+    store.app.settle().await;
+    send(
+        &store.app,
+        "POST",
+        "/api/v1/cart/items",
+        Some(&dealer),
+        &[],
+        Some(json!({"product_id": bulb, "quantity": 5})),
+    )
+    .await;
+    let (status, dealt, _) = send(
+        &store.app,
+        "POST",
+        "/api/v1/checkout",
+        Some(&dealer),
+        &[("Idempotency-Key", "stats-2")],
+        Some(checkout_body(true)),
+    )
+    .await;
+    assert_eq!(status, 201, "{dealt}");
+    assert_eq!(dealt["total"], "40.00");
+    // An unpaid order does not count.
+    let cart = guest_cart(&store.app, &pads, 1).await;
+    guest_checkout(&store.app, &cart, "stats-3", true).await;
+    for (order, amount) in [(&guest, "110.00"), (&dealt, "40.00")] {
+        let path = format!("/api/v1/orders/{}/payments", order["id"].as_str().unwrap());
+        let pay = json!({"amount": amount, "currency": "EUR", "method": "card"});
+        assert_eq!(staff_post(&store, &path, Some(pay)).await.0, 200);
+    }
+    store.app.settle().await;
+    let stats = |group: &'static str| {
+        let app = &store.app;
+        let admin = store.admin.clone();
+        async move {
+            let (status, stats, _) = send(
+                app,
+                "GET",
+                &format!("/api/v1/stats/orders?group_by={group}"),
+                Some(&admin),
+                &[],
+                None,
+            )
+            .await;
+            assert_eq!(status, 200, "{stats}");
+            assert_eq!(stats["currencies"].as_array().unwrap().len(), 1);
+            stats["currencies"][0].clone()
+        }
+    };
+    let by_category = stats("category").await;
+    assert_eq!(
+        (
+            &by_category["orders"],
+            &by_category["revenue"],
+            &by_category["average_order_value"]
+        ),
+        (&json!(2), &json!("150.00"), &json!("75.00"))
+    );
+    assert_eq!(
+        (&by_category["dealer_revenue"], &by_category["dealer_share"]),
+        (&json!("40.00"), &json!("0.2667"))
+    );
+    let groups: Vec<(String, String, String)> = by_category["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["label"].as_str().unwrap().into(),
+                g["revenue"].as_str().unwrap().into(),
+                g["dealer_revenue"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            (
+                "Brakes".to_string(),
+                "100.00".to_string(),
+                "0.00".to_string()
+            ),
+            (
+                "Lights".to_string(),
+                "50.00".to_string(),
+                "40.00".to_string()
+            )
+        ]
+    );
+    let by_product = stats("product").await;
+    assert_eq!(by_product["groups"][0]["label"], "Part PADS");
+    assert_eq!(by_product["groups"][1]["quantity"], 6, "1 + 5 bulbs");
+    let by_month = stats("month").await;
+    assert_eq!(by_month["groups"].as_array().unwrap().len(), 1);
+    assert_eq!(by_month["groups"][0]["revenue"], "150.00");
+    let (status, bad, _) = send(
+        &store.app,
+        "GET",
+        "/api/v1/stats/orders?group_by=week",
+        Some(&store.admin),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{bad}");
+}
+both_modes!(order_statistics_give_revenue_by_category_and_product_and_the_dealer_share);
+
+async fn the_storefront_shows_new_arrivals_and_a_few_products_per_category(mode: Mode) {
+    let store = store(mode).await;
+    let today = chrono::Utc::now().date_naive();
+    for (sku, arrived) in [
+        ("NEW-1", Some(today)),
+        ("NEW-2", Some(today - chrono::Duration::days(3))),
+        ("OLD-1", Some(today - chrono::Duration::days(60))),
+        ("SOON-1", Some(today + chrono::Duration::days(5))),
+        ("PLAIN-1", None),
+        ("PLAIN-2", None),
+    ] {
+        let mut body = product_body(&store, sku, "1.00", false);
+        body["new_arrival"] = json!(arrived.map(|d| d.to_string()));
+        add_product(&store, body).await;
+    }
+    store.app.settle().await;
+    let (status, front) = store.app.get_json("/api/v1/store").await;
+    assert_eq!(status, 200, "{front}");
+    let skus = |list: &Value| -> Vec<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["sku"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        skus(&front["new_arrivals"]),
+        ["NEW-1", "NEW-2"],
+        "newest first, not the old nor the future"
+    );
+    assert_eq!(front["categories"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        front["categories"][0]["products"].as_array().unwrap().len(),
+        4,
+        "a few per category"
+    );
+    let (_, new) = store.app.get_json("/api/v1/products?new=true").await;
+    let mut new = skus(&new["items"]);
+    new.sort();
+    assert_eq!(new, ["NEW-1", "NEW-2"]);
+}
+both_modes!(the_storefront_shows_new_arrivals_and_a_few_products_per_category);
+
+async fn a_rejected_applicant_may_apply_again_and_staff_list_applications_by_state(mode: Mode) {
+    let store = store(mode).await;
+    let erin = register(&store.app, "erin").await;
+    let apply = || {
+        send(
+            &store.app,
+            "POST",
+            "/api/v1/dealer-applications",
+            Some(&erin),
+            &[],
+            Some(json!({"company": "Erin Ltd", "tax_id": "E1", "message": "please"})),
+        )
+    };
+    let (status, first, _) = apply().await;
+    assert_eq!(status, 201);
+    let first = first["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/dealer-applications/{first}/reject");
+    assert_eq!(
+        staff_post(&store, &path, Some(json!({"reason": "no tax id proof"})))
+            .await
+            .0,
+        200
+    );
+    let (status, again) = staff_post(&store, &path, Some(json!({"reason": "twice"}))).await;
+    assert_eq!(
+        (status, &again["type"]),
+        (409, &json!("/problems/invalid-transition"))
+    );
+    let (status, second, _) = apply().await;
+    assert_eq!(status, 201, "{second}");
+    store.app.settle().await;
+    let (status, pending, _) = send(
+        &store.app,
+        "GET",
+        "/api/v1/dealer-applications?status=pending",
+        Some(&store.admin),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(pending["items"].as_array().unwrap().len(), 1);
+    assert_eq!(pending["items"][0]["id"], second["id"]);
+    let (_, me, _) = send(
+        &store.app,
+        "GET",
+        "/api/v1/me/dealer",
+        Some(&erin),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(me["status"], "pending");
+    assert_eq!(me["discount_percent"], Value::Null);
+    assert_eq!(me["applications"].as_array().unwrap().len(), 2);
+    assert_eq!(me["applications"][1]["reason"], "no tax id proof");
+    let (status, _, _) = send(
+        &store.app,
+        "GET",
+        "/api/v1/dealer-applications",
+        Some(&erin),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "a client does not list applications");
+}
+both_modes!(a_rejected_applicant_may_apply_again_and_staff_list_applications_by_state);

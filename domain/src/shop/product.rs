@@ -41,7 +41,8 @@ pub struct ProductTerms {
     pub images: Vec<String>,
     pub new_arrival: Option<NaiveDate>,
     pub track_stock: bool,
-    /// Fits every vehicle (and then lists no fitment).
+    /// Fits every vehicle (a fitment list, if any, is shown but does not
+    /// narrow it).
     pub universal: bool,
     pub fitment: Vec<Fitment>,
 }
@@ -88,12 +89,6 @@ impl ProductTerms {
                     "must be an http(s):// URL",
                 ));
             }
-        }
-        if self.universal && !self.fitment.is_empty() {
-            errors.push(FieldError::new(
-                "fitment",
-                "a universal part fits every vehicle: leave the fitment empty",
-            ));
         }
         if self.fitment.len() > MAX_FITMENT {
             errors.push(FieldError::new(

@@ -291,22 +291,91 @@ pub struct AddressRequest {
     pub country: String,
 }
 
-#[derive(Deserialize, ToSchema)]
+/// The checkout body as it is read; the document shows it as
+/// `CheckoutBody` (shipping or pickup, exactly one).
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-#[schema(examples(json!({"customer_name": "Ada Lovelace", "phone": "+441234567890", "email": "ada@example.com",
-    "shipping": {"address_lines": ["1 Main Street"], "city": "Oslo", "postal_code": "0150", "country": "Norway"}})))]
 pub struct CheckoutRequest {
-    #[schema(min_length = 1, max_length = 200)]
     pub customer_name: String,
+    pub phone: String,
+    pub email: String,
+    pub shipping: Option<AddressRequest>,
+    pub pickup: Option<bool>,
+}
+
+/// A boolean that can only be `value`, for the OpenAPI document.
+fn only(value: bool) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Boolean)
+        .enum_values(Some([value]))
+        .into()
+}
+
+/// `pickup: true`.
+pub struct PickupChosen;
+
+impl utoipa::PartialSchema for PickupChosen {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        only(true)
+    }
+}
+
+impl ToSchema for PickupChosen {}
+
+/// `pickup: false` (beside a shipping address).
+pub struct NoPickup;
+
+impl utoipa::PartialSchema for NoPickup {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        only(false)
+    }
+}
+
+impl ToSchema for NoPickup {}
+
+/// Checkout to a shipping address.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct CheckoutShipping {
+    #[schema(min_length = 1, max_length = 200)]
+    customer_name: String,
     /// An optional `+` and 10 to 15 digits.
     #[schema(pattern = r"^\+?[0-9]{10,15}$", example = "+441234567890")]
-    pub phone: String,
-    #[schema(max_length = 254, example = "ada@example.com")]
-    pub email: String,
-    /// Where to ship; or give `"pickup": true` instead.
-    pub shipping: Option<AddressRequest>,
-    /// Collect it at the shop (instead of `shipping`).
-    pub pickup: Option<bool>,
+    phone: String,
+    #[schema(format = "email", max_length = 254, example = "ada@example.com")]
+    email: String,
+    shipping: AddressRequest,
+    #[schema(value_type = Option<NoPickup>)]
+    pickup: Option<bool>,
+}
+
+/// Checkout for collection at the shop.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct CheckoutPickup {
+    #[schema(min_length = 1, max_length = 200)]
+    customer_name: String,
+    /// An optional `+` and 10 to 15 digits.
+    #[schema(pattern = r"^\+?[0-9]{10,15}$", example = "+441234567890")]
+    phone: String,
+    #[schema(format = "email", max_length = 254, example = "ada@example.com")]
+    email: String,
+    #[schema(value_type = PickupChosen)]
+    pickup: bool,
+}
+
+/// Who orders, and either a shipping address or `"pickup": true`.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[schema(examples(json!({"customer_name": "Ada Lovelace", "phone": "+441234567890", "email": "ada@example.com",
+    "shipping": {"address_lines": ["1 Main Street"], "city": "Oslo", "postal_code": "0150", "country": "Norway"}})))]
+#[allow(dead_code)]
+pub enum CheckoutBody {
+    Shipping(CheckoutShipping),
+    Pickup(CheckoutPickup),
 }
 
 /// The headers of checkout: the key is required.
@@ -401,7 +470,7 @@ fn checkout_form(request: CheckoutRequest) -> Result<CheckoutForm, ApiError> {
 /// products reserved and the cart emptied, in one commit. `Idempotency-Key`
 /// is required; a retry with it gets the same order back.
 #[utoipa::path(post, path = "/checkout", tag = "shop",
-    request_body = CheckoutRequest, params(CartHeaderParams, CheckoutHeaderParams),
+    request_body = CheckoutBody, params(CartHeaderParams, CheckoutHeaderParams),
     responses((status = 201, description = "Placed", body = OrderPlacedView,
             headers(("Location" = String, description = "The order: /api/v1/orders/{id}"))),
         NotFound, CommonProblems, CommandProblems))]

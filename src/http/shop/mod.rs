@@ -111,6 +111,6 @@ impl<S: Send + Sync> FromRequestParts<S> for CartHeader {
 pub struct CartHeaderParams {
     /// The guest cart (the `cart_id` a cart answer gave); signed-in users
     /// without it use their own cart.
-    #[param(rename = "X-Cart-Id", value_type = String, format = Uuid, nullable = false)]
-    x_cart_id: Option<Uuid>,
+    #[param(rename = "X-Cart-Id", format = Uuid, nullable = false)]
+    x_cart_id: Option<String>,
 }

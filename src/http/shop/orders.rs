@@ -615,6 +615,12 @@ pub(super) async fn payment_webhook(
     Ok(accepted(StatusCode::OK, done))
 }
 
+/// An amount as money is shown: two decimal places.
+fn cents(mut amount: rust_decimal::Decimal) -> String {
+    amount.rescale(2);
+    amount.to_string()
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct OrderStatsQuery {
@@ -718,11 +724,15 @@ pub(super) async fn order_stats(
             CurrencyStatsView {
                 currency,
                 orders: s.orders,
-                revenue: s.revenue.to_string(),
-                refunded: s.refunded.to_string(),
-                average_order_value: s.average_order_value.to_string(),
-                dealer_revenue: s.dealer_revenue.to_string(),
-                dealer_share: s.dealer_share.to_string(),
+                revenue: cents(s.revenue),
+                refunded: cents(s.refunded),
+                average_order_value: cents(s.average_order_value),
+                dealer_revenue: cents(s.dealer_revenue),
+                dealer_share: {
+                    let mut share = s.dealer_share;
+                    share.rescale(4);
+                    share.to_string()
+                },
                 groups: s
                     .groups
                     .into_iter()
@@ -734,8 +744,8 @@ pub(super) async fn order_stats(
                         key: g.key,
                         orders: g.orders,
                         quantity: g.quantity,
-                        revenue: g.revenue.to_string(),
-                        dealer_revenue: g.dealer_revenue.to_string(),
+                        revenue: cents(g.revenue),
+                        dealer_revenue: cents(g.dealer_revenue),
                     })
                     .collect(),
             }

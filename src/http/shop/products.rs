@@ -160,7 +160,7 @@ pub struct ProductRequest {
     /// Count the stock: checkout reserves it and never sells more than is available.
     #[serde(default)]
     pub track_stock: bool,
-    /// Fits every vehicle (then `fitment` is empty).
+    /// Fits every vehicle (a `fitment` list, if any, is shown but does not narrow it).
     #[serde(default)]
     pub universal: bool,
     #[serde(default)]
