@@ -569,6 +569,14 @@ impl Unit {
         }
         let loaded = self.load::<A>(id).await?;
         if let Some(expected) = self.expected_version {
+            // A version of something that does not exist: it is not found
+            // (rather than "changed").
+            if loaded.version == 0 && expected > 0 {
+                return Err(AppError::not_found(format!(
+                    "no such {}",
+                    A::TYPE.replace('_', " ")
+                )));
+            }
             if expected != loaded.version {
                 return Err(AppError::version_mismatch(expected, loaded.version));
             }

@@ -586,6 +586,17 @@ async fn cancelling_an_order_gives_its_stock_back(mode: Mode) {
     .await;
     assert_eq!(status, 409);
     assert!(again["detail"].as_str().unwrap().contains("is cancelled"));
+    // A version of an order that does not exist: not found, not "changed".
+    let (status, missing, _) = send(
+        &store.app,
+        "POST",
+        "/api/v1/orders/0193a0b4-8d2e-7c1a-9f00-5a1b2c3d4e5f/cancel",
+        Some(&store.admin),
+        &[("If-Match", "\"3\"")],
+        Some(json!({"reason": "asked"})),
+    )
+    .await;
+    assert_eq!(status, 404, "{missing}");
 }
 both_modes!(cancelling_an_order_gives_its_stock_back);
 

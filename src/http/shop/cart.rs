@@ -278,16 +278,33 @@ pub(super) async fn remove_item(
     Ok(answer(done, false))
 }
 
+/// One line of an address (not blank), for the OpenAPI document.
+pub struct AddressLine;
+
+impl utoipa::PartialSchema for AddressLine {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(200))
+            .pattern(Some(r"\S"))
+            .into()
+    }
+}
+
+impl ToSchema for AddressLine {}
+
 #[derive(Deserialize, Serialize, ToSchema, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AddressRequest {
-    #[schema(min_items = 1, max_items = 4, example = json!(["1 Main Street"]))]
+    #[schema(value_type = Vec<AddressLine>, min_items = 1, max_items = 4, example = json!(["1 Main Street"]))]
     pub address_lines: Vec<String>,
-    #[schema(min_length = 1, max_length = 100, example = "Oslo")]
+    #[schema(min_length = 1, pattern = r"\S", max_length = 100, example = "Oslo")]
     pub city: String,
-    #[schema(min_length = 1, max_length = 20, example = "0150")]
+    #[schema(min_length = 1, pattern = r"\S", max_length = 20, example = "0150")]
     pub postal_code: String,
-    #[schema(min_length = 1, max_length = 100, example = "Norway")]
+    #[schema(min_length = 1, pattern = r"\S", max_length = 100, example = "Norway")]
     pub country: String,
 }
 
@@ -339,7 +356,7 @@ impl ToSchema for NoPickup {}
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct CheckoutShipping {
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(min_length = 1, pattern = r"\S", max_length = 200)]
     customer_name: String,
     /// An optional `+` and 10 to 15 digits.
     #[schema(pattern = r"^\+?[0-9]{10,15}$", example = "+441234567890")]
@@ -356,7 +373,7 @@ pub struct CheckoutShipping {
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct CheckoutPickup {
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(min_length = 1, pattern = r"\S", max_length = 200)]
     customer_name: String,
     /// An optional `+` and 10 to 15 digits.
     #[schema(pattern = r"^\+?[0-9]{10,15}$", example = "+441234567890")]

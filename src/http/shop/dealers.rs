@@ -26,9 +26,9 @@ use crate::app::shop as workflows;
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"company": "Parts AS", "tax_id": "NO123456789", "message": "We run two workshops."})))]
 pub struct ApplicationRequest {
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(min_length = 1, pattern = r"\S", max_length = 200)]
     pub company: String,
-    #[schema(min_length = 1, max_length = 50)]
+    #[schema(min_length = 1, pattern = r"\S", max_length = 50)]
     pub tax_id: String,
     #[serde(default)]
     #[schema(max_length = 2000)]
@@ -198,7 +198,7 @@ pub(super) async fn approve(
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"reason": "not a registered business"})))]
 pub struct RejectRequest {
-    #[schema(min_length = 1, max_length = 500)]
+    #[schema(min_length = 1, pattern = r"\S", max_length = 500)]
     pub reason: String,
 }
 

@@ -367,7 +367,7 @@ pub struct PaymentRequest {
     pub amount: String,
     #[schema(example = "EUR", pattern = "^[A-Z]{3}$")]
     pub currency: String,
-    #[schema(min_length = 1, max_length = 50, example = "card")]
+    #[schema(min_length = 1, pattern = r"\S", max_length = 50, example = "card")]
     pub method: String,
 }
 
@@ -456,7 +456,7 @@ order_step!(
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"reason": "customer asked"})))]
 pub struct CancelOrderRequest {
-    #[schema(min_length = 1, max_length = 500)]
+    #[schema(min_length = 1, pattern = r"\S", max_length = 500)]
     pub reason: String,
 }
 
@@ -488,7 +488,7 @@ pub struct RefundRequest {
     pub amount: String,
     #[schema(example = "EUR", pattern = "^[A-Z]{3}$")]
     pub currency: String,
-    #[schema(min_length = 1, max_length = 500)]
+    #[schema(min_length = 1, pattern = r"\S", max_length = 500)]
     pub reason: String,
 }
 
@@ -518,7 +518,7 @@ pub(super) async fn refund(
 #[schema(examples(json!({"provider_payment_id": "pay_123", "order_id": "0193a0b4-8d2e-7c1a-9f00-5a1b2c3d4e5f", "amount": "99.80", "currency": "EUR"})))]
 pub struct PaymentNotice {
     /// The provider's id of the payment: a payment reported twice is recorded once.
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(min_length = 1, pattern = r"\S", max_length = 200)]
     pub provider_payment_id: String,
     #[schema(value_type = String, format = Uuid)]
     pub order_id: Uuid,

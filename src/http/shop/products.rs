@@ -32,7 +32,7 @@ pub const NEW_ARRIVAL_DAYS: i64 = 30;
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"name": "Brakes"})))]
 pub struct ProductCategoryRequest {
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(min_length = 1, pattern = r"\S", max_length = 100)]
     pub name: String,
 }
 
@@ -101,16 +101,16 @@ pub(super) async fn list_categories(
 #[derive(Deserialize, Serialize, ToSchema, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FitmentView {
-    #[schema(min_length = 1, max_length = 100, example = "Volvo")]
+    #[schema(min_length = 1, pattern = r"\S", max_length = 100, example = "Volvo")]
     pub make: String,
-    #[schema(min_length = 1, max_length = 100, example = "V70")]
+    #[schema(min_length = 1, pattern = r"\S", max_length = 100, example = "V70")]
     pub model: String,
     #[schema(minimum = 1900, maximum = 2100, example = 2008)]
     pub year_from: u16,
     #[schema(minimum = 1900, maximum = 2100, example = 2016)]
     pub year_to: u16,
     /// An engine, a trim: what narrows the fit.
-    #[schema(min_length = 1, max_length = 100, example = "2.4 D5")]
+    #[schema(min_length = 1, pattern = r"\S", max_length = 100, example = "2.4 D5")]
     pub qualifier: Option<String>,
 }
 
@@ -126,6 +126,23 @@ impl From<Fitment> for FitmentView {
     }
 }
 
+/// An image's address, for the OpenAPI document.
+pub struct ImageUrl;
+
+impl utoipa::PartialSchema for ImageUrl {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^https?://"))
+            .max_length(Some(2000))
+            .examples(["https://example.com/bp-100.jpg"])
+            .into()
+    }
+}
+
+impl ToSchema for ImageUrl {}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"name": "Brake pads, front", "description": "Ceramic", "sku": "BP-100",
@@ -134,7 +151,7 @@ impl From<Fitment> for FitmentView {
     "track_stock": true, "universal": false,
     "fitment": [{"make": "Volvo", "model": "V70", "year_from": 2008, "year_to": 2016, "qualifier": "2.4 D5"}]})))]
 pub struct ProductRequest {
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(min_length = 1, pattern = r"\S", max_length = 200)]
     pub name: String,
     #[serde(default)]
     #[schema(max_length = 5000)]
@@ -150,7 +167,7 @@ pub struct ProductRequest {
     #[schema(example = "EUR", pattern = "^[A-Z]{3}$")]
     pub currency: String,
     #[serde(default)]
-    #[schema(max_items = 20)]
+    #[schema(value_type = Vec<ImageUrl>, max_items = 20)]
     pub images: Vec<String>,
     /// For sale (default: true when created; unchanged when omitted on a change).
     pub active: Option<bool>,
@@ -346,7 +363,7 @@ pub struct CorrectRequest {
     /// What a count found; not less than what placed orders hold.
     #[schema(minimum = 0, maximum = 100000000)]
     pub quantity_on_hand: u32,
-    #[schema(min_length = 1, max_length = 500)]
+    #[schema(min_length = 1, pattern = r"\S", max_length = 500)]
     pub reason: String,
 }
 
