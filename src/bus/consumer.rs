@@ -349,7 +349,9 @@ impl ProjectorRunner {
     async fn apply_batch(&self, events: &[StoredEvent]) -> Result<Applied, ApplyError> {
         let name = self.projector.name();
         let to = events.last().expect("non-empty batch").position;
-        let mut tx = self.pool.begin().await.map_err(ApplyError::sql)?;
+        let mut tx = crate::store::begin_write_any(&self.pool)
+            .await
+            .map_err(ApplyError::sql)?;
         if !Checkpoints::advance(&mut tx, name, self.stored, to)
             .await
             .map_err(ApplyError::other)?
@@ -404,7 +406,7 @@ async fn backoff(attempt: u32) {
 pub async fn replay(projector: Arc<dyn Projector>, pool: &AnyPool, log: &LogReader) -> Result<i64> {
     projector.prepare(pool).await?;
     Checkpoints::ensure(pool, projector.name()).await?;
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::store::begin_write_any(pool).await?;
     sqlx::query("UPDATE consumer_checkpoints SET position = 0, updated_at = $1 WHERE name = $2")
         .bind(now_millis())
         .bind(projector.name())

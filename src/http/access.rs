@@ -32,8 +32,11 @@ pub async fn authorize(State(app): State<AppState>, mut request: Request, next: 
         tracing::error!(%method, %path, "route without a permission entry");
         return forbidden("this route has no permission entry").into_response();
     };
+    let open = matches!(access, Access::Public | Access::Signed);
     let token = match bearer(&request) {
         Ok(token) => token,
+        // A public route does not need the header: it serves anonymously.
+        Err(_) if open => None,
         Err(err) => return err.into_response(),
     };
     let principal = match token {
@@ -41,7 +44,7 @@ pub async fn authorize(State(app): State<AppState>, mut request: Request, next: 
         Some(token) => match AuthStore::principal(&app.platform.db.any, &token).await {
             Ok(Some(principal)) => Some(principal),
             // A public route does not need the token: it serves anonymously.
-            Ok(None) if matches!(access, Access::Public | Access::Signed) => None,
+            Ok(None) if open => None,
             Ok(None) => {
                 return unauthorized("the token is unknown, expired or revoked").into_response()
             }

@@ -156,10 +156,10 @@ pub struct ProfileRequest {
     pub client_type: Option<String>,
     #[schema(max_length = 2000)]
     pub description: Option<String>,
-    #[schema(max_length = 2000, pattern = "^https?://")]
+    #[schema(max_length = 2000, pattern = r"^https?://\S*$")]
     pub website: Option<String>,
     #[serde(default)]
-    #[schema(max_items = 20)]
+    #[schema(value_type = Vec<super::schema::HttpUrl>, max_items = 20)]
     pub social_links: Vec<String>,
 }
 

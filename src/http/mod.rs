@@ -13,6 +13,7 @@ pub mod notifier;
 pub mod openapi;
 pub mod ops;
 pub mod page;
+pub mod schema;
 pub mod shop;
 
 use std::sync::Arc;

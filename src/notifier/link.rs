@@ -38,7 +38,7 @@ pub async fn issue(pool: &AnyPool, user: Uuid) -> Result<(String, i64)> {
         .collect();
     let now = now_millis();
     let expires_at = now + CODE_TTL.as_millis() as i64;
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::store::begin_write_any(pool).await?;
     sqlx::query("DELETE FROM telegram_link_codes WHERE user_id = $1 OR expires_at < $2")
         .bind(user.to_string())
         .bind(now)

@@ -341,7 +341,7 @@ macro_rules! commit_batch {
     ($pool:expr, $units:expr, $insert:ident) => {{
         let units: &[&CommitUnit] = $units;
         let failed = |err: AppendError| units.iter().map(|_| Err(err.clone())).collect::<Vec<_>>();
-        let mut tx = match $pool.begin().await {
+        let mut tx = match super::begin_write($pool).await {
             Ok(tx) => tx,
             Err(err) => return failed(classify(err)),
         };
@@ -514,7 +514,7 @@ async fn commit_pg_at_once(
     units: &[&CommitUnit],
 ) -> Option<Vec<Result<Committed, AppendError>>> {
     let failed = |err: AppendError| Some(units.iter().map(|_| Err(err.clone())).collect());
-    let mut tx = match pool.begin().await {
+    let mut tx = match super::begin_write(pool).await {
         Ok(tx) => tx,
         Err(err) => return failed(classify(err)),
     };
@@ -587,7 +587,7 @@ async fn commit_sqlite_at_once(
     units: &[&CommitUnit],
 ) -> Option<Vec<Result<Committed, AppendError>>> {
     let failed = |err: AppendError| Some(units.iter().map(|_| Err(err.clone())).collect());
-    let mut tx = match pool.begin().await {
+    let mut tx = match super::begin_write(pool).await {
         Ok(tx) => tx,
         Err(err) => return failed(classify(err)),
     };

@@ -53,6 +53,32 @@ pub struct Db {
 /// How long a request waits for a pooled connection before it answers 503.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Begins a transaction that writes. On SQLite it is `BEGIN IMMEDIATE`:
+/// it takes the write lock at once (waiting under `busy_timeout`), so a
+/// transaction that reads before it writes cannot fail with
+/// `SQLITE_BUSY_SNAPSHOT` because another connection committed in between
+/// (a deferred one fails then without waiting). PostgreSQL: a plain BEGIN.
+pub async fn begin_write<DB: sqlx::Database>(
+    pool: &sqlx::Pool<DB>,
+) -> Result<sqlx::Transaction<'static, DB>, sqlx::Error> {
+    if DB::NAME == "SQLite" {
+        pool.begin_with("BEGIN IMMEDIATE").await
+    } else {
+        pool.begin().await
+    }
+}
+
+/// `begin_write` for the backend-neutral pool.
+pub async fn begin_write_any(
+    pool: &sqlx::AnyPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    if pool.connect_options().database_url.scheme() == "sqlite" {
+        pool.begin_with("BEGIN IMMEDIATE").await
+    } else {
+        pool.begin().await
+    }
+}
+
 impl Db {
     pub async fn connect(config: &DatabaseConfig, pool_size: u32) -> Result<Self> {
         sqlx::any::install_default_drivers();

@@ -191,3 +191,75 @@ async fn a_retried_idempotency_key_has_its_effect_once_and_returns_the_first_res
     assert_eq!(reused.status(), 409, "same key, different request");
 }
 both_modes!(a_retried_idempotency_key_has_its_effect_once_and_returns_the_first_response);
+
+/// A refusal is recorded for its `Idempotency-Key` in a transaction of its
+/// own while the read models commit beside it. On SQLite such a transaction
+/// reads before it writes; begun deferred, it failed at once with
+/// SQLITE_BUSY_SNAPSHOT whenever a read model committed in between, and the
+/// refusal went unrecorded. Every retry must get the recorded refusal back.
+async fn refusals_recorded_while_read_models_commit_are_replayed_for_their_keys(mode: Mode) {
+    let app = spawn_app(mode).await;
+    app.open("poor").await;
+    for i in 0..4 {
+        app.open(&format!("busy-{i}")).await;
+    }
+    let send = |path: String, key: String, amount: i64| {
+        let app = &app;
+        async move {
+            let response = app
+                .http()
+                .post(app.url(&path))
+                .header("Idempotency-Key", key)
+                .json(&json!({"amount": amount}))
+                .send()
+                .await
+                .unwrap();
+            let replayed = response.headers().get("idempotent-replayed").is_some();
+            (response.status().as_u16(), replayed)
+        }
+    };
+    let refusals = (0..80).map(|i| {
+        send(
+            "/api/v1/test-accounts/poor/withdraw".into(),
+            format!("refused-{i}"),
+            1_000_000,
+        )
+    });
+    let deposits = (0..80).map(|i| {
+        send(
+            format!("/api/v1/test-accounts/busy-{}/deposit", i % 4),
+            format!("deposit-{i}"),
+            1,
+        )
+    });
+    let (refused, deposited) = futures::future::join(
+        futures::future::join_all(refusals),
+        futures::future::join_all(deposits),
+    )
+    .await;
+    assert!(deposited.iter().all(|(s, _)| *s == 200), "{deposited:?}");
+    let refused_status = refused[0].0;
+    assert!(
+        (400..500).contains(&refused_status) && refused.iter().all(|r| r.0 == refused_status),
+        "{refused:?}"
+    );
+    let retries = (0..80).map(|i| {
+        send(
+            "/api/v1/test-accounts/poor/withdraw".into(),
+            format!("refused-{i}"),
+            1_000_000,
+        )
+    });
+    let retried = futures::future::join_all(retries).await;
+    let unrecorded: Vec<usize> = retried
+        .iter()
+        .enumerate()
+        .filter(|(_, (status, replayed))| *status != refused_status || !replayed)
+        .map(|(i, _)| i)
+        .collect();
+    assert!(
+        unrecorded.is_empty(),
+        "refusals not recorded for keys {unrecorded:?}"
+    );
+}
+both_modes!(refusals_recorded_while_read_models_commit_are_replayed_for_their_keys);

@@ -83,7 +83,10 @@ impl ProductTerms {
             errors.push(FieldError::new("images", format!("at most {MAX_IMAGES}")));
         }
         for (i, url) in self.images.iter().enumerate() {
-            if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 2000 {
+            if !(url.starts_with("https://") || url.starts_with("http://"))
+                || url.chars().count() > 2000
+                || url.contains(char::is_whitespace)
+            {
                 errors.push(FieldError::new(
                     format!("images[{i}]"),
                     "must be an http(s):// URL",

@@ -126,23 +126,6 @@ impl From<Fitment> for FitmentView {
     }
 }
 
-/// An image's address, for the OpenAPI document.
-pub struct ImageUrl;
-
-impl utoipa::PartialSchema for ImageUrl {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{ObjectBuilder, Type};
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .pattern(Some("^https?://"))
-            .max_length(Some(2000))
-            .examples(["https://example.com/bp-100.jpg"])
-            .into()
-    }
-}
-
-impl ToSchema for ImageUrl {}
-
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"name": "Brake pads, front", "description": "Ceramic", "sku": "BP-100",
@@ -167,7 +150,7 @@ pub struct ProductRequest {
     #[schema(example = "EUR", pattern = "^[A-Z]{3}$")]
     pub currency: String,
     #[serde(default)]
-    #[schema(value_type = Vec<ImageUrl>, max_items = 20)]
+    #[schema(value_type = Vec<super::super::schema::HttpUrl>, max_items = 20)]
     pub images: Vec<String>,
     /// For sale (default: true when created; unchanged when omitted on a change).
     pub active: Option<bool>,
