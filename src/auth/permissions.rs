@@ -260,6 +260,7 @@ pub const ROUTES: &[(&str, &str, Action)] = &[
         Action::ManageShop,
     ),
     ("GET", "/api/v1/store", Action::ReadShop),
+    ("GET", "/api/v1/vehicles", Action::ReadShop),
     ("GET", "/api/v1/cart", Action::Shop),
     ("POST", "/api/v1/cart", Action::Shop),
     ("POST", "/api/v1/cart/items", Action::Shop),

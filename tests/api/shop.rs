@@ -1414,3 +1414,56 @@ async fn a_rejected_applicant_may_apply_again_and_staff_list_applications_by_sta
     assert_eq!(status, 403, "a client does not list applications");
 }
 both_modes!(a_rejected_applicant_may_apply_again_and_staff_list_applications_by_state);
+
+#[cfg(feature = "failpoints")]
+mod injected {
+    use super::*;
+
+    /// The process dies in the middle of a checkout's commit (after one of
+    /// its streams, before the next): nothing of it is written — no order
+    /// without its reservation, no reservation without its order — and the
+    /// retry with the same key places the order once.
+    async fn a_process_killed_in_the_middle_of_a_checkout_leaves_nothing_half_written(mode: Mode) {
+        let store = store(mode).await;
+        let product = add_product(&store, product_body(&store, "CRASH", "8.00", true)).await;
+        receive(&store, &product, 1).await;
+        let cart = guest_cart(&store.app, &product, 1).await;
+        let mut backing = store.app.shutdown().await;
+        backing.env.insert(
+            "FAILPOINTS".into(),
+            "append.between_streams=return(abort)".into(),
+        );
+        let child = ChildApp::start(backing.clone()).await;
+        backing.env.remove("FAILPOINTS");
+        let sent = child
+            .http()
+            .post(child.url("/api/v1/checkout"))
+            .header("X-Cart-Id", &cart)
+            .header("Idempotency-Key", "crash-1")
+            .json(&checkout_body(true))
+            .send()
+            .await;
+        assert!(sent.is_err(), "the process died mid-request");
+        let (status, backing) = child.ended();
+        assert!(!status.success());
+        assert_eq!(
+            count(
+                &backing,
+                "SELECT COUNT(*) FROM events WHERE aggregate_type IN ('order', 'cart') \
+                 AND event_type <> 'CartOpened' AND event_type <> 'CartItemAdded'"
+            )
+            .await,
+            0,
+            "no order and no emptied cart"
+        );
+        reservations_match_orders(&backing, 0).await;
+        let app = TestApp::start(backing).await;
+        let (status, placed, replayed) = guest_checkout(&app, &cart, "crash-1", true).await;
+        assert_eq!((status, replayed), (201, false), "{placed}");
+        let (status, again, replayed) = guest_checkout(&app, &cart, "crash-1", true).await;
+        assert_eq!((status, replayed), (201, true));
+        assert_eq!(again["id"], placed["id"]);
+        reservations_match_orders(&app.backing, 1).await;
+    }
+    both_modes!(a_process_killed_in_the_middle_of_a_checkout_leaves_nothing_half_written);
+}

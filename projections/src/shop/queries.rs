@@ -411,3 +411,40 @@ pub async fn paid_orders(pool: &AnyPool, from: &str, to: &str) -> Result<Vec<Ord
     .await?;
     rows.iter().map(order_row).collect()
 }
+
+/// A make and the models the catalog's active products fit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VehicleRow {
+    pub make: String,
+    pub models: Vec<String>,
+}
+
+/// Every make and model some active product fits, by name (makes and
+/// models the same whatever their case, shown as first spelt in id order).
+pub async fn vehicles(pool: &AnyPool) -> Result<Vec<VehicleRow>> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT fitment FROM products WHERE active = 1 AND fitment <> '[]' ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut makes = std::collections::BTreeMap::<
+        String,
+        (String, std::collections::BTreeMap<String, String>),
+    >::new();
+    for (fitment,) in rows {
+        let fitment: Vec<Fitment> = serde_json::from_str(&fitment)?;
+        for fit in fitment {
+            let (_, models) = makes
+                .entry(fit.make.to_lowercase())
+                .or_insert_with(|| (fit.make.clone(), Default::default()));
+            models.entry(fit.model.to_lowercase()).or_insert(fit.model);
+        }
+    }
+    Ok(makes
+        .into_values()
+        .map(|(make, models)| VehicleRow {
+            make,
+            models: models.into_values().collect(),
+        })
+        .collect())
+}

@@ -43,6 +43,7 @@ impl Module for ShopModule {
             .routes(routes!(products::receive_stock))
             .routes(routes!(products::correct_stock))
             .routes(routes!(products::storefront))
+            .routes(routes!(products::vehicles))
             .routes(routes!(cart::get_cart, cart::open_cart))
             .routes(routes!(cart::add_item))
             .routes(routes!(cart::set_quantity, cart::remove_item))

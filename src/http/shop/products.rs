@@ -573,3 +573,33 @@ pub(super) async fn storefront(
         categories,
     }))
 }
+
+#[derive(Serialize, Deserialize, ToSchema, Debug, PartialEq)]
+pub struct VehicleView {
+    #[schema(example = "Volvo")]
+    pub make: String,
+    #[schema(example = json!(["V70", "XC90"]))]
+    pub models: Vec<String>,
+}
+
+/// The makes and models the catalog's products fit (for a vehicle picker;
+/// pass them to `GET /products` as `make` and `model`).
+#[utoipa::path(get, path = "/vehicles", tag = "shop", params(ProductReadQuery),
+    responses((status = 200, description = "Makes by name, each with its models", body = Vec<VehicleView>),
+        CommonProblems, ReadProblems))]
+pub(super) async fn vehicles(
+    State(app): State<AppState>,
+    ApiQuery(query): ApiQuery<ProductReadQuery>,
+) -> Result<Json<Vec<VehicleView>>, ApiError> {
+    app.platform.wait_for(PRODUCTS, query.min_position).await?;
+    Ok(Json(
+        queries::vehicles(&app.platform.db.any)
+            .await?
+            .into_iter()
+            .map(|v| VehicleView {
+                make: v.make,
+                models: v.models,
+            })
+            .collect(),
+    ))
+}
