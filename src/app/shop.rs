@@ -623,6 +623,15 @@ pub async fn apply_for_dealer(
         .await
 }
 
+/// Who filed an application.
+fn applicant(application: &DealerApplication) -> Result<Uuid, AppError> {
+    application
+        .form
+        .as_ref()
+        .map(|f| f.user_id)
+        .ok_or_else(|| AppError::not_found("no such application"))
+}
+
 /// Approves an application: the application, the user's standing (the
 /// discount with its provenance) and the `dealer` role, in one commit.
 pub async fn approve_dealer(
@@ -645,12 +654,7 @@ pub async fn approve_dealer(
                 let mut application = unit
                     .load_subject::<DealerApplication>(&id.to_string())
                     .await?;
-                let user_id = application
-                    .state
-                    .form
-                    .as_ref()
-                    .map(|f| f.user_id)
-                    .ok_or_else(|| AppError::not_found("no such application"))?;
+                let user_id = applicant(&application.state)?;
                 unit.decide(
                     &mut application,
                     DealerApplicationCommand::Approve {
@@ -700,12 +704,7 @@ pub async fn reject_dealer(
                 let mut application = unit
                     .load_subject::<DealerApplication>(&id.to_string())
                     .await?;
-                let user_id = application
-                    .state
-                    .form
-                    .as_ref()
-                    .map(|f| f.user_id)
-                    .ok_or_else(|| AppError::not_found("no such application"))?;
+                let user_id = applicant(&application.state)?;
                 unit.decide(
                     &mut application,
                     DealerApplicationCommand::Reject { reason, by },

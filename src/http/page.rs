@@ -128,3 +128,18 @@ mod tests {
         assert_eq!(err.errors[0].field, "cursor");
     }
 }
+
+/// The parameters of a plain list: a page of it, read at least at a position.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// At most this many (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(max_length = 1000)]
+    pub cursor: Option<String>,
+    /// Wait until the read model has applied the log up to here.
+    #[param(minimum = 0)]
+    pub min_position: Option<i64>,
+}

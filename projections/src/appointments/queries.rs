@@ -32,8 +32,9 @@ pub struct CategoryRow {
     pub name: String,
 }
 
-pub async fn categories(pool: &AnyPool) -> Result<Vec<CategoryRow>> {
-    let rows = sqlx::query("SELECT id, name FROM service_categories ORDER BY name, id")
+/// Categories of a catalog table (`service_categories`, `product_categories`), by name.
+pub(crate) async fn categories_in(pool: &AnyPool, table: &str) -> Result<Vec<CategoryRow>> {
+    let rows = sqlx::query(&format!("SELECT id, name FROM {table} ORDER BY name, id"))
         .fetch_all(pool)
         .await?;
     rows.iter()
@@ -46,13 +47,24 @@ pub async fn categories(pool: &AnyPool) -> Result<Vec<CategoryRow>> {
         .collect()
 }
 
-pub async fn category(pool: &AnyPool, id: Uuid) -> Result<Option<CategoryRow>> {
-    let row: Option<(String,)> =
-        sqlx::query_as("SELECT name FROM service_categories WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(pool)
-            .await?;
+pub(crate) async fn category_in(
+    pool: &AnyPool,
+    table: &str,
+    id: Uuid,
+) -> Result<Option<CategoryRow>> {
+    let row: Option<(String,)> = sqlx::query_as(&format!("SELECT name FROM {table} WHERE id = $1"))
+        .bind(id.to_string())
+        .fetch_optional(pool)
+        .await?;
     Ok(row.map(|(name,)| CategoryRow { id, name }))
+}
+
+pub async fn categories(pool: &AnyPool) -> Result<Vec<CategoryRow>> {
+    categories_in(pool, "service_categories").await
+}
+
+pub async fn category(pool: &AnyPool, id: Uuid) -> Result<Option<CategoryRow>> {
+    category_in(pool, "service_categories", id).await
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -31,33 +31,14 @@ fn decimal(row: &AnyRow, column: &str) -> Result<Decimal> {
         .with_context(|| format!("{column} is not a decimal"))
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProductCategoryRow {
-    pub id: Uuid,
-    pub name: String,
-}
+pub use crate::appointments::queries::CategoryRow as ProductCategoryRow;
 
 pub async fn categories(pool: &AnyPool) -> Result<Vec<ProductCategoryRow>> {
-    let rows = sqlx::query("SELECT id, name FROM product_categories ORDER BY name, id")
-        .fetch_all(pool)
-        .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(ProductCategoryRow {
-                id: uuid(row, "id")?,
-                name: row.try_get("name")?,
-            })
-        })
-        .collect()
+    crate::appointments::queries::categories_in(pool, "product_categories").await
 }
 
 pub async fn category(pool: &AnyPool, id: Uuid) -> Result<Option<ProductCategoryRow>> {
-    let row: Option<(String,)> =
-        sqlx::query_as("SELECT name FROM product_categories WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(pool)
-            .await?;
-    Ok(row.map(|(name,)| ProductCategoryRow { id, name }))
+    crate::appointments::queries::category_in(pool, "product_categories", id).await
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -15,7 +15,7 @@ use annals_projections::appointments::CATALOG;
 
 use super::super::command::{accepted, created, CommandHeaderParams, IdempotencyParams};
 use super::super::error::ReadProblems;
-use super::super::page::{by_name, page, Page};
+use super::super::page::{by_name, page, ListQuery, Page};
 use super::super::{
     ApiError, ApiQuery, AppState, Caller, CommandAccepted, CommandCall, CommandHeaders,
     CommandProblems, CommonProblems, JsonBody,
@@ -57,25 +57,12 @@ pub(super) async fn create_category(
     created("/service-categories", done, CommandAccepted::of)
 }
 
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct CategoryListQuery {
-    /// At most this many (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    #[param(max_length = 1000)]
-    pub cursor: Option<String>,
-    #[param(minimum = 0)]
-    pub min_position: Option<i64>,
-}
-
 /// Service categories, by name.
-#[utoipa::path(get, path = "/service-categories", tag = "appointments", params(CategoryListQuery),
+#[utoipa::path(get, path = "/service-categories", tag = "appointments", params(ListQuery),
     responses((status = 200, description = "A page of categories, by name", body = Page<CategoryView>), CommonProblems, ReadProblems))]
 pub(super) async fn list_categories(
     State(app): State<AppState>,
-    ApiQuery(query): ApiQuery<CategoryListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<CategoryView>>, ApiError> {
     app.platform.wait_for(CATALOG, query.min_position).await?;
     let views = queries::categories(&app.platform.db.any)
