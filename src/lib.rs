@@ -22,6 +22,7 @@ pub fn modules() -> Vec<Box<dyn Module>> {
         Box::new(http::identity::IdentityModule),
         Box::new(http::appointments::AppointmentsModule),
         Box::new(http::shop::ShopModule),
+        Box::new(http::gym::GymModule),
         Box::new(http::notifier::NotifierModule),
     ]
 }

@@ -4,6 +4,7 @@
 
 pub mod decider;
 pub mod envelope;
+pub mod gym;
 
 pub use envelope::{Actor, EventMetadata, StoredEvent};
 

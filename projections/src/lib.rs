@@ -35,6 +35,7 @@ pub trait Projector: Send + Sync + 'static {
 }
 
 pub mod appointments;
+pub mod gym;
 pub mod names;
 pub mod rows;
 pub mod shop;

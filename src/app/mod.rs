@@ -18,6 +18,7 @@
 
 pub mod appointments;
 mod error;
+pub mod gym;
 pub mod shop;
 
 use std::collections::HashMap;

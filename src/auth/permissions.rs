@@ -57,6 +57,14 @@ pub enum Action {
     ApplyForDealer,
     /// List and decide dealer applications.
     ManageDealers,
+    /// The studio's plans on offer.
+    ReadPlans,
+    /// Plans, subscriptions, their payments, freezes and cancellation.
+    ManageSubscriptions,
+    /// The subscriber lists and the expiry forecast.
+    ReadSubscribers,
+    /// Subscriptions: clients their own, staff all.
+    ReadSubscriptions,
 }
 
 /// Who may perform an action.
@@ -125,6 +133,16 @@ pub const MATRIX: &[(Action, Access)] = &[
         Action::ManageDealers,
         Access::Roles(&[Role::Admin, Role::Manager]),
     ),
+    (Action::ReadPlans, Access::Public),
+    (
+        Action::ManageSubscriptions,
+        Access::Roles(&[Role::Admin, Role::Manager]),
+    ),
+    (
+        Action::ReadSubscribers,
+        Access::Roles(&[Role::Admin, Role::Manager, Role::Operator]),
+    ),
+    (Action::ReadSubscriptions, Access::SignedIn),
 ];
 
 /// Staff who act on any client's appointments (book for them, cancel late).
@@ -308,6 +326,52 @@ pub const ROUTES: &[(&str, &str, Action)] = &[
         Action::ManageDealers,
     ),
     ("GET", "/api/v1/me/dealer", Action::ApplyForDealer),
+    ("GET", "/api/v1/plans", Action::ReadPlans),
+    ("POST", "/api/v1/plans", Action::ManageSubscriptions),
+    ("GET", "/api/v1/plans/{id}", Action::ReadPlans),
+    (
+        "POST",
+        "/api/v1/plans/{id}/deactivate",
+        Action::ManageSubscriptions,
+    ),
+    ("POST", "/api/v1/subscriptions", Action::ManageSubscriptions),
+    (
+        "GET",
+        "/api/v1/subscriptions/{id}",
+        Action::ReadSubscriptions,
+    ),
+    (
+        "POST",
+        "/api/v1/subscriptions/{id}/payments",
+        Action::ManageSubscriptions,
+    ),
+    (
+        "POST",
+        "/api/v1/subscriptions/{id}/payments/{payment_id}/void",
+        Action::ManageSubscriptions,
+    ),
+    (
+        "POST",
+        "/api/v1/subscriptions/{id}/freezes",
+        Action::ManageSubscriptions,
+    ),
+    (
+        "POST",
+        "/api/v1/subscriptions/{id}/freezes/{freeze_id}/end",
+        Action::ManageSubscriptions,
+    ),
+    (
+        "POST",
+        "/api/v1/subscriptions/{id}/cancel",
+        Action::ManageSubscriptions,
+    ),
+    ("GET", "/api/v1/subscribers", Action::ReadSubscribers),
+    (
+        "GET",
+        "/api/v1/subscriptions/expiring",
+        Action::ReadSubscribers,
+    ),
+    ("GET", "/api/v1/me/subscriptions", Action::ReadSubscriptions),
 ];
 
 pub fn access(action: Action) -> Access {

@@ -7,6 +7,7 @@ pub mod command;
 pub mod dashboards;
 pub mod error;
 pub mod extract;
+pub mod gym;
 pub mod history;
 pub mod identity;
 pub mod notifier;

@@ -16,6 +16,7 @@ mod openapi;
 mod ops;
 mod shop;
 mod snapshots;
+mod studio;
 mod upcast;
 mod workflows;
 

@@ -1,0 +1,160 @@
+//! Read models of the studio: plans, and subscriptions with the state their
+//! events fold to (the standing on any day is derived from it by the
+//! domain's own rules) and the client's name.
+
+pub mod queries;
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use cqrs_es::Aggregate;
+use sqlx::AnyConnection;
+
+use annals_domain::gym::plan::PlanLength;
+use annals_domain::gym::{subscription, Plan, PlanEvent, Subscription, SubscriptionEvent};
+use annals_domain::user::User;
+use annals_domain::StoredEvent;
+
+use crate::appointments::parsed;
+use crate::names::{Kind, NameBook, Shown};
+use crate::rows::Rows;
+use crate::Projector;
+
+pub const SUBSCRIPTIONS: &str = "subscriptions";
+
+crate::record! {
+    PlanRecord in "plans" {
+        key id,
+        name: String,
+        length_unit: String,
+        length: i64,
+        price: String,
+        currency: String,
+        freeze_days: i64,
+        active: i64,
+        version: i64,
+    }
+}
+
+crate::record! {
+    SubscriptionRecord in "subscriptions" {
+        key id,
+        client_id: String,
+        plan_id: String,
+        state: String,
+        version: i64,
+        client_name: Option<String>,
+    }
+}
+
+const SUBSCRIPTION_NAMES: &[Shown] = &[Shown {
+    kind: Kind::User,
+    table: "subscriptions",
+    name_column: "client_name",
+    id_column: "client_id",
+}];
+
+/// Plans and subscriptions, in one read model: the subscriber lists need
+/// both.
+pub struct SubscriptionsProjector;
+
+#[async_trait]
+impl Projector for SubscriptionsProjector {
+    fn name(&self) -> &'static str {
+        SUBSCRIPTIONS
+    }
+
+    fn handles(&self, event: &StoredEvent) -> bool {
+        event.aggregate_type == Plan::TYPE
+            || event.aggregate_type == Subscription::TYPE
+            || event.aggregate_type == User::TYPE
+    }
+
+    async fn apply(&self, tx: &mut AnyConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
+        let mut names = NameBook::new(SUBSCRIPTIONS, SUBSCRIPTION_NAMES, events)?;
+        let plan_changes: Vec<(&StoredEvent, PlanEvent)> = parsed(events, Plan::TYPE)?;
+        let changes: Vec<(&StoredEvent, SubscriptionEvent)> = parsed(events, Subscription::TYPE)?;
+        let mut plans =
+            Rows::<PlanRecord>::load(tx, plan_changes.iter().map(|(e, _)| e.aggregate_id.clone()))
+                .await?;
+        let ids = || changes.iter().map(|(e, _)| e.aggregate_id.clone());
+        let mut rows = Rows::<SubscriptionRecord>::load(tx, ids()).await?;
+        let clients = changes.iter().filter_map(|(_, change)| match change {
+            SubscriptionEvent::Opened { client_id, .. } => {
+                Some((Kind::User, client_id.to_string()))
+            }
+            _ => None,
+        });
+        names.load(tx, clients.collect::<Vec<_>>()).await?;
+        for (event, change) in plan_changes {
+            let id = &event.aggregate_id;
+            match change {
+                PlanEvent::Created { terms } => {
+                    let (length_unit, length) = match terms.length {
+                        PlanLength::Days(d) => ("days", i64::from(d)),
+                        PlanLength::Months(m) => ("months", i64::from(m)),
+                    };
+                    plans.put(PlanRecord {
+                        id: id.clone(),
+                        name: terms.name,
+                        length_unit: length_unit.into(),
+                        length,
+                        price: terms.price.amount.to_string(),
+                        currency: terms.price.currency,
+                        freeze_days: i64::from(terms.freeze_days),
+                        active: 1,
+                        version: event.sequence,
+                    });
+                }
+                change @ (PlanEvent::Deactivated | PlanEvent::Reactivated) => {
+                    if let Some(row) = plans.change(id) {
+                        row.active = i64::from(matches!(change, PlanEvent::Reactivated));
+                        row.version = event.sequence;
+                    }
+                }
+            }
+        }
+        // Each subscription's state is decoded once and encoded once per batch.
+        let mut states = HashMap::<String, (Subscription, i64)>::new();
+        for (event, change) in &changes {
+            let id = &event.aggregate_id;
+            if !states.contains_key(id) {
+                let state = match rows.get(id) {
+                    Some(row) => serde_json::from_str(&row.state)?,
+                    None => Subscription::default(),
+                };
+                states.insert(id.clone(), (state, 0));
+            }
+            let entry = states.get_mut(id).expect("inserted above");
+            subscription::evolve(&mut entry.0, change);
+            entry.1 = event.sequence;
+        }
+        for (id, (state, version)) in states {
+            let client_id = state.client_id.map(|c| c.to_string()).unwrap_or_default();
+            let client_name = match rows.get(&id) {
+                Some(row) => row.client_name.clone(),
+                None => names.name(Kind::User, &client_id),
+            };
+            rows.put(SubscriptionRecord {
+                plan_id: state.plan_id.map(|p| p.to_string()).unwrap_or_default(),
+                state: serde_json::to_string(&state)?,
+                client_id,
+                version,
+                client_name,
+                id,
+            });
+        }
+        plans.write(tx).await?;
+        rows.write(tx).await?;
+        names.write(tx).await
+    }
+
+    async fn reset(&self, tx: &mut AnyConnection) -> anyhow::Result<()> {
+        sqlx::query("DELETE FROM plans").execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM subscriptions")
+            .execute(&mut *tx)
+            .await?;
+        crate::names::forget(tx, SUBSCRIPTIONS).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,120 @@
+//! What the studio's read models answer: plans and subscriptions (with
+//! their folded state, from which the standing on any day is derived).
+
+use anyhow::{Context, Result};
+use rust_decimal::Decimal;
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
+use uuid::Uuid;
+
+use annals_domain::gym::plan::PlanLength;
+use annals_domain::gym::Subscription;
+
+use crate::appointments::queries::uuid;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanRow {
+    pub id: Uuid,
+    pub name: String,
+    pub length: PlanLength,
+    pub price: Decimal,
+    pub currency: String,
+    pub freeze_days: i64,
+    pub active: bool,
+    pub version: i64,
+}
+
+const PLAN_COLUMNS: &str =
+    "id, name, length_unit, length, price, currency, freeze_days, active, version";
+
+fn plan_row(row: &AnyRow) -> Result<PlanRow> {
+    let unit: String = row.try_get("length_unit")?;
+    let length: i64 = row.try_get("length")?;
+    let length = u32::try_from(length).context("length")?;
+    let price: String = row.try_get("price")?;
+    Ok(PlanRow {
+        id: uuid(row, "id")?,
+        name: row.try_get("name")?,
+        length: if unit == "months" {
+            PlanLength::Months(length)
+        } else {
+            PlanLength::Days(length)
+        },
+        price: price.parse().context("price")?,
+        currency: row.try_get("currency")?,
+        freeze_days: row.try_get("freeze_days")?,
+        active: row.try_get::<i64, _>("active")? == 1,
+        version: row.try_get("version")?,
+    })
+}
+
+/// Plans by name (deactivated ones only when asked).
+pub async fn plans(pool: &AnyPool, include_inactive: bool) -> Result<Vec<PlanRow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {PLAN_COLUMNS} FROM plans WHERE active = 1 OR $1 = 1 ORDER BY name, id"
+    ))
+    .bind(i64::from(include_inactive))
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(plan_row).collect()
+}
+
+pub async fn plan(pool: &AnyPool, id: Uuid) -> Result<Option<PlanRow>> {
+    let row = sqlx::query(&format!("SELECT {PLAN_COLUMNS} FROM plans WHERE id = $1"))
+        .bind(id.to_string())
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(plan_row).transpose()
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubscriptionRow {
+    pub id: Uuid,
+    pub client_id: Uuid,
+    pub plan_id: Uuid,
+    pub client_name: Option<String>,
+    pub state: Subscription,
+    pub version: i64,
+}
+
+fn subscription_row(row: &AnyRow) -> Result<SubscriptionRow> {
+    let state: String = row.try_get("state")?;
+    Ok(SubscriptionRow {
+        id: uuid(row, "id")?,
+        client_id: uuid(row, "client_id")?,
+        plan_id: uuid(row, "plan_id")?,
+        client_name: row.try_get("client_name")?,
+        state: serde_json::from_str(&state).context("state")?,
+        version: row.try_get("version")?,
+    })
+}
+
+const SUBSCRIPTION_COLUMNS: &str = "id, client_id, plan_id, client_name, state, version";
+
+pub async fn subscription(pool: &AnyPool, id: Uuid) -> Result<Option<SubscriptionRow>> {
+    let row = sqlx::query(&format!(
+        "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE id = $1"
+    ))
+    .bind(id.to_string())
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(subscription_row).transpose()
+}
+
+/// Subscriptions, of one client or plan (or all), by client name.
+pub async fn subscriptions(
+    pool: &AnyPool,
+    client_id: Option<Uuid>,
+    plan_id: Option<Uuid>,
+) -> Result<Vec<SubscriptionRow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions \
+         WHERE ($1 = '' OR client_id = $1) AND ($2 = '' OR plan_id = $2) \
+         ORDER BY client_name, client_id, id"
+    ))
+    .bind(client_id.map(|c| c.to_string()).unwrap_or_default())
+    .bind(plan_id.map(|p| p.to_string()).unwrap_or_default())
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(subscription_row).collect()
+}

@@ -1,0 +1,159 @@
+//! Studio workflows: plans and subscriptions. A payment takes the plan's
+//! length and freeze quota as they are when it is recorded, so changing a
+//! plan later never changes what was paid for.
+
+use chrono::NaiveDate;
+use uuid::Uuid;
+
+use annals_domain::gym::{Plan, PlanCommand, PlanTerms, Subscription, SubscriptionCommand};
+use annals_domain::user::Role;
+use annals_domain::values::Money;
+
+use super::{AppError, CommandContext, Done, Unit};
+use crate::auth::Principal;
+use crate::platform::Platform;
+
+/// Staff who see every subscription and client card.
+pub const STUDIO_STAFF: &[Role] = &[Role::Admin, Role::Manager, Role::Operator];
+
+pub fn is_studio_staff(p: &Principal) -> bool {
+    p.roles.iter().any(|r| STUDIO_STAFF.contains(r))
+}
+
+/// The one subscription of a client to a plan.
+pub fn subscription_id(client_id: Uuid, plan_id: Uuid) -> Uuid {
+    Uuid::new_v5(
+        &Uuid::NAMESPACE_OID,
+        format!("annals subscription {client_id} {plan_id}").as_bytes(),
+    )
+}
+
+pub async fn create_plan(
+    p: &Platform,
+    ctx: &CommandContext,
+    terms: PlanTerms,
+) -> Result<Done<()>, AppError> {
+    let id = Uuid::now_v7().to_string();
+    p.commands
+        .execute::<Plan>(ctx, &id, PlanCommand::Create { terms })
+        .await
+}
+
+pub async fn plan_command(
+    p: &Platform,
+    ctx: &CommandContext,
+    id: Uuid,
+    command: PlanCommand,
+) -> Result<Done<()>, AppError> {
+    p.commands
+        .execute::<Plan>(ctx, &id.to_string(), command)
+        .await
+}
+
+/// Opens a client's subscription to an active plan.
+pub async fn open_subscription(
+    p: &Platform,
+    ctx: &CommandContext,
+    client_id: Uuid,
+    plan_id: Uuid,
+) -> Result<Done<()>, AppError> {
+    let (plan, _) = p.commands.load::<Plan>(&plan_id.to_string()).await?;
+    if plan.terms.is_none() {
+        return Err(AppError::unknown_reference("plan_id", "no such plan"));
+    }
+    if !plan.active {
+        return Err(AppError::conflict(
+            "plan-inactive",
+            "the plan is not offered any more",
+        ));
+    }
+    let (user, _) = p
+        .commands
+        .load::<annals_domain::user::User>(&client_id.to_string())
+        .await?;
+    if !user.registered {
+        return Err(AppError::unknown_reference("client_id", "no such user"));
+    }
+    let id = subscription_id(client_id, plan_id).to_string();
+    p.commands
+        .execute::<Subscription>(ctx, &id, SubscriptionCommand::Open { client_id, plan_id })
+        .await
+}
+
+pub struct PaymentInput {
+    pub amount: Money,
+    pub method: String,
+    pub paid_on: NaiveDate,
+    pub start_on: Option<NaiveDate>,
+}
+
+/// Records a payment: the subscription renews by the plan's length as it
+/// is now. Answers the payment's id.
+pub async fn record_payment(
+    p: &Platform,
+    ctx: &CommandContext,
+    id: Uuid,
+    input: PaymentInput,
+    recorded_by: Option<Uuid>,
+) -> Result<Done<Uuid>, AppError> {
+    let payment_id = Uuid::now_v7();
+    p.commands
+        .run(ctx, |mut unit: Unit| {
+            let (amount, method) = (input.amount.clone(), input.method.clone());
+            async move {
+                let mut subscription = unit.load_subject::<Subscription>(&id.to_string()).await?;
+                let plan_id = subscription
+                    .state
+                    .plan_id
+                    .ok_or_else(|| AppError::not_found("no such subscription"))?;
+                let plan = unit.load::<Plan>(&plan_id.to_string()).await?;
+                let terms = plan
+                    .state
+                    .terms
+                    .ok_or_else(|| AppError::internal("a subscription names no plan"))?;
+                if amount.currency != terms.price.currency {
+                    return Err(AppError::invalid_field(
+                        "currency",
+                        format!("the plan is priced in {}", terms.price.currency),
+                    ));
+                }
+                let command = SubscriptionCommand::Pay {
+                    payment_id,
+                    amount,
+                    method,
+                    paid_on: input.paid_on,
+                    start_on: input.start_on,
+                    length: terms.length,
+                    freeze_days: terms.freeze_days,
+                    recorded_by,
+                };
+                unit.decide(&mut subscription, command).await?;
+                Ok((unit, payment_id))
+            }
+        })
+        .await
+}
+
+/// One command on a subscription (void a payment, freeze, end a freeze,
+/// cancel), answering `value` (a new freeze's id, say).
+pub async fn subscription_command<V>(
+    p: &Platform,
+    ctx: &CommandContext,
+    id: Uuid,
+    command: SubscriptionCommand,
+    value: V,
+) -> Result<Done<V>, AppError>
+where
+    V: serde::Serialize + serde::de::DeserializeOwned + Clone + Send,
+{
+    p.commands
+        .run(ctx, |mut unit: Unit| {
+            let (command, value) = (command.clone(), value.clone());
+            async move {
+                let mut subscription = unit.load_subject::<Subscription>(&id.to_string()).await?;
+                unit.decide(&mut subscription, command).await?;
+                Ok((unit, value))
+            }
+        })
+        .await
+}

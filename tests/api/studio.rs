@@ -1,0 +1,344 @@
+//! The studio over HTTP in both modes: plans, payments that renew,
+//! freezes within a quota, and who is active as of any date.
+
+use serde_json::{json, Value};
+
+use crate::appointments::{login, user};
+use crate::both_modes;
+use crate::shop::send;
+use crate::support::{Api, Mode, TestApp};
+
+const PASSWORD: &str = "correct horse battery";
+
+struct Studio {
+    app: TestApp,
+    admin: String,
+}
+
+async fn studio(mode: Mode) -> Studio {
+    let app = crate::support::spawn_app(mode).await;
+    user(&app, "boss", "admin");
+    app.settle().await;
+    let admin = login(&app, "boss").await;
+    Studio { app, admin }
+}
+
+impl Studio {
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let (status, body, _) =
+            send(&self.app, "POST", path, Some(&self.admin), &[], Some(body)).await;
+        (status, body)
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.app.settle().await;
+        let (status, body, _) = send(&self.app, "GET", path, Some(&self.admin), &[], None).await;
+        (status, body)
+    }
+
+    async fn plan(&self, body: Value) -> String {
+        let (status, plan) = self.post("/api/v1/plans", body).await;
+        assert_eq!(status, 201, "{plan}");
+        plan["id"].as_str().unwrap().to_string()
+    }
+
+    /// A registered client (its id and token).
+    async fn client(&self, name: &str) -> (String, String) {
+        let response = self
+            .app
+            .post(
+                "/api/v1/auth/register",
+                json!({"username": name, "password": PASSWORD, "full_name": name,
+                    "email": format!("{name}@example.com"), "phone": "+441234567890"}),
+            )
+            .await;
+        assert_eq!(response.status(), 201);
+        let id: Value = response.json().await.unwrap();
+        (
+            id["id"].as_str().unwrap().to_string(),
+            login(&self.app, name).await,
+        )
+    }
+
+    async fn subscribe(&self, client: &str, plan: &str) -> String {
+        let (status, opened) = self
+            .post(
+                "/api/v1/subscriptions",
+                json!({"client_id": client, "plan_id": plan}),
+            )
+            .await;
+        assert_eq!(status, 201, "{opened}");
+        opened["id"].as_str().unwrap().to_string()
+    }
+
+    async fn pay(&self, subscription: &str, on: &str) -> Value {
+        let (status, paid) = self
+            .post(
+                &format!("/api/v1/subscriptions/{subscription}/payments"),
+                json!({"amount": "49.00", "currency": "EUR", "method": "cash", "paid_at": format!("{on}T12:00:00Z")}),
+            )
+            .await;
+        assert_eq!(status, 201, "{paid}");
+        paid
+    }
+
+    async fn names(&self, status: &str, as_of: &str) -> Vec<String> {
+        let (code, page) = self
+            .get(&format!(
+                "/api/v1/subscribers?status={status}&as_of={as_of}"
+            ))
+            .await;
+        assert_eq!(code, 200, "{page}");
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["client_name"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+/// A day, and who is active, frozen and inactive on it.
+type Expected = (
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+    &'static [&'static str],
+);
+
+async fn subscribers_as_of_any_date_match_a_hand_computed_table(mode: Mode) {
+    let studio = studio(mode).await;
+    let plan = studio
+        .plan(json!({"name": "Thirty days", "length_days": 30, "price": "49.00", "currency": "EUR", "freeze_days": 10}))
+        .await;
+    let (ada, _) = studio.client("ada").await;
+    let (bob, _) = studio.client("bob").await;
+    let (cyd, _) = studio.client("cyd").await;
+    let ada = studio.subscribe(&ada, &plan).await;
+    let bob = studio.subscribe(&bob, &plan).await;
+    let cyd = studio.subscribe(&cyd, &plan).await;
+    // ada: 09-01 .. 09-30, frozen 09-10 .. 09-14, so to 10-05.
+    studio.pay(&ada, "2026-09-01").await;
+    let (status, frozen) = studio
+        .post(
+            &format!("/api/v1/subscriptions/{ada}/freezes"),
+            json!({"start_date": "2026-09-10", "days": 5}),
+        )
+        .await;
+    assert_eq!(status, 201, "{frozen}");
+    // bob: 09-15 .. 10-14, renewed on 10-01 from its end: to 11-13.
+    studio.pay(&bob, "2026-09-15").await;
+    studio.pay(&bob, "2026-10-01").await;
+    // cyd: 08-01 .. 08-30, lapsed, 09-20 .. 10-19, cancelled from 10-10.
+    studio.pay(&cyd, "2026-08-01").await;
+    studio.pay(&cyd, "2026-09-20").await;
+    let (status, _) = studio
+        .post(
+            &format!("/api/v1/subscriptions/{cyd}/cancel"),
+            json!({"reason": "moved away", "on": "2026-10-10"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let table: [Expected; 7] = [
+        // day, active, frozen, inactive (frozen clients count as inactive)
+        ("2026-08-15", &["cyd"], &[], &["ada", "bob"]),
+        ("2026-09-05", &["ada"], &[], &["bob", "cyd"]),
+        ("2026-09-12", &[], &["ada"], &["ada", "bob", "cyd"]),
+        ("2026-09-25", &["ada", "bob", "cyd"], &[], &[]),
+        ("2026-10-12", &["bob"], &[], &["ada", "cyd"]),
+        ("2026-11-13", &["bob"], &[], &["ada", "cyd"]),
+        ("2026-11-14", &[], &[], &["ada", "bob", "cyd"]),
+    ];
+    for (day, active, frozen, inactive) in table {
+        assert_eq!(studio.names("active", day).await, active, "active on {day}");
+        assert_eq!(studio.names("frozen", day).await, frozen, "frozen on {day}");
+        assert_eq!(
+            studio.names("inactive", day).await,
+            inactive,
+            "inactive on {day}"
+        );
+        assert_eq!(studio.names("all", day).await.len(), 3);
+    }
+    let (_, card) = studio.get(&format!("/api/v1/subscriptions/{bob}")).await;
+    assert_eq!(
+        card["periods"],
+        json!([{"start": "2026-09-15", "end": "2026-11-13"}])
+    );
+    assert_eq!(card["freeze_days_left"], 20, "two periods of 10");
+    assert_eq!(card["payments"].as_array().unwrap().len(), 2);
+
+    // G6: the read model rebuilt from the log has the rows it had live.
+    studio.app.settle().await;
+    let pool = studio.app.backing.pool().await;
+    let tables = ["plans", "subscriptions", "read_model_names"];
+    let mut live = Vec::new();
+    for table in tables {
+        live.push(crate::consumers::dump(&pool, table).await);
+    }
+    let output = crate::support::run_cli(
+        &studio.app.backing,
+        &["replay", "--consumer", "subscriptions"],
+    );
+    assert!(output.contains("replayed"), "{output}");
+    for (table, before) in tables.iter().zip(&live) {
+        assert_eq!(
+            &crate::consumers::dump(&pool, table).await,
+            before,
+            "{table} after a rebuild"
+        );
+    }
+    pool.close().await;
+}
+both_modes!(subscribers_as_of_any_date_match_a_hand_computed_table);
+
+async fn freezes_keep_to_the_quota_and_an_early_end_gives_days_back(mode: Mode) {
+    let studio = studio(mode).await;
+    let plan = studio
+        .plan(json!({"name": "Month", "length_months": 1, "price": "49.00", "currency": "EUR", "freeze_days": 7}))
+        .await;
+    let (ada, _) = studio.client("ada").await;
+    let sub = studio.subscribe(&ada, &plan).await;
+    let paid = studio.pay(&sub, "2026-10-01").await;
+    let freezes = format!("/api/v1/subscriptions/{sub}/freezes");
+    let freeze =
+        |start: &str, days: u32| studio.post(&freezes, json!({"start_date": start, "days": days}));
+    let (status, over) = freeze("2026-10-05", 8).await;
+    assert_eq!(
+        (status, &over["type"]),
+        (409, &json!("/problems/freeze-quota-exceeded"))
+    );
+    let (status, outside) = freeze("2026-12-05", 2).await;
+    assert_eq!(
+        (status, &outside["type"]),
+        (409, &json!("/problems/outside-paid-period"))
+    );
+    let (status, frozen) = freeze("2026-10-05", 7).await;
+    assert_eq!(status, 201, "{frozen}");
+    let (status, overlap) = freeze("2026-10-08", 1).await;
+    assert_eq!(status, 409, "{overlap}");
+    let (_, card) = studio.get(&format!("/api/v1/subscriptions/{sub}")).await;
+    assert_eq!(
+        card["ends_on"], "2026-11-07",
+        "a month to 10-31, 7 days more"
+    );
+    let freeze_id = frozen["part_id"].as_str().unwrap();
+    let (status, ended) = studio
+        .post(
+            &format!("/api/v1/subscriptions/{sub}/freezes/{freeze_id}/end"),
+            json!({"on": "2026-10-08"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{ended}");
+    let (_, card) = studio.get(&format!("/api/v1/subscriptions/{sub}")).await;
+    assert_eq!(
+        (&card["ends_on"], &card["freeze_days_left"]),
+        (&json!("2026-11-03"), &json!(4))
+    );
+    // A payment in another currency is refused; voiding takes the period back.
+    let (status, wrong) = studio
+        .post(
+            &format!("/api/v1/subscriptions/{sub}/payments"),
+            json!({"amount": "49.00", "currency": "USD", "method": "cash"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{wrong}");
+    let payment = paid["part_id"].as_str().unwrap();
+    let (status, _) = studio
+        .post(
+            &format!("/api/v1/subscriptions/{sub}/payments/{payment}/void"),
+            json!({"reason": "charged back"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, card) = studio.get(&format!("/api/v1/subscriptions/{sub}")).await;
+    assert_eq!(card["periods"], json!([]));
+    assert_eq!(card["payments"][0]["voided"], "charged back");
+}
+both_modes!(freezes_keep_to_the_quota_and_an_early_end_gives_days_back);
+
+async fn a_client_sees_only_their_own_card_and_staff_see_what_expires_soon(mode: Mode) {
+    let studio = studio(mode).await;
+    let short = studio
+        .plan(json!({"name": "Five days", "length_days": 5, "price": "9.00", "currency": "EUR"}))
+        .await;
+    let long = studio
+        .plan(json!({"name": "Year", "length_months": 12, "price": "399.00", "currency": "EUR"}))
+        .await;
+    let (ada, ada_token) = studio.client("ada").await;
+    let (bob, bob_token) = studio.client("bob").await;
+    let adas = studio.subscribe(&ada, &short).await;
+    let bobs = studio.subscribe(&bob, &long).await;
+    let today = chrono::Utc::now().date_naive().to_string();
+    for sub in [&adas, &bobs] {
+        let (status, _) = studio
+            .post(
+                &format!("/api/v1/subscriptions/{sub}/payments"),
+                json!({"amount": "9.00", "currency": "EUR", "method": "card"}),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    let _ = today;
+    studio.app.settle().await;
+    let (status, own, _) = send(
+        &studio.app,
+        "GET",
+        &format!("/api/v1/subscriptions/{adas}"),
+        Some(&ada_token),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{own}");
+    assert_eq!(own["status"], "active");
+    let (status, _, _) = send(
+        &studio.app,
+        "GET",
+        &format!("/api/v1/subscriptions/{bobs}"),
+        Some(&ada_token),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "not hers");
+    let (_, mine, _) = send(
+        &studio.app,
+        "GET",
+        "/api/v1/me/subscriptions",
+        Some(&bob_token),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    assert_eq!(mine[0]["id"], bobs.as_str());
+    let (status, _, _) = send(
+        &studio.app,
+        "GET",
+        "/api/v1/subscribers",
+        Some(&ada_token),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "clients do not list subscribers");
+    let (status, soon) = studio
+        .get("/api/v1/subscriptions/expiring?within_days=7")
+        .await;
+    assert_eq!(status, 200, "{soon}");
+    let soon = soon.as_array().unwrap();
+    assert_eq!(soon.len(), 1, "{soon:?}");
+    assert_eq!(soon[0]["id"], adas.as_str());
+    assert_eq!(soon[0]["days_left"], 4);
+    let (status, twice) = studio
+        .post(
+            "/api/v1/subscriptions",
+            json!({"client_id": ada, "plan_id": short}),
+        )
+        .await;
+    assert_eq!(
+        (status, &twice["type"]),
+        (409, &json!("/problems/subscription-exists"))
+    );
+}
+both_modes!(a_client_sees_only_their_own_card_and_staff_see_what_expires_soon);
