@@ -372,6 +372,7 @@ pub const ROUTES: &[(&str, &str, Action)] = &[
         Action::ReadSubscribers,
     ),
     ("GET", "/api/v1/me/subscriptions", Action::ReadSubscriptions),
+    ("GET", "/api/v1/stats/subscriptions", Action::ReadStatistics),
 ];
 
 pub fn access(action: Action) -> Access {

@@ -167,6 +167,49 @@ async fn subscribers_as_of_any_date_match_a_hand_computed_table(mode: Mode) {
     assert_eq!(card["freeze_days_left"], 20, "two periods of 10");
     assert_eq!(card["payments"].as_array().unwrap().len(), 2);
 
+    let (status, stats) = studio
+        .get("/api/v1/stats/subscriptions?from=2026-08-01&to=2026-11-10&interval=month")
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    let series: Vec<(&str, u64)> = stats["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["period"].as_str().unwrap(), p["active"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        series,
+        [
+            ("2026-08-01", 1),
+            ("2026-09-01", 3),
+            ("2026-10-01", 3),
+            ("2026-11-01", 1)
+        ]
+    );
+    assert_eq!(
+        stats["revenue"],
+        json!([
+            {"month": "2026-08", "currency": "EUR", "amount": "49.00"},
+            {"month": "2026-09", "currency": "EUR", "amount": "147.00"},
+            {"month": "2026-10", "currency": "EUR", "amount": "49.00"}
+        ])
+    );
+    assert_eq!(
+        stats["freezes"],
+        json!([{"month": "2026-09", "freezes": 1, "days": 5}])
+    );
+    assert_eq!(
+        (
+            &stats["churn"]["ended"],
+            &stats["churn"]["churned"],
+            &stats["churn"]["rate"]
+        ),
+        (&json!(3), &json!(3), &json!("1.0000")),
+        "cyd's lapse, ada's end and cyd's cancellation; bob renewed in time"
+    );
+    assert_eq!(stats["plan_mix"][0]["active"], 1);
+    assert_eq!(stats["plan_mix"][0]["plan_name"], "Thirty days");
+
     // G6: the read model rebuilt from the log has the rows it had live.
     studio.app.settle().await;
     let pool = studio.app.backing.pool().await;

@@ -3,6 +3,7 @@
 //! domain's own rules) and the client's name.
 
 pub mod queries;
+pub mod stats;
 
 use std::collections::HashMap;
 

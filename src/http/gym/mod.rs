@@ -37,6 +37,7 @@ impl Module for GymModule {
             .routes(routes!(subscriptions::subscribers))
             .routes(routes!(subscriptions::expiring))
             .routes(routes!(subscriptions::my_subscriptions))
+            .routes(routes!(subscriptions::studio_stats))
     }
 
     fn projectors(&self) -> Vec<Arc<dyn Projector>> {

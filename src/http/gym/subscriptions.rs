@@ -669,3 +669,204 @@ pub(super) async fn expiring(
     soon.sort_by(|a, b| a.ends_on.cmp(&b.ends_on).then(a.id.cmp(&b.id)));
     Ok(Json(soon))
 }
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StudioStatsQuery {
+    /// First day (default: 29 days before `to`).
+    #[param(value_type = Option<String>, format = Date)]
+    pub from: Option<NaiveDate>,
+    /// Last day (default: today); at most 366 days after `from` by day,
+    /// 3,660 by week or month.
+    #[param(value_type = Option<String>, format = Date)]
+    pub to: Option<NaiveDate>,
+    /// `day`, `week` (from Monday) or `month` (default).
+    #[param(inline, value_type = Option<StatsInterval>)]
+    pub interval: Option<String>,
+    /// A client churned when no new period starts within this many days of
+    /// the end (default 7).
+    #[param(minimum = 0, maximum = 365)]
+    pub churn_days: Option<u32>,
+    #[param(minimum = 0)]
+    pub min_position: Option<i64>,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum StatsInterval {
+    Day,
+    Week,
+    Month,
+}
+
+#[derive(Serialize, Deserialize, ToSchema, Debug, PartialEq)]
+pub struct StudioPointView {
+    /// The first day of the period.
+    #[schema(value_type = String, format = Date)]
+    pub period: NaiveDate,
+    /// Clients active on at least one day of it.
+    pub active: usize,
+    /// Clients frozen in it and active on none of its days.
+    pub frozen: usize,
+}
+
+#[derive(Serialize, Deserialize, ToSchema, Debug, PartialEq)]
+pub struct RevenueView {
+    #[schema(example = "2026-10")]
+    pub month: String,
+    pub currency: String,
+    pub amount: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema, Debug, PartialEq)]
+pub struct FreezesView {
+    #[schema(example = "2026-10")]
+    pub month: String,
+    pub freezes: usize,
+    pub days: u32,
+}
+
+#[derive(Serialize, Deserialize, ToSchema, Debug, PartialEq)]
+pub struct ChurnView {
+    /// Coverage that ended in the range (at least `churn_days` ago).
+    pub ended: usize,
+    pub renewed: usize,
+    pub churned: usize,
+    /// churned / ended, 0 to 1 (4 places).
+    pub rate: String,
+    pub churn_days: u32,
+}
+
+#[derive(Serialize, Deserialize, ToSchema, Debug, PartialEq)]
+pub struct PlanMixView {
+    #[schema(value_type = String, format = Uuid)]
+    pub plan_id: Uuid,
+    pub plan_name: String,
+    /// Clients active on `to`.
+    pub active: usize,
+}
+
+#[derive(Serialize, Deserialize, ToSchema, Debug, PartialEq)]
+pub struct StudioStatsView {
+    #[schema(value_type = String, format = Date)]
+    pub from: NaiveDate,
+    #[schema(value_type = String, format = Date)]
+    pub to: NaiveDate,
+    pub interval: String,
+    pub series: Vec<StudioPointView>,
+    /// Payments not voided, by the month paid.
+    pub revenue: Vec<RevenueView>,
+    /// Freezes by the month they started.
+    pub freezes: Vec<FreezesView>,
+    pub churn: ChurnView,
+    pub plan_mix: Vec<PlanMixView>,
+}
+
+/// Active clients over time, revenue and freezes per month, churn and the
+/// plan mix.
+#[utoipa::path(get, path = "/stats/subscriptions", tag = "studio", security(("bearer" = [])), params(StudioStatsQuery),
+    responses((status = 200, description = "Studio statistics", body = StudioStatsView),
+        Unauthorized, Forbidden, CommonProblems, ReadProblems))]
+pub(super) async fn studio_stats(
+    State(app): State<AppState>,
+    ApiQuery(query): ApiQuery<StudioStatsQuery>,
+) -> Result<Json<StudioStatsView>, ApiError> {
+    use annals_projections::gym::stats::{self, Interval};
+    app.platform
+        .wait_for(SUBSCRIPTIONS, query.min_position)
+        .await?;
+    let (interval, name, longest) = match query.interval.as_deref() {
+        None | Some("month") => (Interval::Month, "month", 3660),
+        Some("week") => (Interval::Week, "week", 3660),
+        Some("day") => (Interval::Day, "day", 366),
+        Some(_) => {
+            return Err(ApiError::bad_parameter(
+                "interval",
+                "must be day, week or month",
+            ))
+        }
+    };
+    let today = today(&app);
+    let to = query.to.unwrap_or(today);
+    let from = query.from.unwrap_or(to - Duration::days(29));
+    if from > to || (to - from).num_days() > longest {
+        return Err(ApiError::bad_parameter(
+            "to",
+            format!("must be on or after from, at most {longest} days later"),
+        ));
+    }
+    let churn_days = query.churn_days.unwrap_or(7);
+    if churn_days > 365 {
+        return Err(ApiError::bad_parameter(
+            "churn_days",
+            "must be from 0 to 365",
+        ));
+    }
+    let pool = &app.platform.db.any;
+    let rows = queries::subscriptions(pool, None, None).await?;
+    let plans: std::collections::HashMap<Uuid, String> = queries::plans(pool, true)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p.name))
+        .collect();
+    let s = stats::fold(&rows, from, to, interval, i64::from(churn_days), today);
+    let rate = if s.churn.ended == 0 {
+        rust_decimal::Decimal::ZERO
+    } else {
+        rust_decimal::Decimal::from(s.churn.churned) / rust_decimal::Decimal::from(s.churn.ended)
+    };
+    let mut rate = rate.round_dp(4);
+    rate.rescale(4);
+    Ok(Json(StudioStatsView {
+        from,
+        to,
+        interval: name.into(),
+        series: s
+            .series
+            .into_iter()
+            .map(|p| StudioPointView {
+                period: p.period,
+                active: p.active,
+                frozen: p.frozen,
+            })
+            .collect(),
+        revenue: s
+            .revenue
+            .into_iter()
+            .map(|((month, currency), mut amount)| {
+                amount.rescale(2);
+                RevenueView {
+                    month,
+                    currency,
+                    amount: amount.to_string(),
+                }
+            })
+            .collect(),
+        freezes: s
+            .freezes
+            .into_iter()
+            .map(|(month, (freezes, days))| FreezesView {
+                month,
+                freezes,
+                days,
+            })
+            .collect(),
+        churn: ChurnView {
+            ended: s.churn.ended,
+            renewed: s.churn.renewed,
+            churned: s.churn.churned,
+            rate: rate.to_string(),
+            churn_days,
+        },
+        plan_mix: s
+            .plan_mix
+            .into_iter()
+            .map(|(plan_id, active)| PlanMixView {
+                plan_id,
+                plan_name: plans.get(&plan_id).cloned().unwrap_or_default(),
+                active,
+            })
+            .collect(),
+    }))
+}
