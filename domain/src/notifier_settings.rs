@@ -30,6 +30,11 @@ pub struct Settings {
     /// reminders. Absent in older payloads: the default.
     #[serde(default = "default_reminder_minutes")]
     pub reminder_minutes: u32,
+    /// How many days before a subscription's last day its client (with a
+    /// linked chat) is reminded to renew, once per end date; 0: no
+    /// reminders. Absent in older payloads: the default.
+    #[serde(default = "default_renewal_reminder_days")]
+    pub renewal_reminder_days: u32,
 }
 
 fn on() -> bool {
@@ -43,6 +48,15 @@ pub const MAX_REMINDER_MINUTES: u32 = 14 * 24 * 60;
 
 fn default_reminder_minutes() -> u32 {
     DEFAULT_REMINDER_MINUTES
+}
+
+/// Renewal reminders before anyone sets them: three days ahead.
+pub const DEFAULT_RENEWAL_REMINDER_DAYS: u32 = 3;
+/// The longest renewal lead.
+pub const MAX_RENEWAL_REMINDER_DAYS: u32 = 60;
+
+fn default_renewal_reminder_days() -> u32 {
+    DEFAULT_RENEWAL_REMINDER_DAYS
 }
 
 impl Settings {
@@ -124,6 +138,12 @@ pub fn decide(
             format!("must be from 0 to {MAX_REMINDER_MINUTES}"),
         ));
     }
+    if settings.renewal_reminder_days > MAX_RENEWAL_REMINDER_DAYS {
+        errors.push(FieldError::new(
+            "renewal_reminder_days",
+            format!("must be from 0 to {MAX_RENEWAL_REMINDER_DAYS}"),
+        ));
+    }
     for (field, ids) in [
         ("staff_chat_ids", &settings.staff_chat_ids),
         ("staff_user_ids", &settings.staff_user_ids),
@@ -171,12 +191,13 @@ mod tests {
             digest_hour: hour,
             daily_digest: true,
             reminder_minutes: DEFAULT_REMINDER_MINUTES,
+            renewal_reminder_days: DEFAULT_RENEWAL_REMINDER_DAYS,
         }
     }
 
     #[test]
     fn a_version_1_payload_reads_with_the_later_fields_defaulted() {
-        // Written before daily_digest and reminder_minutes existed.
+        // Written before daily_digest, reminder_minutes and renewal_reminder_days existed.
         let old = r#"{"Changed":{"staff_chat_ids":[1],"staff_user_ids":[2],"alerts":{},"digest_hour":8}}"#;
         let event: SettingsEvent = serde_json::from_str(old).unwrap();
         assert_eq!(event, SettingsEvent::Changed(settings(8)));

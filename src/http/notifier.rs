@@ -76,6 +76,7 @@ pub async fn effective(
                     .unwrap_or(DEFAULT_DIGEST_HOUR),
                 daily_digest: bootstrap.is_none_or(|c| c.digest_hour.is_some()),
                 reminder_minutes: notifier_settings::DEFAULT_REMINDER_MINUTES,
+                renewal_reminder_days: notifier_settings::DEFAULT_RENEWAL_REMINDER_DAYS,
             },
             0,
         ),
@@ -84,7 +85,7 @@ pub async fn effective(
 
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(examples(json!({"staff_chat_ids": [-1001234567890_i64], "staff_user_ids": [42], "alerts": {"AppointmentBooked": true, "AppointmentCancelled": true, "AppointmentRescheduled": false}, "digest_hour": 8, "daily_digest": true, "reminder_minutes": 120})))]
+#[schema(examples(json!({"staff_chat_ids": [-1001234567890_i64], "staff_user_ids": [42], "alerts": {"AppointmentBooked": true, "AppointmentCancelled": true, "AppointmentRescheduled": false}, "digest_hour": 8, "daily_digest": true, "reminder_minutes": 120, "renewal_reminder_days": 3})))]
 pub struct SettingsBody {
     /// Chats that receive staff alerts and the digest.
     #[schema(max_items = 100)]
@@ -107,6 +108,11 @@ pub struct SettingsBody {
     #[serde(default = "default_reminder_minutes")]
     #[schema(minimum = 0, maximum = 20160)]
     pub reminder_minutes: u32,
+    /// Days before a subscription's last day that a linked client is
+    /// reminded to renew, once per end date; 0 turns them off (default 3).
+    #[serde(default = "default_renewal_reminder_days")]
+    #[schema(minimum = 0, maximum = 60)]
+    pub renewal_reminder_days: u32,
 }
 
 fn on() -> bool {
@@ -115,6 +121,10 @@ fn on() -> bool {
 
 fn default_reminder_minutes() -> u32 {
     notifier_settings::DEFAULT_REMINDER_MINUTES
+}
+
+fn default_renewal_reminder_days() -> u32 {
+    notifier_settings::DEFAULT_RENEWAL_REMINDER_DAYS
 }
 
 /// The alerts map in the OpenAPI document: exactly the alerts there are
@@ -144,6 +154,8 @@ pub struct SettingsView {
     pub daily_digest: bool,
     /// Minutes before an appointment that a linked client is reminded; 0: off.
     pub reminder_minutes: u32,
+    /// Days before a subscription ends that a linked client is reminded; 0: off.
+    pub renewal_reminder_days: u32,
     /// Every alert there is, with whether it is on.
     #[schema(schema_with = alerts_schema)]
     pub available_alerts: BTreeMap<String, bool>,
@@ -171,6 +183,7 @@ async fn get_settings(State(app): State<AppState>) -> Result<Json<SettingsView>,
         digest_hour: settings.digest_hour,
         daily_digest: settings.daily_digest,
         reminder_minutes: settings.reminder_minutes,
+        renewal_reminder_days: settings.renewal_reminder_days,
         available_alerts,
         version,
     }))
@@ -208,6 +221,7 @@ async fn put_settings(
         digest_hour: body.digest_hour,
         daily_digest: body.daily_digest,
         reminder_minutes: body.reminder_minutes,
+        renewal_reminder_days: body.renewal_reminder_days,
     };
     let done = app
         .platform

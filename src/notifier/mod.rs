@@ -119,6 +119,8 @@ pub struct Notifier {
     settings_bus: Arc<CommandBus<annals_domain::notifier_settings::NotifierSettings>>,
     pace: Arc<tokio::sync::Mutex<Pace>>,
     duty: Duty,
+    /// When the subscriptions were last looked at for renewal reminders.
+    pub(crate) renewals_scanned: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 enum Sent {
@@ -154,6 +156,7 @@ impl Notifier {
                 holder: format!("{}-{}", std::process::id(), Uuid::now_v7()).into(),
                 renewed: Arc::new(std::sync::Mutex::new(None)),
             },
+            renewals_scanned: Arc::new(std::sync::Mutex::new(None)),
         }
     }
 

@@ -1,7 +1,8 @@
 //! What the notifier sends on the clock rather than on an event: the daily
 //! digest to the staff chats and reminders to clients who linked Telegram.
 //! Each is a ledger cause (`daily-digest:<date>`,
-//! `reminder:<appointment>:<start>`), so each message goes out once, across
+//! `reminder:<appointment>:<start>`, `renewal:<subscription>:<last day>`),
+//! so each message goes out once, across
 //! restarts and even when two processes overlap at a hand-over.
 
 use std::time::Duration;
@@ -12,6 +13,7 @@ use sqlx::Row;
 use tokio::sync::watch;
 
 use annals_domain::appointment::Status;
+use annals_domain::gym::Subscription;
 use annals_domain::notifier_settings::Settings;
 use annals_projections::appointments::timestamp;
 
@@ -21,6 +23,8 @@ use crate::bus::WorkerContext;
 
 /// How often the clock is looked at.
 const TICK: Duration = Duration::from_secs(1);
+/// How often the subscriptions are looked at for renewal reminders.
+const RENEWAL_SCAN: Duration = Duration::from_secs(5);
 /// Reminders looked at per tick; the rest wait for the next one.
 const REMINDER_BATCH: i64 = 200;
 
@@ -35,6 +39,74 @@ impl Notifier {
         }
         if settings.reminder_minutes > 0 {
             self.reminders(now, &settings, stop).await?;
+        }
+        if settings.renewal_reminder_days > 0 && self.renewals_due() {
+            self.renewal_reminders(now, &settings, stop).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether to look at the subscriptions again (every `RENEWAL_SCAN`).
+    fn renewals_due(&self) -> bool {
+        let mut scanned = self.renewals_scanned.lock().expect("not poisoned");
+        if scanned.is_some_and(|at| at.elapsed() < RENEWAL_SCAN) {
+            return false;
+        }
+        *scanned = Some(std::time::Instant::now());
+        true
+    }
+
+    /// Reminds linked clients whose subscription covers today and ends
+    /// within the lead, once per end date (`renewal:<subscription>:<end>`):
+    /// a renewal or a freeze moves the end, and the new end gets its own.
+    async fn renewal_reminders(
+        &mut self,
+        now: DateTime<Utc>,
+        settings: &Settings,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<()> {
+        let today = now.with_timezone(&self.timezone).date_naive();
+        let lead = chrono::Duration::days(i64::from(settings.renewal_reminder_days));
+        let rows = sqlx::query(
+            "SELECT s.id, s.state, u.telegram_chat_id FROM subscriptions s \
+             JOIN users u ON u.id = s.client_id WHERE u.telegram_chat_id IS NOT NULL \
+             ORDER BY s.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for row in rows {
+            let id: String = row.try_get("id")?;
+            let chat: i64 = row.try_get("telegram_chat_id")?;
+            let state: Subscription = serde_json::from_str(&row.try_get::<String, _>("state")?)?;
+            let spans = state.spans();
+            let Some(&(_, end)) = spans.iter().find(|&&(s, e)| s <= today && today <= e) else {
+                continue;
+            };
+            if end - today > lead {
+                continue;
+            }
+            let cause = format!("renewal:{id}:{end}");
+            let sent: Option<i64> = sqlx::query_scalar(
+                "SELECT chat_id FROM notifier_ledger WHERE cause = $1 AND chat_id = $2",
+            )
+            .bind(&cause)
+            .bind(chat)
+            .fetch_optional(&self.pool)
+            .await?;
+            if sent.is_some() {
+                continue;
+            }
+            let days = (end - today).num_days();
+            let alert = Alert {
+                headline: "Reminder: your subscription ends soon",
+                lines: vec![
+                    ("Last day", Ref::Text(end.to_string())),
+                    ("Days left", Ref::Text(days.to_string())),
+                ],
+                link: format!("subscription/{id}"),
+            };
+            let text = self.render(&alert).await;
+            self.deliver(&cause, chat, &text, stop).await?;
         }
         Ok(())
     }

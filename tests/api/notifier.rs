@@ -970,3 +970,72 @@ async fn a_new_order_alerts_the_staff_and_today_lists_it(mode: Mode) {
     );
 }
 both_modes!(a_new_order_alerts_the_staff_and_today_lists_it);
+
+async fn a_client_is_reminded_to_renew_once_per_end_date(mode: Mode) {
+    use crate::shop::send;
+    let fake = FakeTelegram::default();
+    let shop = notified_shop(mode, &fake).await;
+    let (status, plan, _) = send(
+        &shop.app,
+        "POST",
+        "/api/v1/plans",
+        Some(&shop.admin),
+        &[],
+        Some(json!({"name": "Three days", "length_days": 3, "price": "9.00", "currency": "EUR"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{plan}");
+    // Subscribes the client of `token` (linked to `chat`) and pays today.
+    let subscribe = |token: String, update: i64, chat: i64| {
+        let (shop, fake, plan) = (&shop, &fake, plan["id"].clone());
+        async move {
+            link_chat(shop, fake, &token, update, chat).await;
+            let id = me(shop, &token).await["id"].clone();
+            let (status, opened, _) = send(
+                &shop.app,
+                "POST",
+                "/api/v1/subscriptions",
+                Some(&shop.admin),
+                &[],
+                Some(json!({"client_id": id, "plan_id": plan})),
+            )
+            .await;
+            assert_eq!(status, 201, "{opened}");
+            let path = format!(
+                "/api/v1/subscriptions/{}/payments",
+                opened["id"].as_str().unwrap()
+            );
+            let (status, paid, _) = send(
+                &shop.app,
+                "POST",
+                &path,
+                Some(&shop.admin),
+                &[],
+                Some(json!({"amount": "9.00", "currency": "EUR", "method": "cash"})),
+            )
+            .await;
+            assert_eq!(status, 201, "{paid}");
+            shop.app.settle().await;
+        }
+    };
+    let ada = client(&shop, "ada").await;
+    subscribe(ada, 1, 777).await;
+    fake.wait_for_chat(777, 2).await;
+    let reminder = &fake.sent_to(777)[1];
+    let last_day = (chrono::Utc::now().date_naive() + chrono::Duration::days(2)).to_string();
+    assert!(
+        reminder.starts_with("Reminder: your subscription ends soon"),
+        "{reminder}"
+    );
+    assert!(
+        reminder.contains(&format!("Last day: {last_day}")),
+        "{reminder}"
+    );
+    // bob's reminder comes from a later look at the subscriptions, which
+    // saw ada's again: she is not reminded twice.
+    let bob = client(&shop, "bob").await;
+    subscribe(bob, 2, 778).await;
+    fake.wait_for_chat(778, 2).await;
+    assert_eq!(fake.sent_to(777).len(), 2, "{:?}", fake.sent_to(777));
+}
+both_modes!(a_client_is_reminded_to_renew_once_per_end_date);
