@@ -157,3 +157,115 @@ where
         })
         .await
 }
+
+// ---------------------------------------------------------------- trainings
+
+use annals_domain::gym::training::{Group, GroupCommand, Session, Training, TrainingCommand};
+
+/// A coach is an active user with the `master` role.
+async fn check_coach(p: &Platform, coach_id: Uuid) -> Result<(), AppError> {
+    use annals_projections::appointments::queries::user_holds;
+    match user_holds(&p.db.any, coach_id, Role::Master.as_str()).await? {
+        Some(true) => Ok(()),
+        None => Err(AppError::unknown_reference("coach_id", "no such user")),
+        Some(false) => {
+            let rule = "must be an active user with the master role";
+            let mut err = AppError::conflict("not-a-coach", format!("coach_id: {rule}"));
+            err.fields = vec![super::FieldProblem {
+                field: "coach_id".into(),
+                message: rule.into(),
+            }];
+            Err(err)
+        }
+    }
+}
+
+pub async fn create_group(
+    p: &Platform,
+    ctx: &CommandContext,
+    command: GroupCommand,
+) -> Result<Done<()>, AppError> {
+    if let GroupCommand::Create { coach_id, .. } = &command {
+        check_coach(p, *coach_id).await?;
+    }
+    let id = Uuid::now_v7().to_string();
+    p.commands.execute::<Group>(ctx, &id, command).await
+}
+
+pub async fn set_members(
+    p: &Platform,
+    ctx: &CommandContext,
+    id: Uuid,
+    member_ids: std::collections::BTreeSet<Uuid>,
+) -> Result<Done<()>, AppError> {
+    p.commands
+        .execute::<Group>(
+            ctx,
+            &id.to_string(),
+            GroupCommand::SetMembers { member_ids },
+        )
+        .await
+}
+
+pub async fn schedule_training(
+    p: &Platform,
+    ctx: &CommandContext,
+    session: Session,
+) -> Result<Done<()>, AppError> {
+    check_coach(p, session.coach_id).await?;
+    if let Some(group_id) = session.group_id {
+        let (group, _) = p.commands.load::<Group>(&group_id.to_string()).await?;
+        if group.name.is_none() {
+            return Err(AppError::unknown_reference("group_id", "no such group"));
+        }
+    }
+    let id = Uuid::now_v7().to_string();
+    p.commands
+        .execute::<Training>(ctx, &id, TrainingCommand::Schedule(session))
+        .await
+}
+
+/// Invites chosen clients, or a group's members as they are now.
+pub async fn invite(
+    p: &Platform,
+    ctx: &CommandContext,
+    id: Uuid,
+    client_ids: std::collections::BTreeSet<Uuid>,
+    group_id: Option<Uuid>,
+) -> Result<Done<()>, AppError> {
+    p.commands
+        .run(ctx, |mut unit: Unit| {
+            let client_ids = client_ids.clone();
+            async move {
+                let mut training = unit.load_subject::<Training>(&id.to_string()).await?;
+                let mut invited = client_ids;
+                if let Some(group_id) = group_id {
+                    let group = unit.load::<Group>(&group_id.to_string()).await?;
+                    if group.state.name.is_none() {
+                        return Err(AppError::unknown_reference("group_id", "no such group"));
+                    }
+                    invited.extend(group.state.member_ids);
+                }
+                unit.decide(
+                    &mut training,
+                    TrainingCommand::Invite {
+                        client_ids: invited,
+                    },
+                )
+                .await?;
+                Ok((unit, ()))
+            }
+        })
+        .await
+}
+
+pub async fn training_command(
+    p: &Platform,
+    ctx: &CommandContext,
+    id: Uuid,
+    command: TrainingCommand,
+) -> Result<Done<()>, AppError> {
+    p.commands
+        .execute::<Training>(ctx, &id.to_string(), command)
+        .await
+}

@@ -65,6 +65,13 @@ pub enum Action {
     ReadSubscribers,
     /// Subscriptions: clients their own, staff all.
     ReadSubscriptions,
+    /// Groups, trainings, invitations and meeting links.
+    ManageTrainings,
+    /// Trainings: staff and coaches all, clients those they are invited to;
+    /// answering one's own invitation.
+    AttendTrainings,
+    /// Whether an invitee came (admin, manager, the training's coach).
+    RecordAttendance,
 }
 
 /// Who may perform an action.
@@ -143,6 +150,15 @@ pub const MATRIX: &[(Action, Access)] = &[
         Access::Roles(&[Role::Admin, Role::Manager, Role::Operator]),
     ),
     (Action::ReadSubscriptions, Access::SignedIn),
+    (
+        Action::ManageTrainings,
+        Access::Roles(&[Role::Admin, Role::Manager]),
+    ),
+    (Action::AttendTrainings, Access::SignedIn),
+    (
+        Action::RecordAttendance,
+        Access::Roles(&[Role::Admin, Role::Manager, Role::Master]),
+    ),
 ];
 
 /// Staff who act on any client's appointments (book for them, cancel late).
@@ -373,6 +389,36 @@ pub const ROUTES: &[(&str, &str, Action)] = &[
     ),
     ("GET", "/api/v1/me/subscriptions", Action::ReadSubscriptions),
     ("GET", "/api/v1/stats/subscriptions", Action::ReadStatistics),
+    ("POST", "/api/v1/groups", Action::ManageTrainings),
+    ("GET", "/api/v1/groups", Action::ManageTrainings),
+    (
+        "PUT",
+        "/api/v1/groups/{id}/members",
+        Action::ManageTrainings,
+    ),
+    ("POST", "/api/v1/trainings", Action::ManageTrainings),
+    ("GET", "/api/v1/trainings", Action::AttendTrainings),
+    ("GET", "/api/v1/trainings/{id}", Action::AttendTrainings),
+    (
+        "POST",
+        "/api/v1/trainings/{id}/invitations",
+        Action::ManageTrainings,
+    ),
+    (
+        "POST",
+        "/api/v1/trainings/{id}/respond",
+        Action::AttendTrainings,
+    ),
+    (
+        "PUT",
+        "/api/v1/trainings/{id}/link",
+        Action::ManageTrainings,
+    ),
+    (
+        "POST",
+        "/api/v1/trainings/{id}/attendance",
+        Action::RecordAttendance,
+    ),
 ];
 
 pub fn access(action: Action) -> Access {

@@ -385,3 +385,141 @@ async fn a_client_sees_only_their_own_card_and_staff_see_what_expires_soon(mode:
     );
 }
 both_modes!(a_client_sees_only_their_own_card_and_staff_see_what_expires_soon);
+
+async fn an_invitation_accepted_then_a_link_set_later_reaches_exactly_those_who_accepted(
+    mode: Mode,
+) {
+    let studio = studio(mode).await;
+    let coach = user(&studio.app, "mia", "master");
+    user(&studio.app, "max", "master");
+    let (ada, ada_token) = studio.client("ada").await;
+    let (bob, bob_token) = studio.client("bob").await;
+    let (cyd, cyd_token) = studio.client("cyd").await;
+    studio.app.settle().await;
+    let (status, group) = studio
+        .post(
+            "/api/v1/groups",
+            json!({"name": "Morning", "coach_id": coach, "capacity": 2, "member_ids": [ada, bob]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{group}");
+    let (status, not_a_coach) = studio
+        .post(
+            "/api/v1/groups",
+            json!({"name": "Evening", "coach_id": cyd, "capacity": 2}),
+        )
+        .await;
+    assert_eq!(
+        (status, &not_a_coach["type"]),
+        (409, &json!("/problems/not-a-coach"))
+    );
+    let (status, training) = studio
+        .post(
+            "/api/v1/trainings",
+            json!({"group_id": group["id"], "coach_id": coach, "start": "2026-12-10T18:00:00+01:00",
+                "duration_minutes": 60, "capacity": 2, "location": "Hall A"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{training}");
+    let training = format!("/api/v1/trainings/{}", training["id"].as_str().unwrap());
+    let (status, _) = studio
+        .post(
+            &format!("{training}/invitations"),
+            json!({"group_id": group["id"], "client_ids": [cyd]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let answer = |token: String, accept: bool| {
+        let (app, path) = (&studio.app, format!("{training}/respond"));
+        async move {
+            let (status, body, _) = send(
+                app,
+                "POST",
+                &path,
+                Some(&token),
+                &[],
+                Some(json!({"accept": accept})),
+            )
+            .await;
+            (status, body)
+        }
+    };
+    assert_eq!(answer(ada_token.clone(), true).await.0, 200);
+    assert_eq!(answer(bob_token.clone(), false).await.0, 200);
+    let (status, _, _) = send(
+        &studio.app,
+        "PUT",
+        &format!("{training}/link"),
+        Some(&studio.admin),
+        &[],
+        Some(json!({"url": "https://meet.example.com/abc"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    studio.app.settle().await;
+    let view = |token: String| {
+        let (app, path) = (&studio.app, training.clone());
+        async move { send(app, "GET", &path, Some(&token), &[], None).await.1 }
+    };
+    let adas = view(ada_token.clone()).await;
+    assert_eq!(adas["link"], "https://meet.example.com/abc", "{adas}");
+    assert_eq!(
+        adas["invitations"],
+        json!([{"client_id": ada, "status": "accepted"}])
+    );
+    assert_eq!(view(bob_token).await["link"], Value::Null, "declined");
+    let cyds = view(cyd_token.clone()).await;
+    assert_eq!(cyds["link"], Value::Null, "not answered");
+    assert_eq!(
+        cyds["invitations"],
+        json!([{"client_id": cyd, "status": "invited"}])
+    );
+    let (_, all) = studio.get(&training).await;
+    assert_eq!(
+        all["invitations"].as_array().unwrap().len(),
+        3,
+        "staff see everyone"
+    );
+    // cyd accepts: the training is full only when two have accepted.
+    assert_eq!(answer(cyd_token.clone(), true).await.0, 200);
+    // The coach records attendance; another master may not.
+    let mia = login(&studio.app, "mia").await;
+    let max = login(&studio.app, "max").await;
+    let mark = json!({"client_id": ada, "attended": true});
+    let (status, _, _) = send(
+        &studio.app,
+        "POST",
+        &format!("{training}/attendance"),
+        Some(&max),
+        &[],
+        Some(mark.clone()),
+    )
+    .await;
+    assert_eq!(status, 404, "not his training");
+    let (status, _, _) = send(
+        &studio.app,
+        "POST",
+        &format!("{training}/attendance"),
+        Some(&cyd_token),
+        &[],
+        Some(mark.clone()),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, body, _) = send(
+        &studio.app,
+        "POST",
+        &format!("{training}/attendance"),
+        Some(&mia),
+        &[],
+        Some(mark),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    studio.app.settle().await;
+    assert_eq!(
+        view(ada_token).await["invitations"][0]["status"],
+        "attended"
+    );
+}
+both_modes!(an_invitation_accepted_then_a_link_set_later_reaches_exactly_those_who_accepted);

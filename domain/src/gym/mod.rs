@@ -5,6 +5,7 @@
 
 pub mod plan;
 pub mod subscription;
+pub mod training;
 
 #[cfg(test)]
 mod tests;

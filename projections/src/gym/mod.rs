@@ -159,3 +159,116 @@ impl Projector for SubscriptionsProjector {
         Ok(())
     }
 }
+
+pub const TRAININGS: &str = "trainings";
+
+crate::record! {
+    GroupRecord in "training_groups" {
+        key id,
+        name: String,
+        coach_id: String,
+        capacity: i64,
+        member_ids: String,
+        version: i64,
+    }
+}
+
+crate::record! {
+    TrainingRecord in "trainings" {
+        key id,
+        group_id: Option<String>,
+        coach_id: String,
+        start_at: String,
+        state: String,
+        version: i64,
+    }
+}
+
+/// Groups, and trainings with their invitations (the folded state).
+pub struct TrainingsProjector;
+
+#[async_trait]
+impl Projector for TrainingsProjector {
+    fn name(&self) -> &'static str {
+        TRAININGS
+    }
+
+    fn handles(&self, event: &StoredEvent) -> bool {
+        event.aggregate_type == annals_domain::gym::training::Group::TYPE
+            || event.aggregate_type == annals_domain::gym::training::Training::TYPE
+    }
+
+    async fn apply(&self, tx: &mut AnyConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
+        use annals_domain::gym::training::{self, Group, GroupEvent, Training, TrainingEvent};
+        let group_changes: Vec<(&StoredEvent, GroupEvent)> = parsed(events, Group::TYPE)?;
+        let changes: Vec<(&StoredEvent, TrainingEvent)> = parsed(events, Training::TYPE)?;
+        let mut groups = Rows::<GroupRecord>::load(
+            tx,
+            group_changes.iter().map(|(e, _)| e.aggregate_id.clone()),
+        )
+        .await?;
+        let mut trainings =
+            Rows::<TrainingRecord>::load(tx, changes.iter().map(|(e, _)| e.aggregate_id.clone()))
+                .await?;
+        for (event, change) in group_changes {
+            let id = &event.aggregate_id;
+            let mut state = match groups.get(id) {
+                Some(row) => Group {
+                    name: Some(row.name.clone()),
+                    coach_id: row.coach_id.parse().ok(),
+                    capacity: u32::try_from(row.capacity).unwrap_or(0),
+                    member_ids: serde_json::from_str(&row.member_ids)?,
+                },
+                None => Group::default(),
+            };
+            training::evolve_group(&mut state, &change);
+            groups.put(GroupRecord {
+                id: id.clone(),
+                name: state.name.unwrap_or_default(),
+                coach_id: state.coach_id.map(|c| c.to_string()).unwrap_or_default(),
+                capacity: i64::from(state.capacity),
+                member_ids: serde_json::to_string(&state.member_ids)?,
+                version: event.sequence,
+            });
+        }
+        let mut states = HashMap::<String, (Training, i64)>::new();
+        for (event, change) in &changes {
+            let id = &event.aggregate_id;
+            if !states.contains_key(id) {
+                let state = match trainings.get(id) {
+                    Some(row) => serde_json::from_str(&row.state)?,
+                    None => Training::default(),
+                };
+                states.insert(id.clone(), (state, 0));
+            }
+            let entry = states.get_mut(id).expect("inserted above");
+            training::evolve_training(&mut entry.0, change);
+            entry.1 = event.sequence;
+        }
+        for (id, (state, version)) in states {
+            let Some(session) = &state.session else {
+                continue;
+            };
+            trainings.put(TrainingRecord {
+                group_id: session.group_id.map(|g| g.to_string()),
+                coach_id: session.coach_id.to_string(),
+                start_at: crate::appointments::timestamp(session.start),
+                state: serde_json::to_string(&state)?,
+                version,
+                id,
+            });
+        }
+        groups.write(tx).await?;
+        trainings.write(tx).await
+    }
+
+    async fn reset(&self, tx: &mut AnyConnection) -> anyhow::Result<()> {
+        sqlx::query("DELETE FROM training_groups")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM trainings")
+            .execute(&mut *tx)
+            .await?;
+        Ok(())
+    }
+}

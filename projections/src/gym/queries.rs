@@ -118,3 +118,82 @@ pub async fn subscriptions(
     .await?;
     rows.iter().map(subscription_row).collect()
 }
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupRow {
+    pub id: Uuid,
+    pub name: String,
+    pub coach_id: Uuid,
+    pub capacity: i64,
+    pub member_ids: Vec<Uuid>,
+    pub version: i64,
+}
+
+fn group_row(row: &AnyRow) -> Result<GroupRow> {
+    let members: String = row.try_get("member_ids")?;
+    Ok(GroupRow {
+        id: uuid(row, "id")?,
+        name: row.try_get("name")?,
+        coach_id: uuid(row, "coach_id")?,
+        capacity: row.try_get("capacity")?,
+        member_ids: serde_json::from_str(&members)?,
+        version: row.try_get("version")?,
+    })
+}
+
+/// Groups by name.
+pub async fn groups(pool: &AnyPool) -> Result<Vec<GroupRow>> {
+    let rows = sqlx::query(
+        "SELECT id, name, coach_id, capacity, member_ids, version FROM training_groups ORDER BY name, id",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(group_row).collect()
+}
+
+pub async fn group(pool: &AnyPool, id: Uuid) -> Result<Option<GroupRow>> {
+    let row = sqlx::query(
+        "SELECT id, name, coach_id, capacity, member_ids, version FROM training_groups WHERE id = $1",
+    )
+    .bind(id.to_string())
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(group_row).transpose()
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainingRow {
+    pub id: Uuid,
+    pub state: annals_domain::gym::training::Training,
+    pub version: i64,
+}
+
+fn training_row(row: &AnyRow) -> Result<TrainingRow> {
+    let state: String = row.try_get("state")?;
+    Ok(TrainingRow {
+        id: uuid(row, "id")?,
+        state: serde_json::from_str(&state).context("state")?,
+        version: row.try_get("version")?,
+    })
+}
+
+/// Trainings starting in `[from, to)` (RFC 3339 UTC; empty: open), by start.
+pub async fn trainings(pool: &AnyPool, from: &str, to: &str) -> Result<Vec<TrainingRow>> {
+    let rows = sqlx::query(
+        "SELECT id, state, version FROM trainings WHERE ($1 = '' OR start_at >= $1) \
+         AND ($2 = '' OR start_at < $2) ORDER BY start_at, id",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(training_row).collect()
+}
+
+pub async fn training(pool: &AnyPool, id: Uuid) -> Result<Option<TrainingRow>> {
+    let row = sqlx::query("SELECT id, state, version FROM trainings WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(training_row).transpose()
+}

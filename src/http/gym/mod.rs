@@ -3,13 +3,14 @@
 
 mod plans;
 mod subscriptions;
+mod trainings;
 
 use std::sync::Arc;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use annals_projections::gym::SubscriptionsProjector;
+use annals_projections::gym::{SubscriptionsProjector, TrainingsProjector};
 use annals_projections::Projector;
 
 use super::AppState;
@@ -38,9 +39,20 @@ impl Module for GymModule {
             .routes(routes!(subscriptions::expiring))
             .routes(routes!(subscriptions::my_subscriptions))
             .routes(routes!(subscriptions::studio_stats))
+            .routes(routes!(trainings::create_group, trainings::list_groups))
+            .routes(routes!(trainings::set_members))
+            .routes(routes!(trainings::schedule, trainings::list_trainings))
+            .routes(routes!(trainings::get_training))
+            .routes(routes!(trainings::invite))
+            .routes(routes!(trainings::respond))
+            .routes(routes!(trainings::set_link))
+            .routes(routes!(trainings::attendance))
     }
 
     fn projectors(&self) -> Vec<Arc<dyn Projector>> {
-        vec![Arc::new(SubscriptionsProjector)]
+        vec![
+            Arc::new(SubscriptionsProjector),
+            Arc::new(TrainingsProjector),
+        ]
     }
 }
