@@ -24,26 +24,63 @@ use super::super::{
 };
 use crate::app::gym as workflows;
 
-#[derive(Deserialize, ToSchema)]
+/// A plan as it is read; the document shows it as `PlanBody` (a length
+/// in days or in months, exactly one).
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-#[schema(examples(json!({"name": "Monthly", "length_months": 1, "price": "49.00", "currency": "EUR", "freeze_days": 7})))]
 pub struct PlanRequest {
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
-    /// A period's length in days (give this or `length_months`).
-    #[schema(minimum = 1, maximum = 3660)]
     pub length_days: Option<u32>,
-    /// A period's length in months (give this or `length_days`).
-    #[schema(minimum = 1, maximum = 120)]
     pub length_months: Option<u32>,
-    #[schema(example = "49.00", pattern = r"^[0-9]{1,9}(\.[0-9]{1,2})?$")]
     pub price: String,
-    #[schema(example = "EUR", pattern = "^[A-Z]{3}$")]
     pub currency: String,
-    /// Freeze days each paid period allows.
-    #[serde(default)]
+    pub freeze_days: Option<u32>,
+}
+
+/// A plan whose periods last some days.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct PlanByDays {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    name: String,
+    #[schema(minimum = 1, maximum = 3660)]
+    length_days: u32,
+    #[schema(example = "49.00", pattern = r"^[0-9]{1,9}(\.[0-9]{1,2})?$")]
+    price: String,
+    #[schema(example = "EUR", pattern = "^[A-Z]{3}$")]
+    currency: String,
+    /// Freeze days each paid period allows (default 0).
     #[schema(minimum = 0, maximum = 365)]
-    pub freeze_days: u32,
+    freeze_days: Option<u32>,
+}
+
+/// A plan whose periods last some months.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct PlanByMonths {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    name: String,
+    #[schema(minimum = 1, maximum = 120)]
+    length_months: u32,
+    #[schema(example = "49.00", pattern = r"^[0-9]{1,9}(\.[0-9]{1,2})?$")]
+    price: String,
+    #[schema(example = "EUR", pattern = "^[A-Z]{3}$")]
+    currency: String,
+    /// Freeze days each paid period allows (default 0).
+    #[schema(minimum = 0, maximum = 365)]
+    freeze_days: Option<u32>,
+}
+
+/// A plan: its length in days or in months.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[schema(examples(json!({"name": "Monthly", "length_months": 1, "price": "49.00", "currency": "EUR", "freeze_days": 7})))]
+#[allow(dead_code)]
+pub enum PlanBody {
+    Days(PlanByDays),
+    Months(PlanByMonths),
 }
 
 #[derive(Serialize, Deserialize, ToSchema, Debug, PartialEq)]
@@ -106,7 +143,7 @@ fn plan_terms(request: PlanRequest) -> Result<PlanTerms, ApiError> {
         name: request.name.trim().to_string(),
         length,
         price,
-        freeze_days: request.freeze_days,
+        freeze_days: request.freeze_days.unwrap_or(0),
     };
     if let Err(mut more) = terms.check() {
         errors.append(&mut more);
@@ -119,7 +156,7 @@ fn plan_terms(request: PlanRequest) -> Result<PlanTerms, ApiError> {
 
 /// Create a plan.
 #[utoipa::path(post, path = "/plans", tag = "studio", security(("bearer" = [])),
-    request_body = PlanRequest, params(IdempotencyParams),
+    request_body = PlanBody, params(IdempotencyParams),
     responses((status = 201, description = "Created", body = CommandAccepted,
             headers(("Location" = String, description = "The new plan: /api/v1/plans/{id}"))),
         CommonProblems, CommandProblems, Unauthorized, Forbidden))]

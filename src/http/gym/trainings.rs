@@ -41,7 +41,7 @@ pub struct GroupRequest {
     #[schema(minimum = 1, maximum = 500)]
     pub capacity: u32,
     #[serde(default)]
-    #[schema(value_type = Vec<String>, max_items = 500)]
+    #[schema(max_items = 500)]
     pub member_ids: BTreeSet<Uuid>,
 }
 
@@ -53,7 +53,6 @@ pub struct GroupView {
     #[schema(value_type = String, format = Uuid)]
     pub coach_id: Uuid,
     pub capacity: i64,
-    #[schema(value_type = Vec<String>)]
     pub member_ids: Vec<Uuid>,
     pub version: i64,
 }
@@ -122,7 +121,7 @@ pub(super) async fn list_groups(
 #[schema(examples(json!({"member_ids": ["0193a0b4-8d2e-7c1a-9f00-5a1b2c3d4e5f"]})))]
 pub struct MembersRequest {
     /// The members from now on (at most the capacity).
-    #[schema(value_type = Vec<String>, max_items = 500)]
+    #[schema(max_items = 500)]
     pub member_ids: BTreeSet<Uuid>,
 }
 
@@ -328,7 +327,7 @@ pub(super) async fn get_training(
 #[schema(examples(json!({"client_ids": ["0193a0b4-8d2e-7c1a-9f00-5a1b2c3d4e5f"]})))]
 pub struct InviteRequest {
     #[serde(default)]
-    #[schema(value_type = Vec<String>, max_items = 500)]
+    #[schema(max_items = 500)]
     pub client_ids: BTreeSet<Uuid>,
     /// Invite a group's members (as they are now).
     #[schema(value_type = Option<String>, format = Uuid)]
