@@ -269,3 +269,87 @@ pub async fn training_command(
         .execute::<Training>(ctx, &id.to_string(), command)
         .await
 }
+
+// ---------------------------------------------------------------- broadcasts
+
+use annals_domain::gym::broadcast::{Broadcast, BroadcastCommand, Recipient};
+
+/// Who a broadcast goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// Clients active today.
+    Active,
+    /// Every client with a subscription, whatever its state.
+    All,
+    /// A group's members.
+    Group(Uuid),
+}
+
+impl Audience {
+    fn label(self) -> String {
+        match self {
+            Audience::Active => "active".into(),
+            Audience::All => "all".into(),
+            Audience::Group(id) => format!("group:{id}"),
+        }
+    }
+}
+
+/// Resolves the audience now, with each one's linked chat, and records the
+/// broadcast with it; the notifier delivers it. Answers how many it names.
+pub async fn broadcast(
+    p: &Platform,
+    ctx: &CommandContext,
+    audience: Audience,
+    text: String,
+) -> Result<Done<usize>, AppError> {
+    use annals_domain::gym::Standing;
+    use annals_projections::gym::queries;
+    let today = p
+        .clock
+        .now()
+        .with_timezone(&p.settings.timezone)
+        .date_naive();
+    let mut users = std::collections::BTreeSet::new();
+    match audience {
+        Audience::Active | Audience::All => {
+            for row in queries::subscriptions(&p.db.any, None, None).await? {
+                if audience == Audience::All || row.state.standing(today) == Standing::Active {
+                    users.insert(row.client_id);
+                }
+            }
+        }
+        Audience::Group(id) => {
+            let (group, _) = p.commands.load::<Group>(&id.to_string()).await?;
+            if group.name.is_none() {
+                return Err(AppError::unknown_reference(
+                    "audience.group_id",
+                    "no such group",
+                ));
+            }
+            users.extend(group.member_ids);
+        }
+    }
+    let mut recipients = Vec::with_capacity(users.len());
+    for user_id in users {
+        let chat_id = annals_projections::users::user(&p.db.any, user_id)
+            .await?
+            .and_then(|u| u.telegram_chat_id);
+        recipients.push(Recipient { user_id, chat_id });
+    }
+    let count = recipients.len();
+    let id = Uuid::now_v7().to_string();
+    let command = BroadcastCommand::Send {
+        audience: audience.label(),
+        text,
+        recipients,
+    };
+    let done = p.commands.execute::<Broadcast>(ctx, &id, command).await?;
+    Ok(Done {
+        id: done.id,
+        version: done.version,
+        position: done.position,
+        value: count,
+        replayed: done.replayed,
+    })
+}

@@ -72,6 +72,8 @@ pub enum Action {
     AttendTrainings,
     /// Whether an invitee came (admin, manager, the training's coach).
     RecordAttendance,
+    /// Send broadcasts to clients and follow their delivery.
+    ManageBroadcasts,
 }
 
 /// Who may perform an action.
@@ -158,6 +160,10 @@ pub const MATRIX: &[(Action, Access)] = &[
     (
         Action::RecordAttendance,
         Access::Roles(&[Role::Admin, Role::Manager, Role::Master]),
+    ),
+    (
+        Action::ManageBroadcasts,
+        Access::Roles(&[Role::Admin, Role::Manager]),
     ),
 ];
 
@@ -419,6 +425,8 @@ pub const ROUTES: &[(&str, &str, Action)] = &[
         "/api/v1/trainings/{id}/attendance",
         Action::RecordAttendance,
     ),
+    ("POST", "/api/v1/broadcasts", Action::ManageBroadcasts),
+    ("GET", "/api/v1/broadcasts/{id}", Action::ManageBroadcasts),
 ];
 
 pub fn access(action: Action) -> Access {

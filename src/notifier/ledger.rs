@@ -58,3 +58,29 @@ pub async fn retry(pool: &AnyPool, cause: &str, chat_id: i64) -> Result<bool> {
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// The ledger cause of a broadcast's messages.
+pub fn broadcast_cause(broadcast_id: &str) -> String {
+    format!("broadcast:{broadcast_id}")
+}
+
+/// How a cause's messages stand: (sent, refused, on their way or parked).
+pub async fn cause_counts(pool: &AnyPool, cause: &str) -> Result<(i64, i64, i64)> {
+    let rows = sqlx::query(
+        "SELECT status, COUNT(*) AS n FROM notifier_ledger WHERE cause = $1 GROUP BY status",
+    )
+    .bind(cause)
+    .fetch_all(pool)
+    .await?;
+    let (mut sent, mut refused, mut other) = (0, 0, 0);
+    for row in rows {
+        let status: String = row.try_get("status")?;
+        let n: i64 = row.try_get("n")?;
+        match status.as_str() {
+            "sent" => sent += n,
+            "refused" => refused += n,
+            _ => other += n,
+        }
+    }
+    Ok((sent, refused, other))
+}

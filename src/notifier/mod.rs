@@ -464,6 +464,9 @@ impl Notifier {
     }
 
     async fn handle(&mut self, event: &StoredEvent, stop: &watch::Receiver<bool>) -> Result<()> {
+        if event.event_type == "BroadcastSent" {
+            return self.broadcast(event, stop).await;
+        }
         let Some(template) = templates::template(&event.event_type) else {
             return Ok(());
         };
@@ -477,6 +480,21 @@ impl Notifier {
         let text = self.render(&alert).await;
         let cause = event.event_id.to_string();
         for chat in settings.staff_chat_ids.clone() {
+            self.deliver(&cause, chat, &text, stop).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Notifier {
+    /// Sends a broadcast to each recipient with a chat, once: the ledger
+    /// cause is the broadcast, so a restart mid-way sends only the rest.
+    async fn broadcast(&mut self, event: &StoredEvent, stop: &watch::Receiver<bool>) -> Result<()> {
+        let annals_domain::gym::broadcast::BroadcastEvent::Sent {
+            text, recipients, ..
+        } = serde_json::from_value(event.payload.clone())?;
+        let cause = ledger::broadcast_cause(&event.aggregate_id);
+        for chat in recipients.iter().filter_map(|r| r.chat_id) {
             self.deliver(&cause, chat, &text, stop).await?;
         }
         Ok(())

@@ -1039,3 +1039,145 @@ async fn a_client_is_reminded_to_renew_once_per_end_date(mode: Mode) {
     assert_eq!(fake.sent_to(777).len(), 2, "{:?}", fake.sent_to(777));
 }
 both_modes!(a_client_is_reminded_to_renew_once_per_end_date);
+
+async fn a_broadcast_to_a_group_reaches_exactly_its_members_once_each(mode: Mode) {
+    use crate::shop::send;
+    let fake = FakeTelegram::default();
+    let shop = notified_shop(mode, &fake).await;
+    let mut ids = Vec::new();
+    for (i, (name, chat)) in [("ada", 801), ("bob", 802), ("cyd", 803)]
+        .into_iter()
+        .enumerate()
+    {
+        let token = client(&shop, name).await;
+        link_chat(&shop, &fake, &token, i as i64 + 1, chat).await;
+        ids.push(me(&shop, &token).await["id"].clone());
+    }
+    shop.app.settle().await;
+    let (status, group, _) = send(&shop.app, "POST", "/api/v1/groups", Some(&shop.admin), &[],
+        Some(json!({"name": "Morning", "coach_id": shop.master, "capacity": 5, "member_ids": [ids[0], ids[1]]}))).await;
+    assert_eq!(status, 201, "{group}");
+    let (status, sent, _) = send(
+        &shop.app,
+        "POST",
+        "/api/v1/broadcasts",
+        Some(&shop.admin),
+        &[],
+        Some(json!({"audience": {"group_id": group["id"]}, "text": "Hall A is closed on Friday."})),
+    )
+    .await;
+    assert_eq!(status, 201, "{sent}");
+    assert_eq!(sent["recipients"], 2);
+    fake.wait_for_chat(801, 2).await;
+    fake.wait_for_chat(802, 2).await;
+    assert_eq!(fake.sent_to(801)[1], "Hall A is closed on Friday.");
+    assert_eq!(
+        fake.sent_to(803).len(),
+        1,
+        "not a member: only the link reply"
+    );
+    let path = format!("/api/v1/broadcasts/{}", sent["id"].as_str().unwrap());
+    let started = Instant::now();
+    let view = loop {
+        let (status, view, _) = send(&shop.app, "GET", &path, Some(&shop.admin), &[], None).await;
+        assert_eq!(status, 200, "{view}");
+        if view["delivered"] == 2 || started.elapsed() > Duration::from_secs(30) {
+            break view;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        (
+            &view["delivered"],
+            &view["pending"],
+            &view["refused"],
+            &view["unreachable"]
+        ),
+        (&json!(2), &json!(0), &json!(0), &json!(0)),
+        "{view}"
+    );
+    assert!(fake.counts().values().all(|n| *n == 1), "nothing twice");
+    let (status, bad, _) = send(
+        &shop.app,
+        "POST",
+        "/api/v1/broadcasts",
+        Some(&shop.admin),
+        &[],
+        Some(json!({"audience": "everyone", "text": "hi"})),
+    )
+    .await;
+    assert_eq!(status, 422, "{bad}");
+}
+both_modes!(a_broadcast_to_a_group_reaches_exactly_its_members_once_each);
+
+/// The process dies with a broadcast's first message on its way and the
+/// others unsent; restarted, it sends the rest, and the cut-off one again
+/// once its ledger row is stale — each recipient gets it once.
+#[tokio::test]
+async fn a_broadcast_cut_off_by_a_crash_is_finished_after_a_restart_once_each() {
+    use crate::shop::send;
+    let fake = FakeTelegram::default();
+    let shop = notified_shop(Mode::Embedded, &fake).await;
+    let chats = [901, 902, 903];
+    let mut ids = Vec::new();
+    for (i, (name, chat)) in ["ada", "bob", "cyd"].into_iter().zip(chats).enumerate() {
+        let token = client(&shop, name).await;
+        link_chat(&shop, &fake, &token, i as i64 + 1, chat).await;
+        ids.push(me(&shop, &token).await["id"].clone());
+    }
+    shop.app.settle().await;
+    let (status, group, _) = send(
+        &shop.app,
+        "POST",
+        "/api/v1/groups",
+        Some(&shop.admin),
+        &[],
+        Some(json!({"name": "All", "coach_id": shop.master, "capacity": 5, "member_ids": ids})),
+    )
+    .await;
+    assert_eq!(status, 201, "{group}");
+    let admin = shop.admin.clone();
+    let backing = shop.app.shutdown().await;
+
+    *fake.hold.lock().unwrap() = 1;
+    let child = ChildApp::start(backing).await;
+    let (status, sent, _) = send(
+        &child,
+        "POST",
+        "/api/v1/broadcasts",
+        Some(&admin),
+        &[],
+        Some(json!({"audience": {"group_id": group["id"]}, "text": "New timetable from Monday."})),
+    )
+    .await;
+    assert_eq!(status, 201, "{sent}");
+    let started = Instant::now();
+    while fake.held.lock().unwrap().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "nothing on its way"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let backing = child.kill();
+    let child = ChildApp::start(backing).await;
+    for chat in chats {
+        fake.wait_for_chat_within(chat, 2, Duration::from_secs(90))
+            .await;
+        assert_eq!(
+            fake.sent_to(chat)[1],
+            "New timetable from Monday.",
+            "chat {chat}"
+        );
+    }
+    child.settle().await;
+    assert!(
+        fake.counts().values().all(|n| *n == 1),
+        "nothing twice: {:?}",
+        fake.counts()
+    );
+    assert_eq!(
+        fake.held.lock().unwrap()[0]["text"],
+        "New timetable from Monday."
+    );
+}

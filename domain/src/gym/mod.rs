@@ -3,6 +3,7 @@
 //! a client is active, frozen or inactive is derived for any date from the
 //! periods, freezes and cancellation the events record.
 
+pub mod broadcast;
 pub mod plan;
 pub mod subscription;
 pub mod training;

@@ -1,6 +1,7 @@
 //! The studio over REST: plans, subscriptions (payments, freezes,
 //! cancellation) and the subscriber lists as of any date.
 
+mod broadcasts;
 mod plans;
 mod subscriptions;
 mod trainings;
@@ -47,6 +48,8 @@ impl Module for GymModule {
             .routes(routes!(trainings::respond))
             .routes(routes!(trainings::set_link))
             .routes(routes!(trainings::attendance))
+            .routes(routes!(broadcasts::send))
+            .routes(routes!(broadcasts::get_broadcast))
     }
 
     fn projectors(&self) -> Vec<Arc<dyn Projector>> {
