@@ -109,6 +109,14 @@ impl Platform {
         CommandBus::new(self.commands.clone())
     }
 
+    /// The business's date now (its configured time zone, the process clock).
+    pub fn today(&self) -> chrono::NaiveDate {
+        self.clock
+            .now()
+            .with_timezone(&self.settings.timezone)
+            .date_naive()
+    }
+
     pub fn consumer(&self, name: &str) -> Option<&Arc<ConsumerState>> {
         self.consumers.iter().find(|c| c.name == name)
     }

@@ -305,11 +305,7 @@ pub async fn broadcast(
 ) -> Result<Done<usize>, AppError> {
     use annals_domain::gym::Standing;
     use annals_projections::gym::queries;
-    let today = p
-        .clock
-        .now()
-        .with_timezone(&p.settings.timezone)
-        .date_naive();
+    let today = p.today();
     let mut users = std::collections::BTreeSet::new();
     match audience {
         Audience::Active | Audience::All => {

@@ -641,11 +641,7 @@ pub async fn approve_dealer(
     discount_percent: u8,
     approver: &Principal,
 ) -> Result<Done<()>, AppError> {
-    let on: NaiveDate = p
-        .clock
-        .now()
-        .with_timezone(&p.settings.timezone)
-        .date_naive();
+    let on: NaiveDate = p.today();
     let (by, by_name) = (approver.user_id, approver.username.clone());
     p.commands
         .run(ctx, |mut unit: Unit| {

@@ -311,7 +311,6 @@ async fn a_client_sees_only_their_own_card_and_staff_see_what_expires_soon(mode:
     let (bob, bob_token) = studio.client("bob").await;
     let adas = studio.subscribe(&ada, &short).await;
     let bobs = studio.subscribe(&bob, &long).await;
-    let today = chrono::Utc::now().date_naive().to_string();
     for sub in [&adas, &bobs] {
         let (status, _) = studio
             .post(
@@ -321,7 +320,6 @@ async fn a_client_sees_only_their_own_card_and_staff_see_what_expires_soon(mode:
             .await;
         assert_eq!(status, 201);
     }
-    let _ = today;
     studio.app.settle().await;
     let (status, own, _) = send(
         &studio.app,

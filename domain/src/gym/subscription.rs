@@ -38,6 +38,16 @@ impl Standing {
             Standing::Inactive => "inactive",
         }
     }
+
+    /// Which of two standings counts for a client with both: active, then
+    /// frozen, then inactive.
+    pub fn rank(self) -> u8 {
+        match self {
+            Standing::Active => 2,
+            Standing::Frozen => 1,
+            Standing::Inactive => 0,
+        }
+    }
 }
 
 /// What one payment paid for.

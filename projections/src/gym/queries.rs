@@ -151,16 +151,6 @@ pub async fn groups(pool: &AnyPool) -> Result<Vec<GroupRow>> {
     rows.iter().map(group_row).collect()
 }
 
-pub async fn group(pool: &AnyPool, id: Uuid) -> Result<Option<GroupRow>> {
-    let row = sqlx::query(
-        "SELECT id, name, coach_id, capacity, member_ids, version FROM training_groups WHERE id = $1",
-    )
-    .bind(id.to_string())
-    .fetch_optional(pool)
-    .await?;
-    row.as_ref().map(group_row).transpose()
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainingRow {
     pub id: Uuid,

@@ -81,7 +81,7 @@ pub fn fold(
             let standing = state.standing(day);
             let bucket = best.entry(interval.bucket(day)).or_default();
             let entry = bucket.entry(row.client_id).or_insert(Standing::Inactive);
-            if rank(standing) > rank(*entry) {
+            if standing.rank() > entry.rank() {
                 *entry = standing;
             }
             day += Duration::days(1);
@@ -142,14 +142,6 @@ pub fn fold(
         })
         .collect();
     stats
-}
-
-fn rank(standing: Standing) -> u8 {
-    match standing {
-        Standing::Active => 2,
-        Standing::Frozen => 1,
-        Standing::Inactive => 0,
-    }
 }
 
 fn month(day: NaiveDate) -> String {

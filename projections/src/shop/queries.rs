@@ -37,10 +37,6 @@ pub async fn categories(pool: &AnyPool) -> Result<Vec<ProductCategoryRow>> {
     crate::appointments::queries::categories_in(pool, "product_categories").await
 }
 
-pub async fn category(pool: &AnyPool, id: Uuid) -> Result<Option<ProductCategoryRow>> {
-    crate::appointments::queries::category_in(pool, "product_categories", id).await
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProductRow {
     pub id: Uuid,
@@ -96,17 +92,6 @@ pub async fn product(pool: &AnyPool, id: Uuid) -> Result<Option<ProductRow>> {
     .fetch_optional(pool)
     .await?;
     row.as_ref().map(product_row).transpose()
-}
-
-/// Active products by id (those of a cart, say).
-pub async fn products_by_id(pool: &AnyPool, ids: &[Uuid]) -> Result<Vec<ProductRow>> {
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        if let Some(row) = product(pool, *id).await? {
-            out.push(row);
-        }
-    }
-    Ok(out)
 }
 
 /// What a product list asks for; empty fields do not filter.
@@ -268,16 +253,6 @@ pub async fn applications(
     .fetch_all(pool)
     .await?;
     rows.iter().map(application_row).collect()
-}
-
-pub async fn application(pool: &AnyPool, id: Uuid) -> Result<Option<ApplicationRow>> {
-    let row = sqlx::query(&format!(
-        "SELECT {APPLICATION_COLUMNS} FROM dealer_applications WHERE id = $1"
-    ))
-    .bind(id.to_string())
-    .fetch_optional(pool)
-    .await?;
-    row.as_ref().map(application_row).transpose()
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -28,15 +28,6 @@ use super::super::{
 use crate::app::gym::{self as workflows, is_studio_staff, PaymentInput};
 use crate::app::Done;
 
-/// The business's today.
-fn today(app: &AppState) -> NaiveDate {
-    app.platform
-        .clock
-        .now()
-        .with_timezone(&app.platform.settings.timezone)
-        .date_naive()
-}
-
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"client_id": "0193a0b4-8d2e-7c1a-9f00-5a1b2c3d4e5f", "plan_id": "0193a0b4-8d2e-7c1a-9f00-5a1b2c3d4e60"})))]
@@ -213,7 +204,7 @@ pub(super) async fn get_subscription(
         .await?
         .filter(|row| is_studio_staff(&me) || row.client_id == me.user_id)
         .ok_or_else(|| ApiError::not_found("no such subscription"))?;
-    Ok(Json(SubscriptionView::of(row, today(&app))))
+    Ok(Json(SubscriptionView::of(row, app.platform.today())))
 }
 
 /// Your own subscriptions (a client's card).
@@ -230,7 +221,7 @@ pub(super) async fn my_subscriptions(
     app.platform
         .wait_for(SUBSCRIPTIONS, query.min_position)
         .await?;
-    let today = today(&app);
+    let today = app.platform.today();
     Ok(Json(
         queries::subscriptions(&app.platform.db.any, Some(me.user_id), None)
             .await?
@@ -303,7 +294,7 @@ pub(super) async fn record_payment(
             .with_timezone(&Utc)
             .with_timezone(&app.platform.settings.timezone)
             .date_naive(),
-        None => today(&app),
+        None => app.platform.today(),
     };
     let input = PaymentInput {
         amount,
@@ -420,7 +411,7 @@ pub(super) async fn end_freeze(
     let freeze_id = path_uuid("freeze_id", &freeze_id)?;
     let command = SubscriptionCommand::EndFreeze {
         freeze_id,
-        on: body.value.on.unwrap_or_else(|| today(&app)),
+        on: body.value.on.unwrap_or_else(|| app.platform.today()),
     };
     let done =
         workflows::subscription_command(&app.platform, &call.context(), id, command, ()).await;
@@ -455,7 +446,7 @@ pub(super) async fn cancel(
     let call = CommandCall::new(caller, headers, "POST", &path, body.digest);
     let id = path_uuid("id", &id)?;
     let command = SubscriptionCommand::Cancel {
-        on: body.value.on.unwrap_or_else(|| today(&app)),
+        on: body.value.on.unwrap_or_else(|| app.platform.today()),
         reason: body.value.reason,
     };
     let done =
@@ -520,14 +511,6 @@ pub struct SubscriberPlanView {
     pub ends_on: Option<NaiveDate>,
 }
 
-fn rank(standing: Standing) -> u8 {
-    match standing {
-        Standing::Active => 2,
-        Standing::Frozen => 1,
-        Standing::Inactive => 0,
-    }
-}
-
 /// Clients with a subscription and their standing on any day.
 #[utoipa::path(get, path = "/subscribers", tag = "studio", security(("bearer" = [])), params(SubscribersQuery),
     responses((status = 200, description = "A page of clients, by name", body = Page<SubscriberView>),
@@ -551,7 +534,7 @@ pub(super) async fn subscribers(
             ))
         }
     };
-    let day = query.as_of.unwrap_or_else(|| today(&app));
+    let day = query.as_of.unwrap_or_else(|| app.platform.today());
     let rows = queries::subscriptions(&app.platform.db.any, None, query.plan_id).await?;
     let mut clients: Vec<(SubscriberView, Standing)> = Vec::new();
     for row in rows {
@@ -564,7 +547,7 @@ pub(super) async fn subscribers(
         };
         match clients.last_mut() {
             Some((client, best)) if client.client_id == row.client_id => {
-                if rank(standing) > rank(*best) {
+                if standing.rank() > best.rank() {
                     *best = standing;
                     client.status = standing.as_str().to_string();
                 }
@@ -647,15 +630,14 @@ pub(super) async fn expiring(
             "must be from 0 to 366",
         ));
     }
-    let today = today(&app);
+    let today = app.platform.today();
     let horizon = today + Duration::days(i64::from(within));
     let mut soon: Vec<ExpiringView> = queries::subscriptions(&app.platform.db.any, None, None)
         .await?
         .into_iter()
         .filter_map(|row| {
             let spans = row.state.spans();
-            let &(start, end) = spans.iter().find(|&&(s, e)| s <= today && today <= e)?;
-            let _ = start;
+            let &(_, end) = spans.iter().find(|&&(s, e)| s <= today && today <= e)?;
             (end <= horizon).then(|| ExpiringView {
                 id: row.id,
                 client_id: row.client_id,
@@ -787,7 +769,7 @@ pub(super) async fn studio_stats(
             ))
         }
     };
-    let today = today(&app);
+    let today = app.platform.today();
     let to = query.to.unwrap_or(today);
     let from = query.from.unwrap_or(to - Duration::days(29));
     if from > to || (to - from).num_days() > longest {

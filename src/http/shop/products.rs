@@ -402,12 +402,7 @@ fn short(name: &str, value: &Option<String>) -> Result<String, ApiError> {
 
 /// The business's today, and the first day a new arrival counts from.
 fn new_window(app: &AppState) -> (NaiveDate, NaiveDate) {
-    let today = app
-        .platform
-        .clock
-        .now()
-        .with_timezone(&app.platform.settings.timezone)
-        .date_naive();
+    let today = app.platform.today();
     (today - Duration::days(NEW_ARRIVAL_DAYS), today)
 }
 
