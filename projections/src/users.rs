@@ -170,6 +170,20 @@ pub async fn user(pool: &AnyPool, id: Uuid) -> Result<Option<UserRow>> {
     }))
 }
 
+/// The active user whose Telegram chat this is, if any.
+pub async fn by_chat(pool: &AnyPool, chat_id: i64) -> Result<Option<UserRow>> {
+    let id: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM users WHERE telegram_chat_id = $1 AND active = 1 ORDER BY id LIMIT 1",
+    )
+    .bind(chat_id)
+    .fetch_optional(pool)
+    .await?;
+    match id.and_then(|id| Uuid::parse_str(&id).ok()) {
+        Some(id) => user(pool, id).await,
+        None => Ok(None),
+    }
+}
+
 /// Whether the user is active; `None` if there is no such user.
 pub async fn active(pool: &AnyPool, id: Uuid) -> Result<Option<bool>> {
     let active: Option<i64> = sqlx::query_scalar("SELECT active FROM users WHERE id = $1")

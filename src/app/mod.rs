@@ -19,6 +19,7 @@
 pub mod appointments;
 mod error;
 pub mod gym;
+pub mod identity;
 pub mod shop;
 
 use std::collections::HashMap;

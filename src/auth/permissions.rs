@@ -394,6 +394,11 @@ pub const ROUTES: &[(&str, &str, Action)] = &[
         Action::ReadSubscribers,
     ),
     ("GET", "/api/v1/me/subscriptions", Action::ReadSubscriptions),
+    (
+        "GET",
+        "/api/v1/clients/{id}/card",
+        Action::ReadSubscriptions,
+    ),
     ("GET", "/api/v1/stats/subscriptions", Action::ReadStatistics),
     ("POST", "/api/v1/groups", Action::ManageTrainings),
     ("GET", "/api/v1/groups", Action::ManageTrainings),

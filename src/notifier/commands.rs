@@ -19,6 +19,7 @@ use annals_projections::appointments::timestamp;
 use annals_domain::user::{UserCommand, UserError};
 use annals_domain::{Actor, EventMetadata};
 
+use super::register::Input;
 use super::{link, Notifier};
 use crate::app::{CommandContext, CommandError};
 use crate::bus::WorkerContext;
@@ -28,6 +29,8 @@ in your account (POST /api/v1/me/telegram-link) and send it as /start <code>.";
 
 pub const HELP: &str = "Annals bot\n\
 /start <code> - link this chat to your Annals account (reminders)\n\
+/register - create a client account linked to this chat\n\
+/me - your subscription and next trainings\n\
 /today - today's appointments by master, and today's orders (staff)\n\
 /digest - send today's summary to the staff chats (staff)\n\
 /help - this list";
@@ -190,9 +193,24 @@ impl Notifier {
             .next()
             .unwrap_or("");
         let cause = format!("update:{update_id}");
+        if !command.starts_with('/') {
+            // An answer to /register's questions, or just words.
+            let reply = self
+                .register_step(chat, from, Input::Text(text))
+                .await?
+                .unwrap_or_else(|| (HELP.to_string(), None));
+            return self
+                .deliver_with(&cause, chat, &reply.0, reply.1, stop)
+                .await;
+        }
+        if command == "/register" {
+            let (reply, markup) = self.register_start(text, chat, private).await?;
+            return self.deliver_with(&cause, chat, &reply, markup, stop).await;
+        }
         let staff = self.is_staff(from).await?;
         let reply = match command {
             "/start" => self.start(text, chat, private, from).await?,
+            "/me" => self.me(chat).await?,
             "/today" if staff => format!("Today, {}", self.today().await?),
             "/digest" if staff => {
                 let digest = format!("Digest\nToday, {}", self.today().await?);
@@ -212,6 +230,32 @@ impl Notifier {
             _ => HELP.to_string(),
         };
         self.deliver(&cause, chat, &reply, stop).await
+    }
+
+    /// A shared contact: the phone of a registration under way.
+    async fn contact(
+        &mut self,
+        update_id: u32,
+        chat: i64,
+        from: Option<u64>,
+        contact: &teloxide::types::Contact,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) -> Result<()> {
+        let input = Input::Contact {
+            phone: &contact.phone_number,
+            user_id: contact.user_id.map(|u| u.0),
+        };
+        let (reply, markup) = self
+            .register_step(chat, from, input)
+            .await?
+            .unwrap_or_else(|| {
+                (
+                    "Thanks; there is no registration under way. /register starts one.".into(),
+                    None,
+                )
+            });
+        self.deliver_with(&format!("update:{update_id}"), chat, &reply, markup, stop)
+            .await
     }
 }
 
@@ -243,24 +287,30 @@ pub async fn run_commands(mut notifier: Notifier, mut ctx: WorkerContext) -> Res
         };
         for update in updates {
             offset = Some(update.id.0 as i32 + 1);
-            if let UpdateKind::Message(message) = &update.kind {
-                if let Some(text) = message.text() {
+            let handled = match &update.kind {
+                UpdateKind::Message(message) => {
                     let from = message.from.as_ref().map(|u| u.id.0);
-                    let private = message.chat.is_private();
-                    if let Err(err) = notifier
-                        .answer(
-                            update.id.0,
-                            message.chat.id.0,
-                            from,
-                            private,
-                            text,
-                            &ctx.stop,
-                        )
-                        .await
-                    {
-                        tracing::warn!(error = %format!("{err:#}"), "command not answered");
+                    let chat = message.chat.id.0;
+                    if let Some(text) = message.text() {
+                        let private = message.chat.is_private();
+                        notifier
+                            .answer(update.id.0, chat, from, private, text, &ctx.stop)
+                            .await
+                    } else if let Some(contact) = message.contact() {
+                        notifier
+                            .contact(update.id.0, chat, from, contact, &ctx.stop)
+                            .await
+                    } else {
+                        Ok(())
                     }
                 }
+                UpdateKind::CallbackQuery(query) => {
+                    notifier.button(update.id.0, query, &ctx.stop).await
+                }
+                _ => Ok(()),
+            };
+            if let Err(err) = handled {
+                tracing::warn!(error = %format!("{err:#}"), "update not answered");
             }
         }
     }

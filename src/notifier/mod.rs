@@ -6,7 +6,9 @@
 pub mod commands;
 pub mod ledger;
 pub mod link;
+mod register;
 pub mod schedule;
+mod studio;
 pub mod templates;
 
 use std::collections::HashMap;
@@ -16,8 +18,9 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use sqlx::{AnyPool, Row};
+use teloxide::payloads::SendMessageSetters;
 use teloxide::prelude::Requester;
-use teloxide::types::ChatId;
+use teloxide::types::{ChatId, ReplyMarkup};
 use teloxide::{Bot, RequestError};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -115,6 +118,10 @@ pub struct Notifier {
     pub(crate) users: Arc<CommandBus<User>>,
     /// Checks an appointment at its source before reminding of it.
     pub(crate) appointments: Arc<CommandBus<Appointment>>,
+    /// Records clients' answers to invitations.
+    pub(crate) trainings: Arc<CommandBus<annals_domain::gym::training::Training>>,
+    /// Runs the bot's workflows (registration).
+    pub(crate) commands: Arc<crate::app::Commands>,
     /// Records a migrated staff chat.
     settings_bus: Arc<CommandBus<annals_domain::notifier_settings::NotifierSettings>>,
     pace: Arc<tokio::sync::Mutex<Pace>>,
@@ -147,6 +154,8 @@ impl Notifier {
             timezone: platform.settings.timezone,
             users: Arc::new(platform.command_bus::<User>()),
             appointments: Arc::new(platform.command_bus::<Appointment>()),
+            trainings: Arc::new(platform.command_bus()),
+            commands: platform.commands.clone(),
             settings_bus: Arc::new(platform.command_bus()),
             pace: Arc::new(tokio::sync::Mutex::new(Pace {
                 per_chat: HashMap::new(),
@@ -192,6 +201,7 @@ impl Notifier {
         cause: &str,
         chat: i64,
         text: &str,
+        markup: Option<&ReplyMarkup>,
         stop: &watch::Receiver<bool>,
     ) -> Result<Sent> {
         let mut attempt = 0u32;
@@ -200,7 +210,11 @@ impl Notifier {
         loop {
             self.pace.lock().await.wait(chat).await;
             self.touch(cause, key).await?;
-            match self.bot.send_message(ChatId(chat), text.to_string()).await {
+            let mut request = self.bot.send_message(ChatId(chat), text.to_string());
+            if let Some(markup) = markup {
+                request = request.reply_markup(markup.clone());
+            }
+            match request.await {
                 Ok(_) => return Ok(Sent::Delivered),
                 Err(RequestError::MigrateToChatId(to)) if attempt + 1 >= PARK_AFTER => {
                     return Ok(Sent::Parked(format!(
@@ -280,19 +294,35 @@ impl Notifier {
         text: &str,
         stop: &watch::Receiver<bool>,
     ) -> Result<()> {
+        self.deliver_with(cause, chat, text, None, stop).await
+    }
+
+    /// Like `deliver`, with buttons (or a keyboard) under the message; they
+    /// are kept in the ledger, so a resend carries them too.
+    pub(crate) async fn deliver_with(
+        &mut self,
+        cause: &str,
+        chat: i64,
+        text: &str,
+        markup: Option<ReplyMarkup>,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<()> {
+        let stored = markup.as_ref().map(serde_json::to_string).transpose()?;
         let claimed = sqlx::query(
-            "INSERT INTO notifier_ledger (cause, chat_id, text, status, attempts, updated_at) \
-             VALUES ($1, $2, $3, 'sending', 0, $4) ON CONFLICT (cause, chat_id) DO NOTHING",
+            "INSERT INTO notifier_ledger (cause, chat_id, text, status, attempts, updated_at, markup) \
+             VALUES ($1, $2, $3, 'sending', 0, $4, $5) ON CONFLICT (cause, chat_id) DO NOTHING",
         )
         .bind(cause)
         .bind(chat)
         .bind(text)
         .bind(now_millis())
+        .bind(stored)
         .execute(&self.pool)
         .await?
         .rows_affected();
         if claimed == 1 {
-            self.finish(cause, chat, text, stop).await?;
+            self.finish(cause, chat, text, markup.as_ref(), stop)
+                .await?;
         }
         Ok(())
     }
@@ -302,9 +332,10 @@ impl Notifier {
         cause: &str,
         chat: i64,
         text: &str,
+        markup: Option<&ReplyMarkup>,
         stop: &watch::Receiver<bool>,
     ) -> Result<()> {
-        let (status, error) = match self.send(cause, chat, text, stop).await? {
+        let (status, error) = match self.send(cause, chat, text, markup, stop).await? {
             Sent::Delivered => ("sent", None),
             Sent::Refused(why) => {
                 tracing::warn!(chat, %why, "Telegram refused a message");
@@ -345,7 +376,7 @@ impl Notifier {
     pub(crate) async fn resume(&mut self, stop: &watch::Receiver<bool>) -> Result<()> {
         let stale = now_millis() - RESEND_AFTER.as_millis() as i64;
         let rows = sqlx::query(
-            "SELECT cause, chat_id, text, updated_at FROM notifier_ledger \
+            "SELECT cause, chat_id, text, updated_at, markup FROM notifier_ledger \
              WHERE status = 'sending' AND updated_at < $1",
         )
         .bind(stale)
@@ -358,6 +389,10 @@ impl Notifier {
                 row.try_get("text")?,
                 row.try_get("updated_at")?,
             );
+            let markup: Option<ReplyMarkup> = row
+                .try_get::<Option<String>, _>("markup")?
+                .map(|m| serde_json::from_str(&m))
+                .transpose()?;
             let claimed = sqlx::query(
                 "UPDATE notifier_ledger SET updated_at = $1 \
                  WHERE cause = $2 AND chat_id = $3 AND status = 'sending' AND updated_at = $4",
@@ -371,7 +406,8 @@ impl Notifier {
             .rows_affected();
             if claimed == 1 {
                 tracing::info!(%cause, chat, "sending again a message a stopped process left unsent");
-                self.finish(&cause, chat, &text, stop).await?;
+                self.finish(&cause, chat, &text, markup.as_ref(), stop)
+                    .await?;
             }
         }
         Ok(())
@@ -464,8 +500,11 @@ impl Notifier {
     }
 
     async fn handle(&mut self, event: &StoredEvent, stop: &watch::Receiver<bool>) -> Result<()> {
-        if event.event_type == "BroadcastSent" {
-            return self.broadcast(event, stop).await;
+        match event.event_type.as_str() {
+            "BroadcastSent" => return self.broadcast(event, stop).await,
+            "TrainingInvitationsSent" => return self.invitations(event, stop).await,
+            "TrainingLinkSet" => return self.link_set(event, stop).await,
+            _ => {}
         }
         let Some(template) = templates::template(&event.event_type) else {
             return Ok(());

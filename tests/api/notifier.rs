@@ -36,6 +36,8 @@ struct FakeTelegram {
     failing: Arc<Mutex<HashMap<i64, u32>>>,
     /// Chats that became supergroups: old id → new id.
     migrated: Arc<Mutex<HashMap<i64, i64>>>,
+    /// answerCallbackQuery calls.
+    callbacks: Arc<Mutex<Vec<Value>>>,
 }
 
 async fn get_updates(fake: &FakeTelegram, body: &Value) -> Value {
@@ -65,6 +67,10 @@ async fn bot_method(
 ) -> Json<Value> {
     if method.eq_ignore_ascii_case("getUpdates") {
         return Json(get_updates(&fake, &body).await);
+    }
+    if method.eq_ignore_ascii_case("answerCallbackQuery") {
+        fake.callbacks.lock().unwrap().push(body);
+        return Json(json!({"ok": true, "result": true}));
     }
     if !method.eq_ignore_ascii_case("sendMessage") {
         return Json(
@@ -146,6 +152,52 @@ impl FakeTelegram {
             }
         }));
         self.arrived.notify_waiters();
+    }
+
+    /// A user presses an inline button under a message the bot sent them.
+    fn press(&self, update_id: i64, user: i64, data: &str) {
+        self.updates.lock().unwrap().push(json!({
+            "update_id": update_id,
+            "callback_query": {
+                "id": format!("cq{update_id}"), "chat_instance": "1", "data": data,
+                "from": {"id": user, "is_bot": false, "first_name": "U"},
+                "message": {
+                    "message_id": 1, "date": 1, "text": "invitation",
+                    "chat": {"id": user, "type": "private", "first_name": "U"},
+                },
+            }
+        }));
+        self.arrived.notify_waiters();
+    }
+
+    /// A user shares a contact (theirs when `owner` is their id).
+    fn share_contact(&self, update_id: i64, user: i64, phone: &str, owner: i64) {
+        self.updates.lock().unwrap().push(json!({
+            "update_id": update_id,
+            "message": {
+                "message_id": update_id, "date": 0,
+                "contact": {"phone_number": phone, "first_name": "U", "user_id": owner},
+                "chat": {"id": user, "type": "private", "first_name": "U"},
+                "from": {"id": user, "is_bot": false, "first_name": "U"},
+            }
+        }));
+        self.arrived.notify_waiters();
+    }
+
+    /// The messages to a chat, whole (text, buttons).
+    fn messages_to(&self, chat: i64) -> Vec<Value> {
+        self.sent()
+            .into_iter()
+            .filter(|m| m["chat_id"] == chat)
+            .collect()
+    }
+
+    /// Says `text` as `user` and waits for the one reply.
+    async fn ask(&self, update_id: i64, user: i64, text: &str) -> String {
+        let before = self.sent_to(user).len();
+        self.say(update_id, user, text);
+        self.wait_for_chat(user, before + 1).await;
+        self.sent_to(user)[before].clone()
     }
 
     fn sent_to(&self, chat: i64) -> Vec<String> {
@@ -751,17 +803,10 @@ async fn a_message_cut_off_by_a_crash_is_sent_again_and_nothing_else_twice() {
         .await
         .unwrap();
     assert_eq!(booked.status(), 201);
-    let started = Instant::now();
-    while fake.held.lock().unwrap().is_empty() {
-        assert!(started.elapsed() < Duration::from_secs(30), "no alert left");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let cut_off = fake.held.lock().unwrap()[0]["chat_id"].as_i64().unwrap();
-    let backing = child.kill();
-
     // Restarted: the other chat gets its alert, and the cut-off one is sent
     // again once its ledger row is stale (RESEND_AFTER, 30 s).
-    let child = ChildApp::start(backing).await;
+    let child = killed_with_a_message_on_its_way(&fake, child).await;
+    let cut_off = fake.held.lock().unwrap()[0]["chat_id"].as_i64().unwrap();
     let other = STAFF_CHATS.into_iter().find(|c| *c != cut_off).unwrap();
     fake.wait_for_chat(other, 1).await;
     fake.wait_for_chat_within(cut_off, 1, Duration::from_secs(90))
@@ -1110,6 +1155,22 @@ async fn a_broadcast_to_a_group_reaches_exactly_its_members_once_each(mode: Mode
 }
 both_modes!(a_broadcast_to_a_group_reaches_exactly_its_members_once_each);
 
+/// Waits until `child` has a message on its way (held by the fake), kills
+/// it there, and starts another process on the same backing.
+async fn killed_with_a_message_on_its_way(fake: &FakeTelegram, child: ChildApp) -> ChildApp {
+    let started = Instant::now();
+    while fake.held.lock().unwrap().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "nothing on its way"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let backing = child.kill();
+    let child = ChildApp::start(backing).await;
+    child
+}
+
 /// The process dies with a broadcast's first message on its way and the
 /// others unsent; restarted, it sends the rest, and the cut-off one again
 /// once its ledger row is stale — each recipient gets it once.
@@ -1151,16 +1212,7 @@ async fn a_broadcast_cut_off_by_a_crash_is_finished_after_a_restart_once_each() 
     )
     .await;
     assert_eq!(status, 201, "{sent}");
-    let started = Instant::now();
-    while fake.held.lock().unwrap().is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "nothing on its way"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let backing = child.kill();
-    let child = ChildApp::start(backing).await;
+    let child = killed_with_a_message_on_its_way(&fake, child).await;
     for chat in chats {
         fake.wait_for_chat_within(chat, 2, Duration::from_secs(90))
             .await;
@@ -1179,5 +1231,314 @@ async fn a_broadcast_cut_off_by_a_crash_is_finished_after_a_restart_once_each() 
     assert_eq!(
         fake.held.lock().unwrap()[0]["text"],
         "New timetable from Monday."
+    );
+}
+
+/// Sends a staff request and expects `expected`; the body back.
+async fn staff_call(shop: &Shop, method: &str, path: &str, body: Value, expected: u16) -> Value {
+    let (status, answer, _) = crate::shop::send(
+        &shop.app,
+        method,
+        path,
+        Some(&shop.admin),
+        &[],
+        (!body.is_null()).then_some(body),
+    )
+    .await;
+    assert_eq!(status, expected, "{method} {path}: {answer}");
+    answer
+}
+
+/// A training two days ahead with the shop's master; its id.
+async fn training_ahead(shop: &Shop, capacity: u32) -> String {
+    let start = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339();
+    let training = staff_call(
+        shop,
+        "POST",
+        "/api/v1/trainings",
+        json!({"coach_id": shop.master, "start": start, "duration_minutes": 45, "capacity": capacity}),
+        201,
+    )
+    .await;
+    training["id"].as_str().unwrap().to_string()
+}
+
+async fn an_invitation_answered_with_its_buttons_then_the_link_reaches_exactly_those_who_accepted(
+    mode: Mode,
+) {
+    let fake = FakeTelegram::default();
+    let shop = notified_shop(mode, &fake).await;
+    let chats = [811, 812, 813];
+    let mut ids = Vec::new();
+    for (i, (name, chat)) in ["ada", "bob", "cyd"].into_iter().zip(chats).enumerate() {
+        let token = client(&shop, name).await;
+        link_chat(&shop, &fake, &token, i as i64 + 1, chat).await;
+        ids.push(me(&shop, &token).await["id"].clone());
+    }
+    shop.app.settle().await;
+    let id = training_ahead(&shop, 2).await;
+    let path = format!("/api/v1/trainings/{id}");
+    staff_call(
+        &shop,
+        "POST",
+        &format!("{path}/invitations"),
+        json!({"client_ids": ids}),
+        200,
+    )
+    .await;
+    for chat in chats {
+        fake.wait_for_chat(chat, 2).await;
+    }
+    let invitation = &fake.messages_to(811)[1];
+    assert!(
+        invitation["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("You are invited to a training with"),
+        "{invitation}"
+    );
+    let buttons = &invitation["reply_markup"]["inline_keyboard"][0];
+    assert_eq!(buttons[0]["callback_data"], format!("training:{id}:yes"));
+    assert_eq!(buttons[1]["callback_data"], format!("training:{id}:no"));
+
+    fake.press(10, 811, &format!("training:{id}:yes"));
+    fake.press(11, 812, &format!("training:{id}:no"));
+    fake.wait_for_chat(811, 3).await;
+    fake.wait_for_chat(812, 3).await;
+    let ada_reply = &fake.sent_to(811)[2];
+    assert!(ada_reply.starts_with("See you there"), "{ada_reply}");
+    assert!(!ada_reply.contains("link"), "no link yet: {ada_reply}");
+    assert!(fake.sent_to(812)[2].starts_with("Noted"));
+    assert_eq!(
+        fake.callbacks.lock().unwrap().len(),
+        2,
+        "each press is answered"
+    );
+    shop.app.settle().await;
+    let view = staff_call(&shop, "GET", &path, Value::Null, 200).await;
+    let status_of = |who: &Value| {
+        view["invitations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| &i["client_id"] == who)
+            .map(|i| i["status"].clone())
+    };
+    assert_eq!(
+        [status_of(&ids[0]), status_of(&ids[1]), status_of(&ids[2])],
+        [
+            Some(json!("accepted")),
+            Some(json!("declined")),
+            Some(json!("invited"))
+        ]
+    );
+
+    let url = "https://meet.example.com/xyz";
+    staff_call(
+        &shop,
+        "PUT",
+        &format!("{path}/link"),
+        json!({"url": url}),
+        200,
+    )
+    .await;
+    fake.wait_for_chat(811, 4).await;
+    assert!(
+        fake.sent_to(811)[3].ends_with(url),
+        "{:?}",
+        fake.sent_to(811)
+    );
+    shop.app.settle().await;
+    assert_eq!(fake.sent_to(812).len(), 3, "declined: no link");
+    assert_eq!(fake.sent_to(813).len(), 2, "not answered: no link");
+
+    // Accepting after the link was set: the answer carries it.
+    fake.press(12, 813, &format!("training:{id}:yes"));
+    fake.wait_for_chat(813, 3).await;
+    assert!(
+        fake.sent_to(813)[2].contains(&format!("The link: {url}")),
+        "{:?}",
+        fake.sent_to(813)
+    );
+    // Two accepted fill it; a chat linked to nobody records nothing.
+    fake.press(13, 812, &format!("training:{id}:yes"));
+    fake.press(14, 899, &format!("training:{id}:yes"));
+    fake.wait_for_chat(812, 4).await;
+    fake.wait_for_chat(899, 1).await;
+    assert_eq!(fake.sent_to(812)[3], "Sorry, this training is full.");
+    assert!(fake.sent_to(899)[0].contains("not linked"));
+    shop.app.settle().await;
+    let view = staff_call(&shop, "GET", &path, Value::Null, 200).await;
+    let accepted = view["invitations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["status"] == "accepted")
+        .count();
+    assert_eq!(accepted, 2, "{view}");
+    assert!(
+        fake.counts().values().all(|n| *n == 1),
+        "nothing twice: {:?}",
+        fake.counts()
+    );
+}
+both_modes!(
+    an_invitation_answered_with_its_buttons_then_the_link_reaches_exactly_those_who_accepted
+);
+
+async fn a_client_registers_through_the_bot_and_me_shows_their_subscription_and_trainings(
+    mode: Mode,
+) {
+    let fake = FakeTelegram::default();
+    let shop = notified_shop(mode, &fake).await;
+    let chat = 950;
+    let asked = fake.ask(1, chat, "/register").await;
+    assert!(asked.contains("What is your full name?"), "{asked}");
+    let asked = fake.ask(2, chat, "  Dana   Scully ").await;
+    assert!(asked.starts_with("Thanks, Dana Scully."), "{asked}");
+    let button = &fake.messages_to(chat)[1]["reply_markup"]["keyboard"][0][0];
+    assert_eq!(button["request_contact"], true, "{button}");
+    let refused = fake.ask(3, chat, "call me maybe").await;
+    assert!(
+        refused.starts_with("That is not a phone number"),
+        "{refused}"
+    );
+    fake.share_contact(4, chat, "+15550000000", 951);
+    fake.wait_for_chat(chat, 4).await;
+    assert_eq!(fake.sent_to(chat)[3], "Please share your own contact.");
+    fake.share_contact(5, chat, "15551234567", chat);
+    fake.wait_for_chat(chat, 5).await;
+    let welcome = &fake.messages_to(chat)[4];
+    assert!(
+        welcome["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Welcome, Dana Scully!"),
+        "{welcome}"
+    );
+    assert_eq!(welcome["reply_markup"]["remove_keyboard"], true);
+    shop.app.settle().await;
+    let id = annals::auth::user_id("tg950").to_string();
+    let user = staff_call(
+        &shop,
+        "GET",
+        &format!("/api/v1/users/{id}"),
+        Value::Null,
+        200,
+    )
+    .await;
+    assert_eq!(
+        (&user["full_name"], &user["roles"]),
+        (&json!("Dana Scully"), &json!(["client"])),
+        "{user}"
+    );
+
+    let not_linked = fake.ask(6, 960, "/me").await;
+    assert!(not_linked.contains("not linked"), "{not_linked}");
+    assert!(fake.ask(7, chat, "/me").await.contains("No subscription."));
+
+    let plan = staff_call(
+        &shop,
+        "POST",
+        "/api/v1/plans",
+        json!({"name": "Month", "length_months": 1, "price": "30.00", "currency": "EUR", "freeze_days": 7}),
+        201,
+    )
+    .await;
+    let sub = staff_call(
+        &shop,
+        "POST",
+        "/api/v1/subscriptions",
+        json!({"client_id": id, "plan_id": plan["id"]}),
+        201,
+    )
+    .await;
+    let sub_path = format!("/api/v1/subscriptions/{}", sub["id"].as_str().unwrap());
+    staff_call(
+        &shop,
+        "POST",
+        &format!("{sub_path}/payments"),
+        json!({"amount": "30.00", "currency": "EUR", "method": "cash"}),
+        201,
+    )
+    .await;
+    let training = training_ahead(&shop, 5).await;
+    let before = fake.sent_to(chat).len();
+    staff_call(
+        &shop,
+        "POST",
+        &format!("/api/v1/trainings/{training}/invitations"),
+        json!({"client_ids": [id]}),
+        200,
+    )
+    .await;
+    fake.wait_for_chat(chat, before + 1).await;
+    shop.app.settle().await;
+    let ends = staff_call(&shop, "GET", &sub_path, Value::Null, 200).await["ends_on"].clone();
+    let card = fake.ask(8, chat, "/me").await;
+    assert!(
+        card.contains(&format!(
+            "Month: active until {}, 7 freeze days left",
+            ends.as_str().unwrap()
+        )),
+        "{card}"
+    );
+    assert!(
+        card.contains("Next trainings:") && card.contains("(invited)"),
+        "{card}"
+    );
+
+    let again = fake.ask(9, chat, "/register").await;
+    assert!(
+        again.contains("linked to the account of Dana Scully already"),
+        "{again}"
+    );
+}
+both_modes!(a_client_registers_through_the_bot_and_me_shows_their_subscription_and_trainings);
+
+/// The process dies with an invitation on its way: the one that follows
+/// sends it again, with its buttons (kept in the ledger), once.
+#[tokio::test]
+async fn an_invitation_cut_off_by_a_crash_is_sent_again_with_its_buttons() {
+    let fake = FakeTelegram::default();
+    let shop = notified_shop(Mode::Embedded, &fake).await;
+    let token = client(&shop, "ada").await;
+    link_chat(&shop, &fake, &token, 1, 821).await;
+    let ada = me(&shop, &token).await["id"].clone();
+    shop.app.settle().await;
+    let training = training_ahead(&shop, 3).await;
+    let admin = shop.admin.clone();
+    let backing = shop.app.shutdown().await;
+
+    *fake.hold.lock().unwrap() = 1;
+    let child = ChildApp::start(backing).await;
+    let (status, _, _) = crate::shop::send(
+        &child,
+        "POST",
+        &format!("/api/v1/trainings/{training}/invitations"),
+        Some(&admin),
+        &[],
+        Some(json!({"client_ids": [ada]})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let child = killed_with_a_message_on_its_way(&fake, child).await;
+    fake.wait_for_chat_within(821, 2, Duration::from_secs(90))
+        .await;
+    let resent = &fake.messages_to(821)[1];
+    assert_eq!(
+        resent["reply_markup"],
+        fake.held.lock().unwrap()[0]["reply_markup"],
+        "the same buttons"
+    );
+    assert_eq!(
+        resent["reply_markup"]["inline_keyboard"][0][0]["callback_data"],
+        format!("training:{training}:yes")
+    );
+    child.settle().await;
+    assert!(
+        fake.counts().values().all(|n| *n == 1),
+        "nothing twice: {:?}",
+        fake.counts()
     );
 }

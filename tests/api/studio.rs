@@ -516,8 +516,83 @@ async fn an_invitation_accepted_then_a_link_set_later_reaches_exactly_those_who_
     assert_eq!(status, 200, "{body}");
     studio.app.settle().await;
     assert_eq!(
-        view(ada_token).await["invitations"][0]["status"],
+        view(ada_token.clone()).await["invitations"][0]["status"],
         "attended"
     );
+
+    // The client card: her trainings, attended ones counted; hers alone.
+    let card = |token: String, client: String| {
+        let app = &studio.app;
+        async move {
+            let (status, body, _) = send(
+                app,
+                "GET",
+                &format!("/api/v1/clients/{client}/card"),
+                Some(&token),
+                &[],
+                None,
+            )
+            .await;
+            (status, body)
+        }
+    };
+    let (status, adas) = card(ada_token.clone(), ada.clone()).await;
+    assert_eq!(status, 200, "{adas}");
+    assert_eq!(
+        (
+            &adas["client_name"],
+            &adas["trainings_attended"],
+            &adas["trainings"][0]["status"],
+            &adas["status"]
+        ),
+        (
+            &json!("ada"),
+            &json!(1),
+            &json!("attended"),
+            &json!("inactive")
+        ),
+        "{adas}"
+    );
+    assert_eq!(
+        card(ada_token.clone(), bob.clone()).await.0,
+        404,
+        "not hers"
+    );
+    let (status, cyds) = card(studio.admin.clone(), cyd.clone()).await;
+    assert_eq!(status, 200, "staff read any card");
+    assert_eq!(
+        (&cyds["trainings_attended"], &cyds["trainings"][0]["status"]),
+        (&json!(0), &json!("accepted"))
+    );
+
+    // The staff list filtered by group: members with a subscription.
+    let plan = studio
+        .plan(json!({"name": "Month", "length_months": 1, "price": "30.00", "currency": "EUR"}))
+        .await;
+    studio.subscribe(&ada, &plan).await;
+    studio.subscribe(&cyd, &plan).await;
+    let group_id = group["id"].as_str().unwrap();
+    let (status, listed) = studio
+        .get(&format!("/api/v1/subscribers?group_id={group_id}"))
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    let ids: Vec<&Value> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["client_id"])
+        .collect();
+    assert_eq!(
+        ids,
+        vec![&json!(ada)],
+        "ada only: cyd is not a member, bob has no subscription"
+    );
+    let (_, none) = studio
+        .get(&format!(
+            "/api/v1/subscribers?group_id={}",
+            uuid::Uuid::now_v7()
+        ))
+        .await;
+    assert_eq!(none["items"], json!([]), "an unknown group has no members");
 }
 both_modes!(an_invitation_accepted_then_a_link_set_later_reaches_exactly_those_who_accepted);

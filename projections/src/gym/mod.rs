@@ -184,6 +184,16 @@ crate::record! {
     }
 }
 
+crate::record! {
+    AttendanceRecord in "training_attendance" {
+        key id,
+        training_id: String,
+        client_id: String,
+        start_at: String,
+        status: String,
+    }
+}
+
 /// Groups, and trainings with their invitations (the folded state).
 pub struct TrainingsProjector;
 
@@ -245,21 +255,34 @@ impl Projector for TrainingsProjector {
             training::evolve_training(&mut entry.0, change);
             entry.1 = event.sequence;
         }
+        // Invitations are never taken back: each one's row is upserted.
+        let mut attendance = Rows::<AttendanceRecord>::load(tx, std::iter::empty()).await?;
         for (id, (state, version)) in states {
             let Some(session) = &state.session else {
                 continue;
             };
+            let start_at = crate::appointments::timestamp(session.start);
+            for (client, status) in &state.invitations {
+                attendance.put(AttendanceRecord {
+                    id: format!("{id}:{client}"),
+                    training_id: id.clone(),
+                    client_id: client.to_string(),
+                    start_at: start_at.clone(),
+                    status: status.as_str().to_string(),
+                });
+            }
             trainings.put(TrainingRecord {
                 group_id: session.group_id.map(|g| g.to_string()),
                 coach_id: session.coach_id.to_string(),
-                start_at: crate::appointments::timestamp(session.start),
+                start_at,
                 state: serde_json::to_string(&state)?,
                 version,
                 id,
             });
         }
         groups.write(tx).await?;
-        trainings.write(tx).await
+        trainings.write(tx).await?;
+        attendance.write(tx).await
     }
 
     async fn reset(&self, tx: &mut AnyConnection) -> anyhow::Result<()> {
@@ -267,6 +290,9 @@ impl Projector for TrainingsProjector {
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM trainings")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM training_attendance")
             .execute(&mut *tx)
             .await?;
         Ok(())

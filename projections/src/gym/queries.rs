@@ -187,3 +187,49 @@ pub async fn training(pool: &AnyPool, id: Uuid) -> Result<Option<TrainingRow>> {
         .await?;
     row.as_ref().map(training_row).transpose()
 }
+
+/// A training one client is invited to, and where they stand in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientTrainingRow {
+    pub training: TrainingRow,
+    /// `invited`, `accepted`, `declined`, `attended` or `absent`.
+    pub status: String,
+}
+
+/// The trainings a client is invited to that start at `from` or later (RFC
+/// 3339 UTC; empty: all), by start.
+pub async fn client_trainings(
+    pool: &AnyPool,
+    client_id: Uuid,
+    from: &str,
+) -> Result<Vec<ClientTrainingRow>> {
+    let rows = sqlx::query(
+        "SELECT t.id, t.state, t.version, a.status FROM training_attendance a \
+         JOIN trainings t ON t.id = a.training_id \
+         WHERE a.client_id = $1 AND ($2 = '' OR a.start_at >= $2) ORDER BY a.start_at, a.id",
+    )
+    .bind(client_id.to_string())
+    .bind(from)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(ClientTrainingRow {
+                training: training_row(row)?,
+                status: row.try_get("status")?,
+            })
+        })
+        .collect()
+}
+
+/// The members of a group now (empty if there is no such group).
+pub async fn group_members(pool: &AnyPool, id: Uuid) -> Result<Option<Vec<Uuid>>> {
+    let members: Option<String> =
+        sqlx::query_scalar("SELECT member_ids FROM training_groups WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(pool)
+            .await?;
+    members
+        .map(|m| serde_json::from_str(&m).context("member_ids"))
+        .transpose()
+}

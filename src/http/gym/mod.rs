@@ -39,6 +39,7 @@ impl Module for GymModule {
             .routes(routes!(subscriptions::subscribers))
             .routes(routes!(subscriptions::expiring))
             .routes(routes!(subscriptions::my_subscriptions))
+            .routes(routes!(subscriptions::client_card))
             .routes(routes!(subscriptions::studio_stats))
             .routes(routes!(trainings::create_group, trainings::list_groups))
             .routes(routes!(trainings::set_members))

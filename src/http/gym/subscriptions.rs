@@ -15,7 +15,7 @@ use annals_domain::gym::subscription::Subscription;
 use annals_domain::gym::{Standing, SubscriptionCommand};
 use annals_domain::values::Money;
 use annals_projections::gym::queries::{self, SubscriptionRow};
-use annals_projections::gym::SUBSCRIPTIONS;
+use annals_projections::gym::{SUBSCRIPTIONS, TRAININGS};
 
 use super::super::command::{created, reply, CommandHeaderParams, IdempotencyParams};
 use super::super::error::{Forbidden, NotFound, ReadProblems, Unauthorized};
@@ -468,6 +468,9 @@ pub struct SubscribersQuery {
     pub as_of: Option<NaiveDate>,
     /// Only subscriptions to this plan.
     pub plan_id: Option<Uuid>,
+    /// Only the members of this group (as it is now; none for an unknown
+    /// group).
+    pub group_id: Option<Uuid>,
     /// At most this many (default 50).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
@@ -535,7 +538,14 @@ pub(super) async fn subscribers(
         }
     };
     let day = query.as_of.unwrap_or_else(|| app.platform.today());
-    let rows = queries::subscriptions(&app.platform.db.any, None, query.plan_id).await?;
+    let mut rows = queries::subscriptions(&app.platform.db.any, None, query.plan_id).await?;
+    if let Some(group) = query.group_id {
+        app.platform.wait_for(TRAININGS, query.min_position).await?;
+        let members = queries::group_members(&app.platform.db.any, group)
+            .await?
+            .unwrap_or_default();
+        rows.retain(|row| members.contains(&row.client_id));
+    }
     let mut clients: Vec<(SubscriberView, Standing)> = Vec::new();
     for row in rows {
         let standing = row.state.standing(day);
@@ -850,5 +860,95 @@ pub(super) async fn studio_stats(
                 active,
             })
             .collect(),
+    }))
+}
+
+#[derive(Serialize, Deserialize, ToSchema, Debug, PartialEq)]
+pub struct CardTrainingView {
+    #[schema(value_type = String, format = Uuid)]
+    pub training_id: Uuid,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub group_id: Option<Uuid>,
+    #[schema(value_type = String, format = Uuid)]
+    pub coach_id: Uuid,
+    pub start: DateTime<Utc>,
+    pub duration_minutes: u32,
+    /// `invited`, `accepted`, `declined`, `attended` or `absent`.
+    pub status: String,
+}
+
+/// One client on one page: subscriptions (with periods, freezes and
+/// payments) and trainings.
+#[derive(Serialize, Deserialize, ToSchema, Debug, PartialEq)]
+pub struct ClientCardView {
+    #[schema(value_type = String, format = Uuid)]
+    pub client_id: Uuid,
+    pub client_name: String,
+    /// Today: `active`, `frozen` or `inactive` (the best of the
+    /// subscriptions).
+    pub status: String,
+    pub subscriptions: Vec<SubscriptionView>,
+    /// Every training the client was invited to, by start.
+    pub trainings: Vec<CardTrainingView>,
+    /// How many of them the coach recorded as attended.
+    pub trainings_attended: usize,
+}
+
+/// A client's card (staff, or the client themself; anyone else gets 404).
+#[utoipa::path(get, path = "/clients/{id}/card", tag = "studio", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The client (a user)"), SubscriptionReadQuery),
+    responses((status = 200, description = "The client's card", body = ClientCardView),
+        Unauthorized, NotFound, CommonProblems, ReadProblems))]
+pub(super) async fn client_card(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<SubscriptionReadQuery>,
+) -> Result<Json<ClientCardView>, ApiError> {
+    let me = caller.principal()?.clone();
+    let id = path_uuid("id", &id)?;
+    let no_such = || ApiError::not_found("no such client");
+    if !is_studio_staff(&me) && me.user_id != id {
+        return Err(no_such());
+    }
+    let pool = &app.platform.db.any;
+    for consumer in [SUBSCRIPTIONS, TRAININGS] {
+        app.platform.wait_for(consumer, query.min_position).await?;
+    }
+    let client = annals_projections::users::user(pool, id)
+        .await?
+        .ok_or_else(no_such)?;
+    let today = app.platform.today();
+    let subscriptions = queries::subscriptions(pool, Some(id), None).await?;
+    let status = subscriptions
+        .iter()
+        .map(|row| row.state.standing(today))
+        .max_by_key(|s| s.rank())
+        .unwrap_or(Standing::Inactive);
+    let trainings: Vec<CardTrainingView> = queries::client_trainings(pool, id, "")
+        .await?
+        .into_iter()
+        .filter_map(|row| {
+            let session = row.training.state.session?;
+            Some(CardTrainingView {
+                training_id: row.training.id,
+                group_id: session.group_id,
+                coach_id: session.coach_id,
+                start: session.start,
+                duration_minutes: session.duration_minutes,
+                status: row.status,
+            })
+        })
+        .collect();
+    Ok(Json(ClientCardView {
+        client_id: id,
+        client_name: client.profile.full_name,
+        status: status.as_str().to_string(),
+        subscriptions: subscriptions
+            .into_iter()
+            .map(|row| SubscriptionView::of(row, today))
+            .collect(),
+        trainings_attended: trainings.iter().filter(|t| t.status == "attended").count(),
+        trainings,
     }))
 }
