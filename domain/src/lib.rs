@@ -13,6 +13,9 @@ pub use rule::{FieldError, RuleKind, RuleViolation};
 
 pub mod appointment;
 pub mod catalog;
+pub mod customer;
+pub mod files;
+pub mod marketing;
 pub mod master;
 pub mod notifier_settings;
 pub mod shop;

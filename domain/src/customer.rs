@@ -1,0 +1,141 @@
+//! A customer of the business: one list, whatever made them one (a lead
+//! converted with a contract, or staff adding them). Its contracts are
+//! kept in order.
+
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::user::{Email, Phone};
+use crate::{FieldError, RuleKind, RuleViolation};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerProfile {
+    pub name: String,
+    pub email: Option<Email>,
+    pub phone: Option<Phone>,
+    pub address: Option<String>,
+    pub notes: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CustomerCommand {
+    /// `lead_id`: the lead it was converted from, if any.
+    Create {
+        profile: CustomerProfile,
+        lead_id: Option<Uuid>,
+    },
+    AddContract {
+        contract_id: Uuid,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CustomerEvent {
+    Created {
+        profile: CustomerProfile,
+        lead_id: Option<Uuid>,
+    },
+    ContractAdded {
+        contract_id: Uuid,
+    },
+}
+
+impl DomainEvent for CustomerEvent {
+    fn event_type(&self) -> String {
+        match self {
+            CustomerEvent::Created { .. } => "CustomerCreated",
+            CustomerEvent::ContractAdded { .. } => "CustomerContractAdded",
+        }
+        .into()
+    }
+    fn event_version(&self) -> String {
+        "1".into()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CustomerError {
+    #[error("the customer exists already")]
+    Exists,
+    #[error("no such customer")]
+    NotFound,
+    #[error("invalid")]
+    Invalid(Vec<FieldError>),
+}
+
+impl RuleViolation for CustomerError {
+    fn kind(&self) -> RuleKind {
+        match self {
+            CustomerError::Exists => RuleKind::Conflict,
+            CustomerError::NotFound => RuleKind::NotFound,
+            CustomerError::Invalid(fields) => RuleKind::Invalid(fields.clone()),
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            CustomerError::Exists => "exists",
+            CustomerError::NotFound => "not-found",
+            CustomerError::Invalid(_) => "validation",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Customer {
+    pub profile: Option<CustomerProfile>,
+    pub lead_id: Option<Uuid>,
+    pub contract_ids: Vec<Uuid>,
+}
+
+pub fn decide(
+    state: &Customer,
+    command: CustomerCommand,
+) -> Result<Vec<CustomerEvent>, CustomerError> {
+    match command {
+        CustomerCommand::Create {
+            mut profile,
+            lead_id,
+        } => {
+            if state.profile.is_some() {
+                return Err(CustomerError::Exists);
+            }
+            profile.name = profile.name.trim().to_string();
+            if profile.name.is_empty() || profile.name.chars().count() > 200 {
+                return Err(CustomerError::Invalid(vec![FieldError::new(
+                    "name",
+                    "must be 1 to 200 characters",
+                )]));
+            }
+            Ok(vec![CustomerEvent::Created { profile, lead_id }])
+        }
+        CustomerCommand::AddContract { contract_id } => {
+            state.profile.as_ref().ok_or(CustomerError::NotFound)?;
+            Ok(if state.contract_ids.contains(&contract_id) {
+                vec![]
+            } else {
+                vec![CustomerEvent::ContractAdded { contract_id }]
+            })
+        }
+    }
+}
+
+pub fn evolve(state: &mut Customer, event: &CustomerEvent) {
+    match event {
+        CustomerEvent::Created { profile, lead_id } => {
+            state.profile = Some(profile.clone());
+            state.lead_id = *lead_id;
+        }
+        CustomerEvent::ContractAdded { contract_id } => state.contract_ids.push(*contract_id),
+    }
+}
+
+crate::decider_aggregate!(
+    Customer,
+    "customer",
+    CustomerCommand,
+    CustomerEvent,
+    CustomerError,
+    decide,
+    evolve
+);
