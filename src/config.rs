@@ -109,6 +109,9 @@ pub struct Settings {
     /// Key of the payment provider's webhook signatures (HMAC-SHA256);
     /// unset: the webhook refuses every call.
     pub payment_webhook_secret: Option<SecretText>,
+    /// An S3-compatible bucket for uploaded files; unset: a directory,
+    /// `ANNALS_DATA_DIR/files`.
+    pub files_s3_bucket: Option<String>,
 }
 
 impl Settings {
@@ -268,6 +271,7 @@ impl Settings {
             }
         };
         Ok(Self {
+            files_s3_bucket: get("ANNALS_FILES_S3_BUCKET").map(|b| b.trim().to_string()),
             telegram,
             slot_step_minutes,
             min_notice_minutes,

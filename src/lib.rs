@@ -6,6 +6,7 @@ pub mod auth;
 pub mod bus;
 pub mod cli;
 pub mod config;
+pub mod files;
 pub mod http;
 pub mod notifier;
 pub mod platform;
@@ -23,6 +24,7 @@ pub fn modules() -> Vec<Box<dyn Module>> {
         Box::new(http::appointments::AppointmentsModule),
         Box::new(http::shop::ShopModule),
         Box::new(http::gym::GymModule),
+        Box::new(http::marketing::MarketingModule),
         Box::new(http::notifier::NotifierModule),
     ]
 }

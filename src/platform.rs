@@ -75,6 +75,8 @@ pub struct Platform {
     /// Runs every command's workflow and commits it.
     pub commands: Arc<Commands>,
     pub clock: Clock,
+    /// Where uploaded files' bytes are kept.
+    pub files: crate::files::FileStore,
 }
 
 /// The time as the server sees it. Business rules (notice periods, "has it

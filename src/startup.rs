@@ -158,7 +158,12 @@ pub async fn connect(settings: Settings, modules: &[Box<dyn Module>]) -> Result<
         upcasters.clone(),
         appended.clone(),
     ));
+    let files = match &settings.files_s3_bucket {
+        Some(bucket) => crate::files::FileStore::s3(bucket)?,
+        None => crate::files::FileStore::local(&settings.data_dir.join("files"))?,
+    };
     Ok(Platform {
+        files,
         settings,
         db,
         log,

@@ -36,6 +36,7 @@ pub trait Projector: Send + Sync + 'static {
 
 pub mod appointments;
 pub mod gym;
+pub mod marketing;
 pub mod names;
 pub mod rows;
 pub mod shop;

@@ -37,6 +37,13 @@ pub struct FieldProblem {
     pub message: String,
 }
 
+/// What a conflict is with, by id and name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Existing {
+    pub id: String,
+    pub name: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{detail}")]
 pub struct AppError {
@@ -46,6 +53,9 @@ pub struct AppError {
     pub detail: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldProblem>,
+    /// The thing that stands in the way (the open lead with that phone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub existing: Option<Box<Existing>>,
     /// This refusal was recorded for the `Idempotency-Key` by an earlier request.
     #[serde(skip)]
     pub replayed: bool,
@@ -58,6 +68,7 @@ impl AppError {
             code: code.to_string(),
             detail: detail.into(),
             fields: Vec::new(),
+            existing: None,
             replayed: false,
         }
     }

@@ -164,20 +164,7 @@ use annals_domain::gym::training::{Group, GroupCommand, Session, Training, Train
 
 /// A coach is an active user with the `master` role.
 async fn check_coach(p: &Platform, coach_id: Uuid) -> Result<(), AppError> {
-    use annals_projections::appointments::queries::user_holds;
-    match user_holds(&p.db.any, coach_id, Role::Master.as_str()).await? {
-        Some(true) => Ok(()),
-        None => Err(AppError::unknown_reference("coach_id", "no such user")),
-        Some(false) => {
-            let rule = "must be an active user with the master role";
-            let mut err = AppError::conflict("not-a-coach", format!("coach_id: {rule}"));
-            err.fields = vec![super::FieldProblem {
-                field: "coach_id".into(),
-                message: rule.into(),
-            }];
-            Err(err)
-        }
-    }
+    super::check_role(p, "coach_id", coach_id, Role::Master, "not-a-coach").await
 }
 
 pub async fn create_group(

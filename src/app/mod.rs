@@ -20,6 +20,7 @@ pub mod appointments;
 mod error;
 pub mod gym;
 pub mod identity;
+pub mod marketing;
 pub mod shop;
 
 use std::collections::HashMap;
@@ -37,12 +38,38 @@ use tokio::sync::{watch, OwnedMutexGuard};
 
 use annals_domain::{EventMetadata, RuleViolation};
 
-pub use error::{AppError, ErrorKind, FieldProblem};
+pub use error::{AppError, ErrorKind, Existing, FieldProblem};
 
 use crate::store::{
     snapshots, AppendError, CommitUnit, Committed, EventRepo, EventWriter, IdempotencyKeys,
     IdempotencyRecord, LogReader, NewEvent, Recorded, Snapshot, StreamAppend, TypedPool, Upcasters,
 };
+
+/// Checks that `user` (named by `field`) is an active user holding `role`:
+/// an unknown one is an unknown reference, one without the role is 409
+/// `code`.
+pub(crate) async fn check_role(
+    p: &crate::platform::Platform,
+    field: &str,
+    user: uuid::Uuid,
+    role: annals_domain::user::Role,
+    code: &str,
+) -> Result<(), AppError> {
+    use annals_projections::appointments::queries::user_holds;
+    match user_holds(&p.db.any, user, role.as_str()).await? {
+        Some(true) => Ok(()),
+        None => Err(AppError::unknown_reference(field, "no such user")),
+        Some(false) => {
+            let rule = format!("must be an active user with the {role} role");
+            let mut err = AppError::conflict(code, format!("{field}: {rule}"));
+            err.fields = vec![FieldProblem {
+                field: field.into(),
+                message: rule,
+            }];
+            Err(err)
+        }
+    }
+}
 
 /// Who asks, and how: what every command carries besides its input.
 #[derive(Debug, Clone)]

@@ -74,6 +74,27 @@ pub enum Action {
     RecordAttendance,
     /// Send broadcasts to clients and follow their delivery.
     ManageBroadcasts,
+    /// Create and change the catalog's services (advertised by campaigns).
+    ManageServices,
+    /// Read campaigns (to attribute leads).
+    ReadCampaigns,
+    /// Plan, run, cancel campaigns; their budget and spend.
+    ManageCampaigns,
+    /// Create and work leads: edit, start, lose, reopen, notes, assignment.
+    ManageLeads,
+    /// Read leads and their history.
+    ReadLeads,
+    /// Convert a lead into a customer with a contract.
+    ConvertLeads,
+    /// Read contracts and the customers they belong to.
+    ReadContracts,
+    /// Upload files (contract documents, receipts).
+    UploadFiles,
+    /// Download a file (the handler checks what it belongs to: 403 for
+    /// roles that may not see that).
+    ReadFiles,
+    /// The campaign statistics.
+    ReadCampaignStatistics,
 }
 
 /// Who may perform an action.
@@ -165,7 +186,45 @@ pub const MATRIX: &[(Action, Access)] = &[
         Action::ManageBroadcasts,
         Access::Roles(&[Role::Admin, Role::Manager]),
     ),
+    (
+        Action::ManageServices,
+        Access::Roles(&[Role::Admin, Role::Manager, Role::Marketer]),
+    ),
+    (Action::ReadCampaigns, Access::Roles(MARKETING_STAFF)),
+    (
+        Action::ManageCampaigns,
+        Access::Roles(&[Role::Admin, Role::Marketer]),
+    ),
+    (
+        Action::ManageLeads,
+        Access::Roles(&[Role::Admin, Role::Operator]),
+    ),
+    (
+        Action::ReadLeads,
+        Access::Roles(&[Role::Admin, Role::Manager, Role::Operator]),
+    ),
+    (
+        Action::ConvertLeads,
+        Access::Roles(&[Role::Admin, Role::Manager]),
+    ),
+    (
+        Action::ReadContracts,
+        Access::Roles(&[Role::Admin, Role::Manager]),
+    ),
+    (
+        Action::UploadFiles,
+        Access::Roles(&[Role::Admin, Role::Manager]),
+    ),
+    (Action::ReadFiles, Access::SignedIn),
+    (
+        Action::ReadCampaignStatistics,
+        Access::Roles(MARKETING_STAFF),
+    ),
 ];
+
+/// The roles of the marketing side (every one reads the campaign
+/// statistics).
+pub const MARKETING_STAFF: &[Role] = &[Role::Admin, Role::Manager, Role::Operator, Role::Marketer];
 
 /// Staff who act on any client's appointments (book for them, cancel late).
 pub const APPOINTMENT_STAFF: &[Role] = &[Role::Admin, Role::Manager, Role::Operator];
@@ -211,13 +270,13 @@ pub const ROUTES: &[(&str, &str, Action)] = &[
         Action::ReadCatalog,
     ),
     ("GET", "/api/v1/services", Action::ReadCatalog),
-    ("POST", "/api/v1/services", Action::ManageCatalog),
+    ("POST", "/api/v1/services", Action::ManageServices),
     ("GET", "/api/v1/services/{id}", Action::ReadCatalog),
-    ("PUT", "/api/v1/services/{id}", Action::ManageCatalog),
+    ("PUT", "/api/v1/services/{id}", Action::ManageServices),
     (
         "POST",
         "/api/v1/services/{id}/deactivate",
-        Action::ManageCatalog,
+        Action::ManageServices,
     ),
     ("GET", "/api/v1/masters", Action::ReadCatalog),
     ("POST", "/api/v1/masters", Action::ManageCatalog),
@@ -432,6 +491,56 @@ pub const ROUTES: &[(&str, &str, Action)] = &[
     ),
     ("POST", "/api/v1/broadcasts", Action::ManageBroadcasts),
     ("GET", "/api/v1/broadcasts/{id}", Action::ManageBroadcasts),
+    ("POST", "/api/v1/campaigns", Action::ManageCampaigns),
+    ("GET", "/api/v1/campaigns", Action::ReadCampaigns),
+    ("GET", "/api/v1/campaigns/{id}", Action::ReadCampaigns),
+    ("GET", "/api/v1/campaign-channels", Action::ReadCampaigns),
+    (
+        "POST",
+        "/api/v1/campaigns/{id}/start",
+        Action::ManageCampaigns,
+    ),
+    (
+        "POST",
+        "/api/v1/campaigns/{id}/complete",
+        Action::ManageCampaigns,
+    ),
+    (
+        "POST",
+        "/api/v1/campaigns/{id}/cancel",
+        Action::ManageCampaigns,
+    ),
+    (
+        "PUT",
+        "/api/v1/campaigns/{id}/budget",
+        Action::ManageCampaigns,
+    ),
+    (
+        "POST",
+        "/api/v1/campaigns/{id}/spend",
+        Action::ManageCampaigns,
+    ),
+    ("POST", "/api/v1/leads", Action::ManageLeads),
+    ("GET", "/api/v1/leads", Action::ReadLeads),
+    ("GET", "/api/v1/leads/{id}", Action::ReadLeads),
+    ("PUT", "/api/v1/leads/{id}", Action::ManageLeads),
+    ("GET", "/api/v1/leads/{id}/history", Action::ReadLeads),
+    ("POST", "/api/v1/leads/{id}/start", Action::ManageLeads),
+    ("POST", "/api/v1/leads/{id}/lose", Action::ManageLeads),
+    ("POST", "/api/v1/leads/{id}/reopen", Action::ManageLeads),
+    ("POST", "/api/v1/leads/{id}/notes", Action::ManageLeads),
+    ("POST", "/api/v1/leads/{id}/assign", Action::ManageLeads),
+    ("POST", "/api/v1/leads/{id}/convert", Action::ConvertLeads),
+    ("GET", "/api/v1/contracts", Action::ReadContracts),
+    ("GET", "/api/v1/contracts/{id}", Action::ReadContracts),
+    ("GET", "/api/v1/customers/{id}", Action::ReadContracts),
+    ("POST", "/api/v1/files", Action::UploadFiles),
+    ("GET", "/api/v1/files/{id}", Action::ReadFiles),
+    (
+        "GET",
+        "/api/v1/stats/campaigns",
+        Action::ReadCampaignStatistics,
+    ),
 ];
 
 pub fn access(action: Action) -> Access {

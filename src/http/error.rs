@@ -32,6 +32,9 @@ pub struct Problem {
     /// Per-field validation errors (only for validation problems).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<ProblemField>,
+    /// What a conflict is with (the open lead a new one duplicates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub existing: Option<crate::app::Existing>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -49,6 +52,7 @@ pub struct ApiError {
     pub title: &'static str,
     pub detail: String,
     pub errors: Vec<ProblemField>,
+    pub existing: Option<Box<crate::app::Existing>>,
     pub retry_after: Option<u64>,
     /// Adds `WWW-Authenticate: Bearer` (401 answers).
     pub www_authenticate: bool,
@@ -67,6 +71,7 @@ impl ApiError {
             title,
             detail: detail.into(),
             errors: Vec::new(),
+            existing: None,
             retry_after: None,
             www_authenticate: false,
         }
@@ -149,6 +154,7 @@ impl ApiError {
             status: self.status.as_u16(),
             detail: self.detail.clone(),
             errors: self.errors.clone(),
+            existing: self.existing.as_deref().cloned(),
         }
     }
 }
@@ -191,6 +197,7 @@ impl From<AppError> for ApiError {
         };
         let mut api = Self::new(status, "", title, err.detail);
         api.slug = err.code.into();
+        api.existing = err.existing;
         api.errors = err
             .fields
             .into_iter()

@@ -324,6 +324,34 @@ fn parse_etag(value: &str) -> Option<i64> {
     v.parse::<i64>().ok().filter(|n| *n >= 0)
 }
 
+/// A query parameter that must be one of `allowed` (when given): 400
+/// naming it and the values otherwise.
+pub fn one_of(name: &str, value: Option<&str>, allowed: &[&str]) -> Result<(), ApiError> {
+    match value {
+        Some(v) if !allowed.contains(&v) => {
+            let (last, rest) = allowed.split_last().expect("some values");
+            let list = if rest.is_empty() {
+                (*last).to_string()
+            } else {
+                format!("{} or {last}", rest.join(", "))
+            };
+            Err(ApiError::bad_parameter(name, format!("must be {list}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// For an optional body field that may be left out but not sent as null
+/// (`#[serde(default, deserialize_with = "not_null")]`): a null is a 422
+/// naming the field.
+pub fn not_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

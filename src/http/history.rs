@@ -17,8 +17,9 @@ pub struct HistoryEntry {
     /// Who: `{kind: "user", user_id, roles}`, `{kind: "cli"}`, ...
     #[schema(value_type = Object)]
     pub actor: serde_json::Value,
-    /// What changed (for a reschedule: from and to).
-    #[schema(value_type = Object)]
+    /// What changed (for a reschedule: from and to): the event's payload,
+    /// an object, or a string for an event that carries nothing more.
+    #[schema(value_type = serde_json::Value)]
     pub change: serde_json::Value,
 }
 

@@ -10,6 +10,7 @@ pub mod extract;
 pub mod gym;
 pub mod history;
 pub mod identity;
+pub mod marketing;
 pub mod notifier;
 pub mod openapi;
 pub mod ops;

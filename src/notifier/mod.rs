@@ -457,6 +457,15 @@ impl Notifier {
                 Ref::Service(id) => self.name_of_service(*id).await,
                 Ref::Time(t) => self.time(*t),
                 Ref::Text(text) => text.clone(),
+                Ref::Campaign(id) => {
+                    sqlx::query_scalar::<_, String>("SELECT name FROM campaigns WHERE id = $1")
+                        .bind(id.to_string())
+                        .fetch_optional(&self.pool)
+                        .await
+                        .ok()
+                        .flatten()
+                        .unwrap_or_else(|| id.to_string())
+                }
                 Ref::Appointment(id) => {
                     let row = sqlx::query(
                         "SELECT client_id, master_id, service_id, start_at FROM appointments WHERE id = $1",

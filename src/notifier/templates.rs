@@ -26,6 +26,8 @@ pub enum Ref {
     Text(String),
     /// Look up client, service, master and time of this appointment.
     Appointment(Uuid),
+    /// A campaign, by its name.
+    Campaign(Uuid),
 }
 
 pub type Template = fn(&StoredEvent) -> Option<Alert>;
@@ -36,6 +38,7 @@ pub const ALERTS: &[(&str, Template)] = &[
     ("AppointmentCancelled", appointment_cancelled),
     ("AppointmentRescheduled", appointment_rescheduled),
     ("OrderPlaced", order_placed),
+    ("LeadCreated", lead_created),
 ];
 
 pub fn template(event_type: &str) -> Option<Template> {
@@ -134,5 +137,29 @@ fn order_placed(event: &StoredEvent) -> Option<Alert> {
             ("Delivery", Ref::Text(delivery)),
         ],
         link: format!("order/{id}"),
+    })
+}
+
+fn lead_created(event: &StoredEvent) -> Option<Alert> {
+    use annals_domain::marketing::LeadEvent;
+    let id = Uuid::parse_str(&event.aggregate_id).ok()?;
+    let LeadEvent::Created { info, .. } = serde_json::from_value(event.payload.clone()).ok()?
+    else {
+        return None;
+    };
+    let mut lines = vec![("Name", Ref::Text(info.full_name))];
+    if let Some(phone) = info.phone {
+        lines.push(("Phone", Ref::Text(phone.as_str().to_string())));
+    }
+    if let Some(email) = info.email {
+        lines.push(("E-mail", Ref::Text(email.as_str().to_string())));
+    }
+    if let Some(campaign) = info.campaign_id {
+        lines.push(("Campaign", Ref::Campaign(campaign)));
+    }
+    Some(Alert {
+        headline: "New lead",
+        lines,
+        link: format!("lead/{id}"),
     })
 }

@@ -11,6 +11,7 @@ mod consumers;
 mod faults;
 mod identity;
 mod log;
+mod marketing;
 mod notifier;
 mod openapi;
 mod ops;

@@ -1542,3 +1542,34 @@ async fn an_invitation_cut_off_by_a_crash_is_sent_again_with_its_buttons() {
         fake.counts()
     );
 }
+
+async fn a_new_lead_alerts_the_staff_with_its_campaign(mode: Mode) {
+    let fake = FakeTelegram::default();
+    let shop = notified_shop(mode, &fake).await;
+    let campaign = staff_call(
+        &shop,
+        "POST",
+        "/api/v1/campaigns",
+        json!({"name": "Autumn search", "service_id": shop.service, "channel": "search",
+            "budget": "500.00", "currency": "EUR", "starts_on": "2026-11-01", "ends_on": "2026-12-31"}),
+        201,
+    )
+    .await;
+    shop.app.settle().await;
+    staff_call(
+        &shop,
+        "POST",
+        "/api/v1/leads",
+        json!({"full_name": "Ann Lee", "phone": "+447700900123", "campaign_id": campaign["id"]}),
+        201,
+    )
+    .await;
+    for chat in STAFF_CHATS {
+        fake.wait_for_chat(chat, 1).await;
+        let alert = &fake.sent_to(chat)[0];
+        assert!(alert.starts_with("New lead\n"), "{alert}");
+        assert!(alert.contains("Name: Ann Lee"), "{alert}");
+        assert!(alert.contains("Campaign: Autumn search"), "{alert}");
+    }
+}
+both_modes!(a_new_lead_alerts_the_staff_with_its_campaign);

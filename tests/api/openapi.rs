@@ -28,3 +28,19 @@ fn every_operation_documents_its_responses() {
         }
     }
 }
+
+/// OpenAPI requires each operation's id to be unique (generated clients
+/// name their functions by it).
+#[test]
+fn operation_ids_are_unique() {
+    let doc = serde_json::to_value(annals::http::openapi_document(&annals::modules())).unwrap();
+    let mut seen = std::collections::HashMap::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let id = operation["operationId"].as_str().unwrap_or_default();
+            if let Some(earlier) = seen.insert(id.to_string(), format!("{method} {path}")) {
+                panic!("operationId {id} is used by {earlier} and {method} {path}");
+            }
+        }
+    }
+}

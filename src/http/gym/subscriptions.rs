@@ -275,7 +275,7 @@ fn with_part(done: &Done<Uuid>) -> CreatedPart {
     params(("id" = Uuid, Path, description = "The subscription"), CommandHeaderParams),
     responses((status = 201, description = "Recorded", body = CreatedPart),
         NotFound, Unauthorized, Forbidden, CommonProblems, CommandProblems))]
-pub(super) async fn record_payment(
+pub(super) async fn record_subscription_payment(
     State(app): State<AppState>,
     Path(id): Path<String>,
     caller: Caller,
@@ -435,7 +435,7 @@ pub struct CancelSubscriptionRequest {
     params(("id" = Uuid, Path, description = "The subscription"), CommandHeaderParams),
     responses((status = 200, description = "Cancelled", body = CommandAccepted),
         NotFound, Unauthorized, Forbidden, CommonProblems, CommandProblems))]
-pub(super) async fn cancel(
+pub(super) async fn cancel_subscription(
     State(app): State<AppState>,
     Path(id): Path<String>,
     caller: Caller,

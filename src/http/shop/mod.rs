@@ -35,8 +35,8 @@ impl Module for ShopModule {
     fn routes(&self) -> OpenApiRouter<AppState> {
         OpenApiRouter::new()
             .routes(routes!(
-                products::create_category,
-                products::list_categories
+                products::create_product_category,
+                products::list_product_categories
             ))
             .routes(routes!(products::create_product, products::list_products))
             .routes(routes!(products::get_product, products::update_product))
@@ -51,12 +51,12 @@ impl Module for ShopModule {
             .routes(routes!(orders::list_orders))
             .routes(routes!(orders::get_order))
             .routes(routes!(orders::order_history))
-            .routes(routes!(orders::record_payment))
+            .routes(routes!(orders::record_order_payment))
             .routes(routes!(orders::ship))
             .routes(routes!(orders::deliver))
             .routes(routes!(orders::ready_for_pickup))
             .routes(routes!(orders::picked_up))
-            .routes(routes!(orders::cancel))
+            .routes(routes!(orders::cancel_order))
             .routes(routes!(orders::refund))
             .routes(routes!(orders::payment_webhook))
             .routes(routes!(orders::order_stats))

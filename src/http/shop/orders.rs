@@ -376,7 +376,7 @@ pub struct PaymentRequest {
     request_body = PaymentRequest, params(("id" = Uuid, Path, description = "The order"), CommandHeaderParams),
     responses((status = 200, description = "Recorded", body = CommandAccepted),
         NotFound, Unauthorized, Forbidden, CommonProblems, CommandProblems))]
-pub(super) async fn record_payment(
+pub(super) async fn record_order_payment(
     State(app): State<AppState>,
     Path(id): Path<String>,
     caller: Caller,
@@ -465,7 +465,7 @@ pub struct CancelOrderRequest {
     request_body = CancelOrderRequest, params(("id" = Uuid, Path, description = "The order"), CommandHeaderParams),
     responses((status = 200, description = "Cancelled", body = CommandAccepted),
         NotFound, Unauthorized, Forbidden, CommonProblems, CommandProblems))]
-pub(super) async fn cancel(
+pub(super) async fn cancel_order(
     State(app): State<AppState>,
     Path(id): Path<String>,
     caller: Caller,

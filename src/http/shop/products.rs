@@ -49,7 +49,7 @@ pub struct ProductCategoryView {
     responses((status = 201, description = "Created", body = CommandAccepted,
             headers(("Location" = String, description = "The new category"))),
         CommonProblems, CommandProblems, Unauthorized, Forbidden))]
-pub(super) async fn create_category(
+pub(super) async fn create_product_category(
     State(app): State<AppState>,
     caller: Caller,
     headers: CommandHeaders,
@@ -64,7 +64,7 @@ pub(super) async fn create_category(
 #[utoipa::path(get, path = "/product-categories", tag = "shop", params(ListQuery),
     responses((status = 200, description = "A page of categories", body = Page<ProductCategoryView>),
         CommonProblems, ReadProblems))]
-pub(super) async fn list_categories(
+pub(super) async fn list_product_categories(
     State(app): State<AppState>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<ProductCategoryView>>, ApiError> {

@@ -70,7 +70,11 @@ impl Backing {
     }
 
     pub fn sqlite_path(&self) -> PathBuf {
-        PathBuf::from(&self.env["ANNALS_DATA_DIR"]).join("annals.db")
+        self.data_dir().join("annals.db")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        PathBuf::from(&self.env["ANNALS_DATA_DIR"])
     }
 
     /// A direct connection to the same database, for assertions.
