@@ -112,6 +112,19 @@ pub struct Settings {
     /// An S3-compatible bucket for uploaded files; unset: a directory,
     /// `ANNALS_DATA_DIR/files`.
     pub files_s3_bucket: Option<String>,
+    /// The provider webhook SMS and WhatsApp messages are posted to; unset:
+    /// they are written to `ANNALS_DATA_DIR/message-outbox/`.
+    pub message_webhook: Option<MessageWebhook>,
+    /// Tries of a message before it is `failed`.
+    pub message_max_attempts: u32,
+}
+
+/// Where scheduled SMS and WhatsApp messages go, and the key they are
+/// signed with.
+#[derive(Clone, Debug)]
+pub struct MessageWebhook {
+    pub url: url::Url,
+    pub secret: SecretText,
 }
 
 impl Settings {
@@ -226,6 +239,36 @@ impl Settings {
             }
             other => other.map(|s| SecretText(s.trim().to_string())),
         };
+        let message_webhook = match (
+            get("ANNALS_MESSAGE_WEBHOOK_URL"),
+            get("ANNALS_MESSAGE_WEBHOOK_SECRET"),
+        ) {
+            (None, _) => None,
+            (Some(_), None) => {
+                bail!("ANNALS_MESSAGE_WEBHOOK_SECRET: needed with ANNALS_MESSAGE_WEBHOOK_URL")
+            }
+            (Some(_), Some(secret)) if secret.trim().len() < 16 => {
+                bail!("ANNALS_MESSAGE_WEBHOOK_SECRET: must be at least 16 characters")
+            }
+            (Some(url), Some(secret)) => {
+                let url = url::Url::parse(url.trim())
+                    .map_err(|e| anyhow::anyhow!("ANNALS_MESSAGE_WEBHOOK_URL: {e}"))?;
+                if !matches!(url.scheme(), "http" | "https") {
+                    bail!("ANNALS_MESSAGE_WEBHOOK_URL: must be http:// or https://");
+                }
+                Some(MessageWebhook {
+                    url,
+                    secret: SecretText(secret.trim().to_string()),
+                })
+            }
+        };
+        let message_max_attempts = match get("ANNALS_MESSAGE_MAX_ATTEMPTS") {
+            None => 5,
+            Some(v) => match v.trim().parse::<u32>() {
+                Ok(n) if (1..=50).contains(&n) => n,
+                _ => bail!("ANNALS_MESSAGE_MAX_ATTEMPTS: '{v}' must be a number from 1 to 50"),
+            },
+        };
         let telegram = match get("TELEGRAM_BOT_TOKEN") {
             None => None,
             Some(token) => {
@@ -271,6 +314,8 @@ impl Settings {
             }
         };
         Ok(Self {
+            message_webhook,
+            message_max_attempts,
             files_s3_bucket: get("ANNALS_FILES_S3_BUCKET").map(|b| b.trim().to_string()),
             telegram,
             slot_step_minutes,

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod files;
 pub mod http;
+pub mod messages;
 pub mod notifier;
 pub mod platform;
 pub mod startup;
@@ -25,6 +26,7 @@ pub fn modules() -> Vec<Box<dyn Module>> {
         Box::new(http::shop::ShopModule),
         Box::new(http::gym::GymModule),
         Box::new(http::marketing::MarketingModule),
+        Box::new(http::customers::CustomersModule),
         Box::new(http::notifier::NotifierModule),
     ]
 }

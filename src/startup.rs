@@ -226,6 +226,13 @@ fn start_workers(
             )
         });
     }
+    let sender = (platform.clone(), ctx.clone());
+    workers.spawn(async move {
+        (
+            "message-sender",
+            crate::messages::run_sender(sender.0, sender.1).await,
+        )
+    });
     let states = platform.consumers().to_vec();
     let head = platform.head.clone();
     workers.spawn(async move { ("monitor", bus::run_monitor(states, head, ctx).await) });

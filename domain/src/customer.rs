@@ -28,6 +28,13 @@ pub enum CustomerCommand {
     AddContract {
         contract_id: Uuid,
     },
+    Update {
+        profile: CustomerProfile,
+    },
+    /// The customer's login: a client user.
+    LinkUser {
+        user_id: Uuid,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +46,12 @@ pub enum CustomerEvent {
     ContractAdded {
         contract_id: Uuid,
     },
+    Updated {
+        profile: CustomerProfile,
+    },
+    UserLinked {
+        user_id: Uuid,
+    },
 }
 
 impl DomainEvent for CustomerEvent {
@@ -46,6 +59,8 @@ impl DomainEvent for CustomerEvent {
         match self {
             CustomerEvent::Created { .. } => "CustomerCreated",
             CustomerEvent::ContractAdded { .. } => "CustomerContractAdded",
+            CustomerEvent::Updated { .. } => "CustomerUpdated",
+            CustomerEvent::UserLinked { .. } => "CustomerUserLinked",
         }
         .into()
     }
@@ -86,6 +101,32 @@ pub struct Customer {
     pub profile: Option<CustomerProfile>,
     pub lead_id: Option<Uuid>,
     pub contract_ids: Vec<Uuid>,
+    pub user_id: Option<Uuid>,
+}
+
+fn checked(mut profile: CustomerProfile) -> Result<CustomerProfile, CustomerError> {
+    profile.name = profile.name.trim().to_string();
+    let mut errors = Vec::new();
+    if profile.name.is_empty() || profile.name.chars().count() > 200 {
+        errors.push(FieldError::new("name", "must be 1 to 200 characters"));
+    }
+    for (field, value, max) in [
+        ("address", &mut profile.address, 500),
+        ("notes", &mut profile.notes, 5000),
+    ] {
+        *value = value
+            .take()
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty());
+        if value.as_ref().is_some_and(|v| v.chars().count() > max) {
+            errors.push(FieldError::new(field, format!("at most {max} characters")));
+        }
+    }
+    if errors.is_empty() {
+        Ok(profile)
+    } else {
+        Err(CustomerError::Invalid(errors))
+    }
 }
 
 pub fn decide(
@@ -93,21 +134,29 @@ pub fn decide(
     command: CustomerCommand,
 ) -> Result<Vec<CustomerEvent>, CustomerError> {
     match command {
-        CustomerCommand::Create {
-            mut profile,
-            lead_id,
-        } => {
+        CustomerCommand::Create { profile, lead_id } => {
             if state.profile.is_some() {
                 return Err(CustomerError::Exists);
             }
-            profile.name = profile.name.trim().to_string();
-            if profile.name.is_empty() || profile.name.chars().count() > 200 {
-                return Err(CustomerError::Invalid(vec![FieldError::new(
-                    "name",
-                    "must be 1 to 200 characters",
-                )]));
-            }
+            let profile = checked(profile)?;
             Ok(vec![CustomerEvent::Created { profile, lead_id }])
+        }
+        CustomerCommand::Update { profile } => {
+            let current = state.profile.as_ref().ok_or(CustomerError::NotFound)?;
+            let profile = checked(profile)?;
+            Ok(if *current == profile {
+                vec![]
+            } else {
+                vec![CustomerEvent::Updated { profile }]
+            })
+        }
+        CustomerCommand::LinkUser { user_id } => {
+            state.profile.as_ref().ok_or(CustomerError::NotFound)?;
+            Ok(if state.user_id == Some(user_id) {
+                vec![]
+            } else {
+                vec![CustomerEvent::UserLinked { user_id }]
+            })
         }
         CustomerCommand::AddContract { contract_id } => {
             state.profile.as_ref().ok_or(CustomerError::NotFound)?;
@@ -127,6 +176,8 @@ pub fn evolve(state: &mut Customer, event: &CustomerEvent) {
             state.lead_id = *lead_id;
         }
         CustomerEvent::ContractAdded { contract_id } => state.contract_ids.push(*contract_id),
+        CustomerEvent::Updated { profile } => state.profile = Some(profile.clone()),
+        CustomerEvent::UserLinked { user_id } => state.user_id = Some(*user_id),
     }
 }
 

@@ -35,6 +35,7 @@ pub trait Projector: Send + Sync + 'static {
 }
 
 pub mod appointments;
+pub mod billing;
 pub mod gym;
 pub mod marketing;
 pub mod names;

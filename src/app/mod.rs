@@ -17,6 +17,7 @@
 //! ```
 
 pub mod appointments;
+pub mod customers;
 mod error;
 pub mod gym;
 pub mod identity;
@@ -587,15 +588,7 @@ impl Unit {
     /// Loads the aggregate the command names. `If-Match` is checked here,
     /// and commands on one subject take turns within this process.
     pub async fn load_subject<A: Aggregate>(&mut self, id: &str) -> Result<Loaded<A>, AppError> {
-        if self.guard.is_none() {
-            let stripe = {
-                use std::hash::{Hash, Hasher};
-                let mut hasher = std::collections::hash_map::DefaultHasher::new();
-                (A::TYPE, id).hash(&mut hasher);
-                (hasher.finish() as usize) % STRIPES
-            };
-            self.guard = Some(self.stripes[stripe].clone().lock_owned().await);
-        }
+        self.take_turns_on::<A>(id).await;
         let loaded = self.load::<A>(id).await?;
         if let Some(expected) = self.expected_version {
             // A version of something that does not exist: it is not found
@@ -612,6 +605,22 @@ impl Unit {
         }
         self.subject = Some((A::TYPE, id.to_string(), loaded.version));
         Ok(loaded)
+    }
+
+    /// Makes the commands of this process that touch `A` `id` take turns
+    /// (what `load_subject` does for the subject); call it first for a
+    /// stream many commands share, like a counter. One per unit: a later
+    /// call, or `load_subject`, keeps the turn already taken.
+    pub async fn take_turns_on<A: Aggregate>(&mut self, id: &str) {
+        if self.guard.is_none() {
+            let stripe = {
+                use std::hash::{Hash, Hasher};
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                (A::TYPE, id).hash(&mut hasher);
+                (hasher.finish() as usize) % STRIPES
+            };
+            self.guard = Some(self.stripes[stripe].clone().lock_owned().await);
+        }
     }
 
     /// Lets the aggregate decide; its events join the unit and are applied

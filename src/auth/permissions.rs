@@ -95,6 +95,11 @@ pub enum Action {
     ReadFiles,
     /// The campaign statistics.
     ReadCampaignStatistics,
+    /// Customers, their page, scheduled messages and the due reminders;
+    /// reading invoices.
+    ManageCustomers,
+    /// Issue invoices, record payments with receipts, void.
+    ManageInvoices,
 }
 
 /// Who may perform an action.
@@ -219,6 +224,14 @@ pub const MATRIX: &[(Action, Access)] = &[
     (
         Action::ReadCampaignStatistics,
         Access::Roles(MARKETING_STAFF),
+    ),
+    (
+        Action::ManageCustomers,
+        Access::Roles(&[Role::Admin, Role::Manager, Role::Operator]),
+    ),
+    (
+        Action::ManageInvoices,
+        Access::Roles(&[Role::Admin, Role::Manager]),
     ),
 ];
 
@@ -533,7 +546,44 @@ pub const ROUTES: &[(&str, &str, Action)] = &[
     ("POST", "/api/v1/leads/{id}/convert", Action::ConvertLeads),
     ("GET", "/api/v1/contracts", Action::ReadContracts),
     ("GET", "/api/v1/contracts/{id}", Action::ReadContracts),
-    ("GET", "/api/v1/customers/{id}", Action::ReadContracts),
+    ("POST", "/api/v1/customers", Action::ManageCustomers),
+    ("GET", "/api/v1/customers", Action::ManageCustomers),
+    ("GET", "/api/v1/customers/{id}", Action::ManageCustomers),
+    ("POST", "/api/v1/invoices", Action::ManageInvoices),
+    ("GET", "/api/v1/invoices", Action::ManageCustomers),
+    ("GET", "/api/v1/invoices/{id}", Action::ManageCustomers),
+    (
+        "POST",
+        "/api/v1/invoices/{id}/payments",
+        Action::ManageInvoices,
+    ),
+    ("POST", "/api/v1/invoices/{id}/void", Action::ManageInvoices),
+    (
+        "POST",
+        "/api/v1/scheduled-messages",
+        Action::ManageCustomers,
+    ),
+    (
+        "GET",
+        "/api/v1/scheduled-messages/{id}",
+        Action::ManageCustomers,
+    ),
+    (
+        "POST",
+        "/api/v1/scheduled-messages/{id}/cancel",
+        Action::ManageCustomers,
+    ),
+    (
+        "POST",
+        "/api/v1/scheduled-messages/{id}/reschedule",
+        Action::ManageCustomers,
+    ),
+    ("GET", "/api/v1/reminders/due", Action::ManageCustomers),
+    (
+        "POST",
+        "/api/v1/reminders/{id}/acknowledge",
+        Action::ManageCustomers,
+    ),
     ("POST", "/api/v1/files", Action::UploadFiles),
     ("GET", "/api/v1/files/{id}", Action::ReadFiles),
     (

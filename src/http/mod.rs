@@ -4,6 +4,7 @@
 pub mod access;
 pub mod appointments;
 pub mod command;
+pub mod customers;
 pub mod dashboards;
 pub mod error;
 pub mod extract;

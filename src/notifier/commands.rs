@@ -43,10 +43,45 @@ impl Notifier {
         Ok(telegram_user.is_some_and(|u| settings.staff_user_ids.iter().any(|s| *s as u64 == u)))
     }
 
-    /// Today's appointments (business time zone), grouped by master, and orders.
+    /// Today's appointments (business time zone), grouped by master,
+    /// orders, and the due reminders nobody has acknowledged.
     pub async fn today(&self) -> Result<String> {
-        self.day_summary(Utc::now().with_timezone(&self.timezone).date_naive())
-            .await
+        let summary = self
+            .day_summary(Utc::now().with_timezone(&self.timezone).date_naive())
+            .await?;
+        Ok(format!("{summary}{}", self.due_reminders().await?))
+    }
+
+    /// The due reminders, as lines after a blank line (empty when none).
+    async fn due_reminders(&self) -> Result<String> {
+        let now = annals_projections::marketing::instant(Utc::now());
+        let due = annals_projections::billing::queries::due_reminders(&self.pool, &now).await?;
+        if due.is_empty() {
+            return Ok(String::new());
+        }
+        let mut out = format!("\n\nReminders due: {}\n", due.len());
+        for row in &due {
+            let Some(plan) = &row.state.plan else {
+                continue;
+            };
+            let customer: Option<String> =
+                sqlx::query_scalar("SELECT name FROM customers WHERE id = $1")
+                    .bind(plan.customer_id.to_string())
+                    .fetch_optional(&self.pool)
+                    .await?;
+            let time = plan
+                .scheduled_at
+                .with_timezone(&self.timezone)
+                .format("%d %b %H:%M");
+            out.push_str(&format!(
+                "  {time} {} ({}, {}): {}\n",
+                customer.unwrap_or_else(|| plan.customer_id.to_string()),
+                plan.channel.as_str(),
+                row.state.status.as_str(),
+                plan.content.chars().take(80).collect::<String>()
+            ));
+        }
+        Ok(out)
     }
 
     /// One day's appointments (business time zone), grouped by master.

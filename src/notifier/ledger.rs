@@ -59,6 +59,24 @@ pub async fn retry(pool: &AnyPool, cause: &str, chat_id: i64) -> Result<bool> {
     Ok(done.rows_affected() == 1)
 }
 
+/// How one message stands: its status and last error (none: not in the
+/// ledger).
+pub async fn status(
+    pool: &AnyPool,
+    cause: &str,
+    chat_id: i64,
+) -> Result<Option<(String, Option<String>)>> {
+    let row = sqlx::query(
+        "SELECT status, last_error FROM notifier_ledger WHERE cause = $1 AND chat_id = $2",
+    )
+    .bind(cause)
+    .bind(chat_id)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|row| Ok((row.try_get("status")?, row.try_get("last_error")?)))
+        .transpose()
+}
+
 /// The ledger cause of a broadcast's messages.
 pub fn broadcast_cause(broadcast_id: &str) -> String {
     format!("broadcast:{broadcast_id}")

@@ -120,6 +120,8 @@ pub struct Notifier {
     pub(crate) appointments: Arc<CommandBus<Appointment>>,
     /// Records clients' answers to invitations.
     pub(crate) trainings: Arc<CommandBus<annals_domain::gym::training::Training>>,
+    /// Records how customers' scheduled Telegram messages went.
+    pub(crate) scheduled: Arc<CommandBus<annals_domain::message::ScheduledMessage>>,
     /// Runs the bot's workflows (registration).
     pub(crate) commands: Arc<crate::app::Commands>,
     /// Records a migrated staff chat.
@@ -155,6 +157,7 @@ impl Notifier {
             users: Arc::new(platform.command_bus::<User>()),
             appointments: Arc::new(platform.command_bus::<Appointment>()),
             trainings: Arc::new(platform.command_bus()),
+            scheduled: Arc::new(platform.command_bus()),
             commands: platform.commands.clone(),
             settings_bus: Arc::new(platform.command_bus()),
             pace: Arc::new(tokio::sync::Mutex::new(Pace {

@@ -43,6 +43,55 @@ impl Notifier {
         if settings.renewal_reminder_days > 0 && self.renewals_due() {
             self.renewal_reminders(now, &settings, stop).await?;
         }
+        self.scheduled_messages(now, stop).await
+    }
+
+    /// Customers' scheduled Telegram messages that are due: each through
+    /// the ledger (`message:<id>`), then recorded on the message as sent,
+    /// or failed with Telegram's refusal.
+    async fn scheduled_messages(
+        &mut self,
+        now: DateTime<Utc>,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<()> {
+        use annals_domain::message::{MessageCommand, MessageStatus};
+        let now_text = annals_projections::marketing::instant(now);
+        let due = annals_projections::billing::queries::due_messages(
+            &self.pool,
+            &now_text,
+            &["telegram"],
+            20,
+        )
+        .await?;
+        for id in due {
+            let (message, _) = self.scheduled.load(&id.to_string()).await?;
+            let Some(plan) = &message.plan else { continue };
+            if message.status != MessageStatus::Scheduled || plan.scheduled_at > now {
+                continue;
+            }
+            let Ok(chat) = plan.to.parse::<i64>() else {
+                continue;
+            };
+            let cause = format!("message:{id}");
+            self.deliver(&cause, chat, &plan.content, stop).await?;
+            let command = match super::ledger::status(&self.pool, &cause, chat).await? {
+                Some((status, _)) if status == "sent" => MessageCommand::Sent {
+                    answer: "delivered by Telegram".into(),
+                },
+                Some((status, error)) if status == "refused" || status == "parked" => {
+                    MessageCommand::Failed {
+                        answer: error.unwrap_or_else(|| "refused by Telegram".into()),
+                    }
+                }
+                _ => continue,
+            };
+            let ctx = crate::app::CommandContext::new(annals_domain::EventMetadata::for_command(
+                annals_domain::Actor::System,
+            ));
+            if let Err(err) = self.scheduled.execute(&ctx, &id.to_string(), command).await {
+                tracing::warn!(message = %id, error = %err, "message outcome not recorded");
+            }
+        }
         Ok(())
     }
 

@@ -8,6 +8,7 @@ mod bad_input;
 mod clients;
 mod commands;
 mod consumers;
+mod customers;
 mod faults;
 mod identity;
 mod log;

@@ -1573,3 +1573,59 @@ async fn a_new_lead_alerts_the_staff_with_its_campaign(mode: Mode) {
     }
 }
 both_modes!(a_new_lead_alerts_the_staff_with_its_campaign);
+
+async fn a_scheduled_telegram_message_reaches_the_customer_once_and_today_lists_it_as_due(
+    mode: Mode,
+) {
+    let fake = FakeTelegram::default();
+    let shop = notified_shop(mode, &fake).await;
+    let token = client(&shop, "ada").await;
+    link_chat(&shop, &fake, &token, 1, 871).await;
+    let ada = me(&shop, &token).await["id"].clone();
+    shop.app.settle().await;
+    let customer = staff_call(
+        &shop,
+        "POST",
+        "/api/v1/customers",
+        json!({"name": "Ada", "user_id": ada}),
+        201,
+    )
+    .await;
+    shop.app.settle().await;
+    let at = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let message = staff_call(
+        &shop,
+        "POST",
+        "/api/v1/scheduled-messages",
+        json!({"customer_id": customer["id"], "channel": "telegram",
+            "content": "Your order is ready", "scheduled_at": at}),
+        201,
+    )
+    .await;
+    fake.wait_for_chat(871, 2).await;
+    assert_eq!(fake.sent_to(871)[1], "Your order is ready");
+    let path = format!(
+        "/api/v1/scheduled-messages/{}",
+        message["id"].as_str().unwrap()
+    );
+    let started = Instant::now();
+    loop {
+        let view = staff_call(&shop, "GET", &path, Value::Null, 200).await;
+        if view["status"] == "sent" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{view}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shop.app.settle().await;
+    fake.say(10, 42, "/today");
+    fake.wait_for_chat(42, 1).await;
+    let today = &fake.sent_to(42)[0];
+    assert!(today.contains("Reminders due: 1"), "{today}");
+    assert!(
+        today.contains("Ada (telegram, sent): Your order is ready"),
+        "{today}"
+    );
+    assert!(fake.counts().values().all(|n| *n == 1), "nothing twice");
+}
+both_modes!(a_scheduled_telegram_message_reaches_the_customer_once_and_today_lists_it_as_due);

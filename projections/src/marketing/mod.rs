@@ -129,7 +129,7 @@ impl FactRecord {
 
 /// Each aggregate's state after the batch, folded from its stored state:
 /// (state, last sequence, first event's instant if the batch created it).
-fn fold<A, E, R>(
+pub(crate) fn fold<A, E, R>(
     rows: &Rows<R>,
     changes: &[(&StoredEvent, E)],
     state_of: impl Fn(&R) -> &str,
@@ -156,7 +156,7 @@ where
     Ok(states)
 }
 
-fn ids<E>(changes: &[(&StoredEvent, E)]) -> Vec<String> {
+pub(crate) fn ids<E>(changes: &[(&StoredEvent, E)]) -> Vec<String> {
     changes
         .iter()
         .map(|(e, _)| e.aggregate_id.clone())

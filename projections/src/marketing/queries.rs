@@ -235,3 +235,28 @@ pub async fn facts(pool: &AnyPool, known_at: Option<&str>) -> Result<Vec<FactRow
         })
         .collect()
 }
+
+/// Customers by name (those whose name, e-mail or phone contains `q`).
+pub async fn customers(pool: &AnyPool, q: Option<&str>) -> Result<Vec<CustomerRow>> {
+    let q = q
+        .map(|q| format!("%{}%", q.trim().to_lowercase()))
+        .unwrap_or_default();
+    let rows = sqlx::query(
+        "SELECT id, state, created_at, version FROM customers \
+         WHERE ($1 = '' OR LOWER(name) LIKE $1 OR LOWER(COALESCE(email, '')) LIKE $1 \
+              OR COALESCE(phone, '') LIKE $1) ORDER BY name, id",
+    )
+    .bind(q)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(CustomerRow {
+                id: uuid(row, "id")?,
+                state: state(row, "state")?,
+                created_at: row.try_get("created_at")?,
+                version: row.try_get("version")?,
+            })
+        })
+        .collect()
+}

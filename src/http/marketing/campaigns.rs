@@ -141,14 +141,14 @@ pub(super) async fn complete_campaign(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"reason": "budget moved to social"})))]
-pub struct ReasonRequest {
+pub struct MarketingReasonRequest {
     #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     pub reason: String,
 }
 
 /// Cancel it (from `planned` or `active`).
 #[utoipa::path(post, path = "/campaigns/{id}/cancel", tag = "marketing", security(("bearer" = [])),
-    request_body = ReasonRequest,
+    request_body = MarketingReasonRequest,
     params(("id" = Uuid, Path, description = "The campaign"), CommandHeaderParams),
     responses((status = 200, description = "Cancelled (or already)", body = CommandAccepted),
         NotFound, Unauthorized, Forbidden, CommonProblems, CommandProblems))]
@@ -157,7 +157,7 @@ pub(super) async fn cancel_campaign(
     Path(id): Path<String>,
     caller: Caller,
     headers: CommandHeaders,
-    body: JsonBody<ReasonRequest>,
+    body: JsonBody<MarketingReasonRequest>,
 ) -> Result<Response, ApiError> {
     let command = CampaignCommand::Cancel {
         reason: body.value.reason,

@@ -25,6 +25,9 @@ use crate::files::{check_type, sha256_hex, sniff, Refusal, MAX_FILE_BYTES};
 /// The body limit of an upload: the file and the form around it.
 pub const UPLOAD_LIMIT: usize = MAX_FILE_BYTES + 64 * 1024;
 
+/// Who may read a payment's receipt: staff.
+pub const RECEIPT_READERS: &[Role] = &[Role::Admin, Role::Manager, Role::Operator];
+
 /// Who may read a file attached to a contract.
 pub const CONTRACT_READERS: &[Role] = &[Role::Admin, Role::Manager];
 
@@ -215,6 +218,7 @@ pub(super) async fn download_file(
         .ok_or_else(|| ApiError::not_found("no such file"))?;
     let allowed = match &file.owner {
         Some(owner) if owner.kind == "contract" => CONTRACT_READERS.iter().any(|r| me.has(*r)),
+        Some(owner) if owner.kind == "receipt" => RECEIPT_READERS.iter().any(|r| me.has(*r)),
         Some(_) => me.has(Role::Admin),
         None => me.has(Role::Admin) || meta.uploaded_by == me.user_id,
     };

@@ -25,7 +25,7 @@ use super::super::{
     ApiError, ApiQuery, AppState, Caller, CommandAccepted, CommandCall, CommandHeaders,
     CommandProblems, CommonProblems, JsonBody,
 };
-use super::campaigns::{ReadQuery, ReasonRequest};
+use super::campaigns::{MarketingReasonRequest, ReadQuery};
 use crate::app::marketing as workflows;
 
 /// A lead as it is read; the document shows it as `LeadBody` (a phone, an
@@ -228,7 +228,7 @@ pub(super) async fn start_lead(
 
 /// Lost, with a reason; its phone and e-mail are free for a new lead.
 #[utoipa::path(post, path = "/leads/{id}/lose", tag = "marketing", security(("bearer" = [])),
-    request_body = ReasonRequest,
+    request_body = MarketingReasonRequest,
     params(("id" = Uuid, Path, description = "The lead"), CommandHeaderParams),
     responses((status = 200, description = "Lost", body = CommandAccepted),
         NotFound, Unauthorized, Forbidden, CommonProblems, CommandProblems))]
@@ -237,7 +237,7 @@ pub(super) async fn lose_lead(
     Path(id): Path<String>,
     caller: Caller,
     headers: CommandHeaders,
-    body: JsonBody<ReasonRequest>,
+    body: JsonBody<MarketingReasonRequest>,
 ) -> Result<Response, ApiError> {
     let path = format!("/leads/{id}/lose");
     let call = CommandCall::new(caller, headers, "POST", &path, body.digest);

@@ -18,6 +18,7 @@ use annals_projections::Projector;
 use super::AppState;
 use crate::platform::Module;
 
+pub use contracts::ContractView;
 pub use files::CONTRACT_READERS;
 
 pub struct MarketingModule;
@@ -51,7 +52,6 @@ impl Module for MarketingModule {
             .routes(routes!(contracts::convert_lead))
             .routes(routes!(contracts::list_contracts))
             .routes(routes!(contracts::get_contract))
-            .routes(routes!(contracts::get_customer))
             .routes(routes!(files::download_file))
             .routes(routes!(stats::campaign_stats))
             .merge(uploads)

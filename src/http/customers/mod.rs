@@ -1,0 +1,345 @@
+//! Customers (one list, and one page about each), invoices with receipts,
+//! scheduled messages and the due reminders.
+
+mod invoices;
+mod messages;
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::Json;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use annals_domain::customer::CustomerProfile;
+use annals_domain::user::{Email, Phone};
+use annals_domain::FieldError;
+use annals_projections::billing::{queries as billing, BillingProjector, BILLING};
+use annals_projections::marketing::{queries, MARKETING};
+use annals_projections::Projector;
+
+use super::command::{created, IdempotencyParams};
+use super::error::{Forbidden, NotFound, ReadProblems, Unauthorized};
+use super::extract::{not_null, path_uuid};
+use super::marketing::ContractView;
+use super::page::{by_name, page, Page};
+use super::{
+    ApiError, ApiQuery, AppState, Caller, CommandAccepted, CommandCall, CommandHeaders,
+    CommandProblems, CommonProblems, JsonBody,
+};
+use crate::app::customers as workflows;
+use crate::platform::Module;
+
+pub use invoices::InvoiceView;
+pub use messages::MessageView;
+
+pub struct CustomersModule;
+
+impl Module for CustomersModule {
+    fn name(&self) -> &'static str {
+        "customers"
+    }
+
+    fn routes(&self) -> OpenApiRouter<AppState> {
+        OpenApiRouter::new()
+            .routes(routes!(create_customer, list_customers))
+            .routes(routes!(get_customer))
+            .routes(routes!(invoices::issue_invoice, invoices::list_invoices))
+            .routes(routes!(invoices::get_invoice))
+            .routes(routes!(invoices::pay_invoice))
+            .routes(routes!(invoices::void_invoice))
+            .routes(routes!(messages::schedule_message))
+            .routes(routes!(messages::get_message))
+            .routes(routes!(messages::cancel_message))
+            .routes(routes!(messages::reschedule_message))
+            .routes(routes!(messages::due_reminders))
+            .routes(routes!(messages::acknowledge_reminder))
+    }
+
+    fn projectors(&self) -> Vec<Arc<dyn Projector>> {
+        vec![Arc::new(BillingProjector)]
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(examples(json!({"name": "Jane Roe", "email": "jane@example.com", "phone": "+447700900123", "address": "1 High Street, Leeds", "notes": "prefers e-mail"})))]
+pub struct CustomerRequest {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    pub name: String,
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(format = Email, max_length = 254, nullable = false)]
+    pub email: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(pattern = r"^\+?[0-9]{10,15}$", nullable = false)]
+    pub phone: Option<String>,
+    #[schema(max_length = 500)]
+    pub address: Option<String>,
+    #[schema(max_length = 5000)]
+    pub notes: Option<String>,
+    /// The customer's login: a user with the `client` role.
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub user_id: Option<Uuid>,
+}
+
+fn profile(r: CustomerRequest) -> Result<(CustomerProfile, Option<Uuid>), ApiError> {
+    let mut errors: Vec<FieldError> = Vec::new();
+    let given = |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let email =
+        given(r.email).and_then(|e| Email::parse("email", &e).map_err(|e| errors.push(e)).ok());
+    let phone =
+        given(r.phone).and_then(|p| Phone::parse("phone", &p).map_err(|e| errors.push(e)).ok());
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    Ok((
+        CustomerProfile {
+            name: r.name,
+            email,
+            phone,
+            address: r.address,
+            notes: r.notes,
+        },
+        r.user_id,
+    ))
+}
+
+/// Add a customer (with or without a login).
+#[utoipa::path(post, path = "/customers", tag = "customers", security(("bearer" = [])),
+    request_body = CustomerRequest, params(IdempotencyParams),
+    responses((status = 201, description = "Created", body = CommandAccepted,
+            headers(("Location" = String, description = "The customer: /api/v1/customers/{id}"))),
+        CommonProblems, CommandProblems, Unauthorized, Forbidden, NotFound))]
+pub(super) async fn create_customer(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: CommandHeaders,
+    body: JsonBody<CustomerRequest>,
+) -> Result<Response, ApiError> {
+    let call = CommandCall::new(caller, headers, "POST", "/customers", body.digest);
+    let (profile, user) = profile(body.value)?;
+    let done = workflows::create_customer(&app.platform, &call.context(), profile, user).await;
+    Ok(created("/customers", done, CommandAccepted::of))
+}
+
+#[derive(Serialize, Deserialize, ToSchema, Debug, PartialEq)]
+pub struct CustomerSummary {
+    #[schema(value_type = String, format = Uuid)]
+    pub id: Uuid,
+    pub name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub user_id: Option<Uuid>,
+    /// The lead it was converted from.
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub lead_id: Option<Uuid>,
+}
+
+fn summary(row: &queries::CustomerRow) -> Option<CustomerSummary> {
+    let p = row.state.profile.as_ref()?;
+    Some(CustomerSummary {
+        id: row.id,
+        name: p.name.clone(),
+        email: p.email.as_ref().map(|e| e.as_str().to_string()),
+        phone: p.phone.as_ref().map(|e| e.as_str().to_string()),
+        user_id: row.state.user_id,
+        lead_id: row.state.lead_id,
+    })
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CustomerListQuery {
+    /// Part of the name, e-mail or phone.
+    #[param(max_length = 200)]
+    pub q: Option<String>,
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+    #[param(max_length = 1000)]
+    pub cursor: Option<String>,
+    #[param(minimum = 0)]
+    pub min_position: Option<i64>,
+}
+
+/// Customers by name — added by staff or converted from leads, one list.
+#[utoipa::path(get, path = "/customers", tag = "customers", security(("bearer" = [])),
+    params(CustomerListQuery),
+    responses((status = 200, description = "A page of customers", body = Page<CustomerSummary>),
+        Unauthorized, Forbidden, CommonProblems, ReadProblems))]
+pub(super) async fn list_customers(
+    State(app): State<AppState>,
+    ApiQuery(query): ApiQuery<CustomerListQuery>,
+) -> Result<Json<Page<CustomerSummary>>, ApiError> {
+    if query.q.as_ref().is_some_and(|q| q.chars().count() > 200) {
+        return Err(ApiError::bad_parameter("q", "at most 200 characters"));
+    }
+    app.platform.wait_for(MARKETING, query.min_position).await?;
+    let q = query.q.as_deref().filter(|q| !q.trim().is_empty());
+    let rows = queries::customers(&app.platform.db.any, q).await?;
+    let items = rows.iter().filter_map(summary).collect();
+    Ok(Json(page(
+        items,
+        |c: &CustomerSummary| by_name(&c.name, &c.id),
+        query.limit,
+        query.cursor.as_deref(),
+    )?))
+}
+
+#[derive(Serialize, Deserialize, ToSchema, Debug, PartialEq)]
+pub struct LinkedAppointment {
+    #[schema(value_type = String, format = Uuid)]
+    pub id: Uuid,
+    pub start: String,
+    pub status: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema, Debug, PartialEq)]
+pub struct LinkedSubscription {
+    #[schema(value_type = String, format = Uuid)]
+    pub id: Uuid,
+    #[schema(value_type = String, format = Uuid)]
+    pub plan_id: Uuid,
+    #[schema(value_type = Option<String>, format = Date)]
+    pub ends_on: Option<NaiveDate>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema, Debug, PartialEq)]
+pub struct LinkedOrder {
+    #[schema(value_type = String, format = Uuid)]
+    pub id: Uuid,
+    pub number: String,
+    pub status: String,
+}
+
+/// One page about one customer.
+#[derive(Serialize, Deserialize, ToSchema, Debug, PartialEq)]
+pub struct CustomerPage {
+    #[serde(flatten)]
+    pub customer: CustomerSummary,
+    pub address: Option<String>,
+    pub notes: Option<String>,
+    pub invoices: Vec<InvoiceView>,
+    pub messages: Vec<MessageView>,
+    /// For those who may read contracts (admin, manager); empty otherwise.
+    pub contracts: Vec<ContractView>,
+    /// When linked to a user: their coming appointments, orders and
+    /// subscriptions.
+    pub appointments: Vec<LinkedAppointment>,
+    pub orders: Vec<LinkedOrder>,
+    pub subscriptions: Vec<LinkedSubscription>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: String,
+    pub version: i64,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReadQuery {
+    /// Wait until the read models have applied the log up to here.
+    #[param(minimum = 0)]
+    pub min_position: Option<i64>,
+}
+
+/// One customer: invoices, scheduled messages, contracts, and (when
+/// linked to a user) appointments, orders and subscriptions.
+#[utoipa::path(get, path = "/customers/{id}", tag = "customers", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The customer"), ReadQuery),
+    responses((status = 200, description = "The customer", body = CustomerPage),
+        Unauthorized, Forbidden, NotFound, CommonProblems, ReadProblems))]
+pub(super) async fn get_customer(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<ReadQuery>,
+) -> Result<Json<CustomerPage>, ApiError> {
+    let me = caller.principal()?.clone();
+    let id = path_uuid("id", &id)?;
+    for consumer in [MARKETING, BILLING] {
+        app.platform.wait_for(consumer, query.min_position).await?;
+    }
+    let pool = &app.platform.db.any;
+    let row = queries::customer(pool, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such customer"))?;
+    let (Some(customer), Some(profile)) = (summary(&row), row.state.profile.clone()) else {
+        return Err(ApiError::not_found("no such customer"));
+    };
+    let today = app.platform.today();
+    let invoices = billing::invoices(pool, Some(id))
+        .await?
+        .into_iter()
+        .filter_map(|r| InvoiceView::of(r, today))
+        .collect();
+    let messages = billing::messages_of(pool, id)
+        .await?
+        .into_iter()
+        .filter_map(MessageView::of)
+        .collect();
+    let contracts = if super::marketing::CONTRACT_READERS
+        .iter()
+        .any(|r| me.has(*r))
+    {
+        queries::contracts(pool, Some(id))
+            .await?
+            .into_iter()
+            .map(ContractView::from)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let (mut appointments, mut orders, mut subscriptions) = (Vec::new(), Vec::new(), Vec::new());
+    if let Some(user) = row.state.user_id {
+        let now = app.platform.clock.now();
+        appointments =
+            annals_projections::appointments::queries::upcoming_of_client(pool, user, now, 50)
+                .await?
+                .into_iter()
+                .map(|a| LinkedAppointment {
+                    id: a.id,
+                    start: a.start,
+                    status: a.status,
+                })
+                .collect();
+        let filter = annals_projections::shop::queries::OrderFilter {
+            customer_id: Some(user),
+            ..Default::default()
+        };
+        orders = annals_projections::shop::queries::orders(pool, &filter)
+            .await?
+            .into_iter()
+            .map(|o| LinkedOrder {
+                id: o.id,
+                number: o.number,
+                status: o.status,
+            })
+            .collect();
+        subscriptions = annals_projections::gym::queries::subscriptions(pool, Some(user), None)
+            .await?
+            .into_iter()
+            .map(|s| LinkedSubscription {
+                id: s.id,
+                plan_id: s.plan_id,
+                ends_on: s.state.ends_on(),
+            })
+            .collect();
+    }
+    Ok(Json(CustomerPage {
+        customer,
+        address: profile.address,
+        notes: profile.notes,
+        invoices,
+        messages,
+        contracts,
+        appointments,
+        orders,
+        subscriptions,
+        created_at: row.created_at,
+        version: row.version,
+    }))
+}
