@@ -186,6 +186,27 @@ async fn an_invoice_is_paid_with_receipts_and_the_customer_page_lists_it_all(mod
         (&json!("paid"), &json!(false), &json!("100.00"))
     );
 
+    // A receipt over the limit is refused and stores nothing.
+    let files_dir = app.backing.data_dir().join("files");
+    let count = |dir: &std::path::Path| walk(dir);
+    let before = count(&files_dir);
+    let mut big = b"%PDF-1.4 ".to_vec();
+    big.resize(10 * 1024 * 1024 + 1, b'r');
+    let part = reqwest::multipart::Part::bytes(big)
+        .file_name("receipt.pdf")
+        .mime_str("application/pdf")
+        .unwrap();
+    let too_big = app
+        .http()
+        .post(app.url("/api/v1/files"))
+        .bearer_auth(&admin)
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_big.status(), 413);
+    assert_eq!(count(&files_dir), before, "nothing stored");
+
     // Receipts are for staff.
     let path = app.url(&format!("/api/v1/files/{first}"));
     let got = app
@@ -463,3 +484,19 @@ async fn a_message_due_while_the_server_is_down_is_sent_once_after_it_comes_back
     assert_eq!(files, 1, "written once");
 }
 both_modes!(a_message_due_while_the_server_is_down_is_sent_once_after_it_comes_back);
+
+/// Files under `dir`, recursively.
+pub(crate) fn walk(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .map(|e| {
+                if e.path().is_dir() {
+                    walk(&e.path())
+                } else {
+                    1
+                }
+            })
+            .sum()
+    })
+}

@@ -614,7 +614,7 @@ both_modes!(a_second_open_lead_with_the_same_phone_is_refused_naming_the_first_u
 async fn uploads_over_the_limit_or_of_a_refused_type_store_nothing(mode: Mode) {
     let o = office(mode).await;
     let files_dir = o.app.backing.data_dir().join("files");
-    let stored = || -> usize { walk(&files_dir) };
+    let stored = || -> usize { crate::customers::walk(&files_dir) };
     let before = stored();
     let mut big = b"%PDF-1.7 ".to_vec();
     big.resize(10 * 1024 * 1024 + 1, b'x');
@@ -674,24 +674,6 @@ async fn uploads_over_the_limit_or_of_a_refused_type_store_nothing(mode: Mode) {
     assert_eq!(stored(), before + 1, "the same content is kept once");
 }
 both_modes!(uploads_over_the_limit_or_of_a_refused_type_store_nothing);
-
-/// Files under `dir`, recursively.
-fn walk(dir: &std::path::Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| {
-            let path = e.path();
-            if path.is_dir() {
-                walk(&path)
-            } else {
-                1
-            }
-        })
-        .sum()
-}
 
 /// Two `annals` processes on one PostgreSQL, each taking half of twelve
 /// leads with one e-mail at once: one lead, eleven refusals naming it.

@@ -32,17 +32,16 @@ pub struct MessageRequest {
     pub customer_id: Uuid,
     /// `sms` and `whatsapp` go to the customer's phone; `telegram` to the
     /// chat of the customer's linked user.
-    #[schema(inline, value_type = ChannelName)]
-    pub channel: String,
+    pub channel: ChannelName,
     #[schema(min_length = 1, max_length = 4000, pattern = r"\S")]
     pub content: String,
     #[schema(value_type = String, format = DateTime)]
     pub scheduled_at: DateTime<FixedOffset>,
 }
 
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code)]
+/// How a message goes.
+#[derive(Deserialize, ToSchema, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
 pub enum ChannelName {
     Sms,
     Whatsapp,
@@ -64,8 +63,11 @@ pub(super) async fn schedule_message(
 ) -> Result<Response, ApiError> {
     let call = CommandCall::new(caller, headers, "POST", "/scheduled-messages", body.digest);
     let r = body.value;
-    let channel = Channel::parse(&r.channel)
-        .ok_or_else(|| ApiError::invalid_field("channel", "must be sms, whatsapp or telegram"))?;
+    let channel = match r.channel {
+        ChannelName::Sms => Channel::Sms,
+        ChannelName::Whatsapp => Channel::Whatsapp,
+        ChannelName::Telegram => Channel::Telegram,
+    };
     let done = workflows::schedule_message(
         &app.platform,
         &call.context(),
