@@ -56,6 +56,21 @@ pub async fn create_customer(
         .await
 }
 
+/// New details of a customer, or its login linked (a client user).
+pub async fn change_customer(
+    p: &Platform,
+    ctx: &CommandContext,
+    id: Uuid,
+    command: CustomerCommand,
+) -> Result<Done<()>, AppError> {
+    if let CustomerCommand::LinkUser { user_id } = &command {
+        check_role(p, "user_id", *user_id, Role::Client, "not-a-client").await?;
+    }
+    p.commands
+        .execute::<Customer>(ctx, &id.to_string(), command)
+        .await
+}
+
 async fn existing_customer(unit: &mut Unit, id: Uuid) -> Result<Customer, AppError> {
     let customer = unit.load::<Customer>(&id.to_string()).await?;
     if customer.state.profile.is_none() {

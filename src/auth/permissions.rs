@@ -549,6 +549,12 @@ pub const ROUTES: &[(&str, &str, Action)] = &[
     ("POST", "/api/v1/customers", Action::ManageCustomers),
     ("GET", "/api/v1/customers", Action::ManageCustomers),
     ("GET", "/api/v1/customers/{id}", Action::ManageCustomers),
+    ("PUT", "/api/v1/customers/{id}", Action::ManageCustomers),
+    (
+        "POST",
+        "/api/v1/customers/{id}/user",
+        Action::ManageCustomers,
+    ),
     ("POST", "/api/v1/invoices", Action::ManageInvoices),
     ("GET", "/api/v1/invoices", Action::ManageCustomers),
     ("GET", "/api/v1/invoices/{id}", Action::ManageCustomers),

@@ -1587,11 +1587,26 @@ async fn a_scheduled_telegram_message_reaches_the_customer_once_and_today_lists_
         &shop,
         "POST",
         "/api/v1/customers",
-        json!({"name": "Ada", "user_id": ada}),
+        json!({"name": "Ada"}),
         201,
     )
     .await;
+    let customer_path = format!("/api/v1/customers/{}", customer["id"].as_str().unwrap());
+    let at = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let body = json!({"customer_id": customer["id"], "channel": "telegram", "content": "x", "scheduled_at": at});
+    staff_call(&shop, "POST", "/api/v1/scheduled-messages", body, 409).await;
+    // Linked to her login later: Telegram messages reach her chat.
+    staff_call(
+        &shop,
+        "POST",
+        &format!("{customer_path}/user"),
+        json!({"user_id": ada}),
+        200,
+    )
+    .await;
     shop.app.settle().await;
+    let page = staff_call(&shop, "GET", &customer_path, Value::Null, 200).await;
+    assert_eq!(page["user_id"], ada);
     let at = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
     let message = staff_call(
         &shop,

@@ -16,14 +16,16 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use annals_domain::customer::CustomerProfile;
+use annals_domain::customer::{CustomerCommand, CustomerProfile};
 use annals_domain::user::{Email, Phone};
 use annals_domain::FieldError;
 use annals_projections::billing::{queries as billing, BillingProjector, BILLING};
 use annals_projections::marketing::{queries, MARKETING};
 use annals_projections::Projector;
 
-use super::command::{created, IdempotencyParams};
+use axum::http::StatusCode;
+
+use super::command::{accepted, created, CommandHeaderParams, IdempotencyParams};
 use super::error::{Forbidden, NotFound, ReadProblems, Unauthorized};
 use super::extract::{not_null, path_uuid};
 use super::marketing::ContractView;
@@ -48,7 +50,8 @@ impl Module for CustomersModule {
     fn routes(&self) -> OpenApiRouter<AppState> {
         OpenApiRouter::new()
             .routes(routes!(create_customer, list_customers))
-            .routes(routes!(get_customer))
+            .routes(routes!(get_customer, update_customer))
+            .routes(routes!(link_customer_user))
             .routes(routes!(invoices::issue_invoice, invoices::list_invoices))
             .routes(routes!(invoices::get_invoice))
             .routes(routes!(invoices::pay_invoice))
@@ -125,6 +128,63 @@ pub(super) async fn create_customer(
     let (profile, user) = profile(body.value)?;
     let done = workflows::create_customer(&app.platform, &call.context(), profile, user).await;
     Ok(created("/customers", done, CommandAccepted::of))
+}
+
+/// Change a customer's name and contact details (`user_id` is ignored
+/// here: link a login with `POST /customers/{id}/user`).
+#[utoipa::path(put, path = "/customers/{id}", tag = "customers", security(("bearer" = [])),
+    request_body = CustomerRequest,
+    params(("id" = Uuid, Path, description = "The customer"), CommandHeaderParams),
+    responses((status = 200, description = "Changed (or already so)", body = CommandAccepted),
+        NotFound, Unauthorized, Forbidden, CommonProblems, CommandProblems))]
+pub(super) async fn update_customer(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    caller: Caller,
+    headers: CommandHeaders,
+    body: JsonBody<CustomerRequest>,
+) -> Result<Response, ApiError> {
+    let path = format!("/customers/{id}");
+    let call = CommandCall::new(caller, headers, "PUT", &path, body.digest);
+    let id = path_uuid("id", &id)?;
+    let (profile, _) = profile(body.value)?;
+    let command = CustomerCommand::Update { profile };
+    let done = workflows::change_customer(&app.platform, &call.context(), id, command).await;
+    Ok(accepted(StatusCode::OK, done))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(examples(json!({"user_id": "0193a0b4-8d2e-7c1a-9f00-5a1b2c3d4e5f"})))]
+pub struct LinkUserRequest {
+    /// A user with the `client` role.
+    #[schema(value_type = String, format = Uuid)]
+    pub user_id: Uuid,
+}
+
+/// Link the customer to their login (a client user), later than at
+/// creation: their page then shows that user's appointments, orders and
+/// subscriptions, and Telegram messages reach that user's chat.
+#[utoipa::path(post, path = "/customers/{id}/user", tag = "customers", security(("bearer" = [])),
+    request_body = LinkUserRequest,
+    params(("id" = Uuid, Path, description = "The customer"), CommandHeaderParams),
+    responses((status = 200, description = "Linked (or already)", body = CommandAccepted),
+        NotFound, Unauthorized, Forbidden, CommonProblems, CommandProblems))]
+pub(super) async fn link_customer_user(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    caller: Caller,
+    headers: CommandHeaders,
+    body: JsonBody<LinkUserRequest>,
+) -> Result<Response, ApiError> {
+    let path = format!("/customers/{id}/user");
+    let call = CommandCall::new(caller, headers, "POST", &path, body.digest);
+    let id = path_uuid("id", &id)?;
+    let command = CustomerCommand::LinkUser {
+        user_id: body.value.user_id,
+    };
+    let done = workflows::change_customer(&app.platform, &call.context(), id, command).await;
+    Ok(accepted(StatusCode::OK, done))
 }
 
 #[derive(Serialize, Deserialize, ToSchema, Debug, PartialEq)]
