@@ -6,8 +6,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{Context, Result};
+use serde::de::DeserializeOwned;
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
+
+use annals_domain::StoredEvent;
 
 /// One column value, as bound to a statement.
 #[derive(Debug, Clone, PartialEq)]
@@ -264,6 +267,43 @@ impl<R: Record> Rows<R> {
         }
         Ok(())
     }
+}
+
+/// Each aggregate's state after the batch, folded from the state its row
+/// keeps (`state_of`): (state, the last sequence applied).
+pub fn fold<A, E, R>(
+    rows: &Rows<R>,
+    changes: &[(&StoredEvent, E)],
+    state_of: impl Fn(&R) -> &str,
+    evolve: impl Fn(&mut A, &E),
+) -> anyhow::Result<HashMap<String, (A, i64)>>
+where
+    A: Default + DeserializeOwned,
+    R: Record,
+{
+    let mut states = HashMap::<String, (A, i64)>::new();
+    for (event, change) in changes {
+        let id = &event.aggregate_id;
+        if !states.contains_key(id) {
+            let state = match rows.get(id) {
+                Some(row) => serde_json::from_str(state_of(row))?,
+                None => A::default(),
+            };
+            states.insert(id.clone(), (state, 0));
+        }
+        let entry = states.get_mut(id).expect("inserted above");
+        evolve(&mut entry.0, change);
+        entry.1 = event.sequence;
+    }
+    Ok(states)
+}
+
+/// The ids of the aggregates a batch changes (for `Rows::load`).
+pub fn ids<E>(changes: &[(&StoredEvent, E)]) -> Vec<String> {
+    changes
+        .iter()
+        .map(|(e, _)| e.aggregate_id.clone())
+        .collect()
 }
 
 #[cfg(test)]

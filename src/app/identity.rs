@@ -12,14 +12,6 @@ pub fn bot_username(telegram_user_id: i64) -> Username {
         .expect("tg and digits make a username")
 }
 
-/// Whether a bot registration made the account or found it made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Registered {
-    New,
-    /// This chat's registration had been recorded already (a retry).
-    Already,
-}
-
 /// Registers a client from the bot and links the chat, in one commit: the
 /// account never exists without its chat. Its username is `tg<user id>`;
 /// it has no password (it may get one from an admin later).
@@ -30,7 +22,7 @@ pub async fn register_through_bot(
     chat_id: i64,
     full_name: String,
     phone: Phone,
-) -> Result<Done<Registered>, AppError> {
+) -> Result<Done<()>, AppError> {
     let username = bot_username(telegram_user_id);
     let id = crate::auth::user_id(username.as_str());
     commands
@@ -39,8 +31,9 @@ pub async fn register_through_bot(
             async move {
                 let mut user = unit.load_subject::<User>(&id.to_string()).await?;
                 if user.state.registered {
+                    // Recorded already by an earlier try of this update.
                     if user.state.telegram_chat_id == Some(chat_id) {
-                        return Ok((unit, Registered::Already));
+                        return Ok((unit, ()));
                     }
                     return Err(AppError::conflict(
                         "exists",
@@ -63,7 +56,7 @@ pub async fn register_through_bot(
                 .await?;
                 unit.decide(&mut user, UserCommand::LinkTelegram { chat_id })
                     .await?;
-                Ok((unit, Registered::New))
+                Ok((unit, ()))
             }
         })
         .await

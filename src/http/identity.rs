@@ -1,6 +1,7 @@
 //! Identity over REST: registration, sign-in and out, profile, password
 //! change and reset, and the admin's user management.
 
+use super::page::ReadQuery;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -316,14 +317,6 @@ pub struct UserListQuery {
     /// `next_cursor` of the previous page.
     #[param(max_length = 200)]
     pub cursor: Option<String>,
-    /// Wait until the read model has applied the log up to here.
-    #[param(minimum = 0)]
-    pub min_position: Option<i64>,
-}
-
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ReadQuery {
     /// Wait until the read model has applied the log up to here.
     #[param(minimum = 0)]
     pub min_position: Option<i64>,

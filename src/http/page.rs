@@ -78,6 +78,15 @@ pub fn page<T: ToSchema>(
 }
 
 /// The key of an item listed by name: name first, the id breaks ties.
+/// A key that sorts newest first under the ascending order `page` keeps
+/// (`at`: an RFC 3339 instant).
+pub fn newest_first(at: &str, id: &uuid::Uuid) -> String {
+    format!("{at}{id}")
+        .chars()
+        .map(|c| char::from_u32(0xFFFF - c as u32).unwrap_or(c))
+        .collect()
+}
+
 pub fn by_name(name: &str, id: &uuid::Uuid) -> String {
     format!("{name}\u{0}{id}")
 }
@@ -127,6 +136,15 @@ mod tests {
             .unwrap();
         assert_eq!(err.errors[0].field, "cursor");
     }
+}
+
+/// The parameter of reading one thing: at least at a position.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReadQuery {
+    /// Wait until the read model has applied the log up to here.
+    #[param(minimum = 0)]
+    pub min_position: Option<i64>,
 }
 
 /// The parameters of a plain list: a page of it, read at least at a position.

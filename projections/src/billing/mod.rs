@@ -13,8 +13,8 @@ use annals_domain::message::{self, MessageEvent, ScheduledMessage};
 use annals_domain::StoredEvent;
 
 use crate::appointments::parsed;
-use crate::marketing::{fold, ids, instant};
-use crate::rows::Rows;
+use crate::marketing::instant;
+use crate::rows::{fold, ids, Rows};
 use crate::Projector;
 
 pub const BILLING: &str = "billing";

@@ -18,7 +18,7 @@ use annals_domain::StoredEvent;
 
 use crate::appointments::parsed;
 use crate::names::{Kind, NameBook, Shown};
-use crate::rows::Rows;
+use crate::rows::{fold, Rows};
 use crate::Projector;
 
 pub const SUBSCRIPTIONS: &str = "subscriptions";
@@ -116,20 +116,8 @@ impl Projector for SubscriptionsProjector {
             }
         }
         // Each subscription's state is decoded once and encoded once per batch.
-        let mut states = HashMap::<String, (Subscription, i64)>::new();
-        for (event, change) in &changes {
-            let id = &event.aggregate_id;
-            if !states.contains_key(id) {
-                let state = match rows.get(id) {
-                    Some(row) => serde_json::from_str(&row.state)?,
-                    None => Subscription::default(),
-                };
-                states.insert(id.clone(), (state, 0));
-            }
-            let entry = states.get_mut(id).expect("inserted above");
-            subscription::evolve(&mut entry.0, change);
-            entry.1 = event.sequence;
-        }
+        let states: HashMap<String, (Subscription, i64)> =
+            fold(&rows, &changes, |r| &r.state, subscription::evolve)?;
         for (id, (state, version)) in states {
             let client_id = state.client_id.map(|c| c.to_string()).unwrap_or_default();
             let client_name = match rows.get(&id) {
@@ -241,20 +229,12 @@ impl Projector for TrainingsProjector {
                 version: event.sequence,
             });
         }
-        let mut states = HashMap::<String, (Training, i64)>::new();
-        for (event, change) in &changes {
-            let id = &event.aggregate_id;
-            if !states.contains_key(id) {
-                let state = match trainings.get(id) {
-                    Some(row) => serde_json::from_str(&row.state)?,
-                    None => Training::default(),
-                };
-                states.insert(id.clone(), (state, 0));
-            }
-            let entry = states.get_mut(id).expect("inserted above");
-            training::evolve_training(&mut entry.0, change);
-            entry.1 = event.sequence;
-        }
+        let states: HashMap<String, (Training, i64)> = fold(
+            &trainings,
+            &changes,
+            |r| &r.state,
+            training::evolve_training,
+        )?;
         // Invitations are never taken back: each one's row is upserted.
         let mut attendance = Rows::<AttendanceRecord>::load(tx, std::iter::empty()).await?;
         for (id, (state, version)) in states {

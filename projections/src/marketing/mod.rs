@@ -12,8 +12,6 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use cqrs_es::Aggregate;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use sqlx::AnyConnection;
 
 use annals_domain::customer::{self, Customer, CustomerEvent};
@@ -24,7 +22,7 @@ use annals_domain::marketing::lead::{self, Lead, LeadEvent};
 use annals_domain::StoredEvent;
 
 use crate::appointments::parsed;
-use crate::rows::{Record, Rows};
+use crate::rows::{fold, ids, Rows};
 use crate::Projector;
 
 pub const MARKETING: &str = "marketing";
@@ -125,42 +123,6 @@ impl FactRecord {
             recorded_at: instant(event.recorded_at),
         }
     }
-}
-
-/// Each aggregate's state after the batch, folded from its stored state:
-/// (state, last sequence, first event's instant if the batch created it).
-pub(crate) fn fold<A, E, R>(
-    rows: &Rows<R>,
-    changes: &[(&StoredEvent, E)],
-    state_of: impl Fn(&R) -> &str,
-    evolve: impl Fn(&mut A, &E),
-) -> anyhow::Result<HashMap<String, (A, i64)>>
-where
-    A: Default + DeserializeOwned + Serialize,
-    R: Record,
-{
-    let mut states = HashMap::<String, (A, i64)>::new();
-    for (event, change) in changes {
-        let id = &event.aggregate_id;
-        if !states.contains_key(id) {
-            let state = match rows.get(id) {
-                Some(row) => serde_json::from_str(state_of(row))?,
-                None => A::default(),
-            };
-            states.insert(id.clone(), (state, 0));
-        }
-        let entry = states.get_mut(id).expect("inserted above");
-        evolve(&mut entry.0, change);
-        entry.1 = event.sequence;
-    }
-    Ok(states)
-}
-
-pub(crate) fn ids<E>(changes: &[(&StoredEvent, E)]) -> Vec<String> {
-    changes
-        .iter()
-        .map(|(e, _)| e.aggregate_id.clone())
-        .collect()
 }
 
 /// When each aggregate's first event in the batch was recorded.

@@ -178,16 +178,16 @@ pub async fn customer(pool: &AnyPool, id: Uuid) -> Result<Option<CustomerRow>> {
         .bind(id.to_string())
         .fetch_optional(pool)
         .await?;
-    row.as_ref()
-        .map(|row| {
-            Ok(CustomerRow {
-                id: uuid(row, "id")?,
-                state: state(row, "state")?,
-                created_at: row.try_get("created_at")?,
-                version: row.try_get("version")?,
-            })
-        })
-        .transpose()
+    row.as_ref().map(customer_row).transpose()
+}
+
+fn customer_row(row: &AnyRow) -> Result<CustomerRow> {
+    Ok(CustomerRow {
+        id: uuid(row, "id")?,
+        state: state(row, "state")?,
+        created_at: row.try_get("created_at")?,
+        version: row.try_get("version")?,
+    })
 }
 
 /// One fact the campaign statistics count.
@@ -249,14 +249,5 @@ pub async fn customers(pool: &AnyPool, q: Option<&str>) -> Result<Vec<CustomerRo
     .bind(q)
     .fetch_all(pool)
     .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(CustomerRow {
-                id: uuid(row, "id")?,
-                state: state(row, "state")?,
-                created_at: row.try_get("created_at")?,
-                version: row.try_get("version")?,
-            })
-        })
-        .collect()
+    rows.iter().map(customer_row).collect()
 }

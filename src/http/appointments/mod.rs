@@ -12,8 +12,7 @@ use std::sync::Arc;
 
 use chrono::NaiveTime;
 use chrono_tz::Tz;
-use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -135,13 +134,7 @@ fn parse_tz(field: &str, text: &str) -> Result<Tz, FieldError> {
         .map_err(|_| FieldError::new(field, "must be an IANA time zone like Europe/Berlin"))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ReadQuery {
-    /// Wait until the read model has applied the log up to here.
-    #[param(minimum = 0)]
-    pub min_position: Option<i64>,
-}
+pub use super::page::ReadQuery;
 
 #[cfg(test)]
 mod tests {

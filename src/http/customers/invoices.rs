@@ -18,12 +18,12 @@ use annals_projections::billing::BILLING;
 use super::super::command::{accepted, reply, CommandHeaderParams, IdempotencyParams};
 use super::super::error::{Forbidden, NotFound, ReadProblems, Unauthorized};
 use super::super::extract::path_uuid;
+use super::super::page::ReadQuery;
 use super::super::page::{page, Page};
 use super::super::{
     ApiError, ApiQuery, AppState, Caller, CommandAccepted, CommandCall, CommandHeaders,
     CommandProblems, CommonProblems, JsonBody,
 };
-use super::ReadQuery;
 use crate::app::customers as workflows;
 
 #[derive(Deserialize, ToSchema)]

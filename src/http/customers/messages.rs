@@ -17,11 +17,11 @@ use annals_projections::marketing::instant;
 use super::super::command::{accepted, created, CommandHeaderParams, IdempotencyParams};
 use super::super::error::{Forbidden, NotFound, ReadProblems, Unauthorized};
 use super::super::extract::path_uuid;
+use super::super::page::ReadQuery;
 use super::super::{
     ApiError, ApiQuery, AppState, Caller, CommandAccepted, CommandCall, CommandHeaders,
     CommandProblems, CommonProblems, JsonBody,
 };
-use super::ReadQuery;
 use crate::app::customers as workflows;
 
 #[derive(Deserialize, ToSchema)]

@@ -29,7 +29,7 @@ use super::command::{accepted, created, CommandHeaderParams, IdempotencyParams};
 use super::error::{Forbidden, NotFound, ReadProblems, Unauthorized};
 use super::extract::{not_null, path_uuid};
 use super::marketing::ContractView;
-use super::page::{by_name, page, Page};
+use super::page::{by_name, page, Page, ReadQuery};
 use super::{
     ApiError, ApiQuery, AppState, Caller, CommandAccepted, CommandCall, CommandHeaders,
     CommandProblems, CommonProblems, JsonBody,
@@ -296,14 +296,6 @@ pub struct CustomerPage {
     #[schema(value_type = String, format = DateTime)]
     pub created_at: String,
     pub version: i64,
-}
-
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ReadQuery {
-    /// Wait until the read models have applied the log up to here.
-    #[param(minimum = 0)]
-    pub min_position: Option<i64>,
 }
 
 /// One customer: invoices, scheduled messages, contracts, and (when

@@ -1,5 +1,6 @@
 //! Membership plans.
 
+use super::super::page::ReadQuery;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -214,23 +215,15 @@ pub(super) async fn list_plans(
     )?))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PlanReadQuery {
-    /// Wait until the read model has applied the log up to here.
-    #[param(minimum = 0)]
-    pub min_position: Option<i64>,
-}
-
 /// One plan.
 #[utoipa::path(get, path = "/plans/{id}", tag = "studio",
-    params(("id" = Uuid, Path, description = "The plan"), PlanReadQuery),
+    params(("id" = Uuid, Path, description = "The plan"), ReadQuery),
     responses((status = 200, description = "The plan", body = PlanView),
         NotFound, CommonProblems, ReadProblems))]
 pub(super) async fn get_plan(
     State(app): State<AppState>,
     Path(id): Path<String>,
-    ApiQuery(query): ApiQuery<PlanReadQuery>,
+    ApiQuery(query): ApiQuery<ReadQuery>,
 ) -> Result<Json<PlanView>, ApiError> {
     let id = super::super::extract::path_uuid("id", &id)?;
     app.platform

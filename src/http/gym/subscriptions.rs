@@ -2,6 +2,7 @@
 //! subscription (staff, or its client); the subscriber lists as of any date
 //! and the expiry forecast.
 
+use super::super::page::ReadQuery;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -175,25 +176,17 @@ impl SubscriptionView {
     }
 }
 
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct SubscriptionReadQuery {
-    /// Wait until the read model has applied the log up to here.
-    #[param(minimum = 0)]
-    pub min_position: Option<i64>,
-}
-
 /// One subscription (staff, or its client), with its periods, freezes and
 /// payments.
 #[utoipa::path(get, path = "/subscriptions/{id}", tag = "studio", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "The subscription"), SubscriptionReadQuery),
+    params(("id" = Uuid, Path, description = "The subscription"), ReadQuery),
     responses((status = 200, description = "The subscription", body = SubscriptionView),
         Unauthorized, NotFound, CommonProblems, ReadProblems))]
 pub(super) async fn get_subscription(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    ApiQuery(query): ApiQuery<SubscriptionReadQuery>,
+    ApiQuery(query): ApiQuery<ReadQuery>,
 ) -> Result<Json<SubscriptionView>, ApiError> {
     let me = caller.principal()?.clone();
     let id = path_uuid("id", &id)?;
@@ -209,13 +202,13 @@ pub(super) async fn get_subscription(
 
 /// Your own subscriptions (a client's card).
 #[utoipa::path(get, path = "/me/subscriptions", tag = "studio", security(("bearer" = [])),
-    params(SubscriptionReadQuery),
+    params(ReadQuery),
     responses((status = 200, description = "Your subscriptions", body = Vec<SubscriptionView>),
         Unauthorized, CommonProblems, ReadProblems))]
 pub(super) async fn my_subscriptions(
     State(app): State<AppState>,
     caller: Caller,
-    ApiQuery(query): ApiQuery<SubscriptionReadQuery>,
+    ApiQuery(query): ApiQuery<ReadQuery>,
 ) -> Result<Json<Vec<SubscriptionView>>, ApiError> {
     let me = caller.principal()?.clone();
     app.platform
@@ -896,14 +889,14 @@ pub struct ClientCardView {
 
 /// A client's card (staff, or the client themself; anyone else gets 404).
 #[utoipa::path(get, path = "/clients/{id}/card", tag = "studio", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "The client (a user)"), SubscriptionReadQuery),
+    params(("id" = Uuid, Path, description = "The client (a user)"), ReadQuery),
     responses((status = 200, description = "The client's card", body = ClientCardView),
         Unauthorized, NotFound, CommonProblems, ReadProblems))]
 pub(super) async fn client_card(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    ApiQuery(query): ApiQuery<SubscriptionReadQuery>,
+    ApiQuery(query): ApiQuery<ReadQuery>,
 ) -> Result<Json<ClientCardView>, ApiError> {
     let me = caller.principal()?.clone();
     let id = path_uuid("id", &id)?;

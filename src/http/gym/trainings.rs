@@ -1,6 +1,7 @@
 //! Groups and trainings: invitations, answers, the meeting link and
 //! attendance.
 
+use super::super::page::ReadQuery;
 use std::collections::BTreeSet;
 
 use axum::extract::{Path, State};
@@ -293,24 +294,16 @@ pub(super) async fn list_trainings(
     ))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct TrainingReadQuery {
-    /// Wait until the read model has applied the log up to here.
-    #[param(minimum = 0)]
-    pub min_position: Option<i64>,
-}
-
 /// One training.
 #[utoipa::path(get, path = "/trainings/{id}", tag = "studio", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "The training"), TrainingReadQuery),
+    params(("id" = Uuid, Path, description = "The training"), ReadQuery),
     responses((status = 200, description = "The training", body = TrainingView),
         Unauthorized, NotFound, CommonProblems, ReadProblems))]
 pub(super) async fn get_training(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    ApiQuery(query): ApiQuery<TrainingReadQuery>,
+    ApiQuery(query): ApiQuery<ReadQuery>,
 ) -> Result<Json<TrainingView>, ApiError> {
     let me = caller.principal()?.clone();
     let id = path_uuid("id", &id)?;

@@ -20,7 +20,7 @@ use annals_projections::marketing::MARKETING;
 use super::super::command::{accepted, created, CommandHeaderParams, IdempotencyParams};
 use super::super::error::{Forbidden, NotFound, ReadProblems, Unauthorized};
 use super::super::extract::{one_of, path_uuid};
-use super::super::page::{by_name, page, Page};
+use super::super::page::{by_name, page, Page, ReadQuery};
 use super::super::{
     ApiError, ApiQuery, AppState, Caller, CommandAccepted, CommandCall, CommandHeaders,
     CommandProblems, CommonProblems, JsonBody,
@@ -388,14 +388,6 @@ pub(super) async fn list_campaigns(
         query.limit,
         query.cursor.as_deref(),
     )?))
-}
-
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ReadQuery {
-    /// Wait until the read model has applied the log up to here.
-    #[param(minimum = 0)]
-    pub min_position: Option<i64>,
 }
 
 /// One campaign.

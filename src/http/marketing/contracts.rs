@@ -19,12 +19,12 @@ use annals_projections::marketing::MARKETING;
 use super::super::command::{reply, CommandHeaderParams};
 use super::super::error::{Forbidden, NotFound, ReadProblems, Unauthorized};
 use super::super::extract::path_uuid;
+use super::super::page::ReadQuery;
 use super::super::page::{page, ListQuery, Page};
 use super::super::{
     ApiError, ApiQuery, AppState, Caller, CommandAccepted, CommandCall, CommandHeaders,
     CommandProblems, CommonProblems, JsonBody,
 };
-use super::campaigns::ReadQuery;
 use crate::app::marketing::{self as workflows, Converted};
 
 #[derive(Deserialize, ToSchema)]

@@ -20,12 +20,13 @@ use super::super::command::{accepted, created, CommandHeaderParams, IdempotencyP
 use super::super::error::{Forbidden, NotFound, ReadProblems, Unauthorized};
 use super::super::extract::{not_null, one_of, path_uuid};
 use super::super::history::HistoryEntry;
-use super::super::page::{page, Page};
+use super::super::page::ReadQuery;
+use super::super::page::{newest_first, page, Page};
 use super::super::{
     ApiError, ApiQuery, AppState, Caller, CommandAccepted, CommandCall, CommandHeaders,
     CommandProblems, CommonProblems, JsonBody,
 };
-use super::campaigns::{MarketingReasonRequest, ReadQuery};
+use super::campaigns::MarketingReasonRequest;
 use crate::app::marketing as workflows;
 
 /// A lead as it is read; the document shows it as `LeadBody` (a phone, an
@@ -485,20 +486,12 @@ pub(super) async fn list_leads(
     };
     let rows = queries::leads(&app.platform.db.any, &filter).await?;
     let views = rows.into_iter().filter_map(LeadView::of).collect();
-    // Newest first: the key sorts ascending, so it is the inverse time.
     Ok(Json(page(
         views,
-        |l: &LeadView| format!("{}\u{0}{}", invert(&l.created_at), l.id),
+        |l: &LeadView| newest_first(&l.created_at, &l.id),
         query.limit,
         query.cursor.as_deref(),
     )?))
-}
-
-/// A key that sorts the other way round (for newest-first pages).
-fn invert(text: &str) -> String {
-    text.chars()
-        .map(|c| char::from_u32(0x10FFFF - c as u32).unwrap_or(c))
-        .collect()
 }
 
 /// One lead.

@@ -1,5 +1,6 @@
 //! The dealer program: applications, their decision, and one's standing.
 
+use super::super::page::ReadQuery;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -235,22 +236,14 @@ pub struct MyDealerView {
     pub applications: Vec<ApplicationView>,
 }
 
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct DealerReadQuery {
-    /// Wait until the read model has applied the log up to here.
-    #[param(minimum = 0)]
-    pub min_position: Option<i64>,
-}
-
 /// Your standing in the dealer program and the discount in force.
-#[utoipa::path(get, path = "/me/dealer", tag = "shop", security(("bearer" = [])), params(DealerReadQuery),
+#[utoipa::path(get, path = "/me/dealer", tag = "shop", security(("bearer" = [])), params(ReadQuery),
     responses((status = 200, description = "Your standing", body = MyDealerView),
         Unauthorized, CommonProblems, ReadProblems))]
 pub(super) async fn my_dealer(
     State(app): State<AppState>,
     caller: Caller,
-    ApiQuery(query): ApiQuery<DealerReadQuery>,
+    ApiQuery(query): ApiQuery<ReadQuery>,
 ) -> Result<Json<MyDealerView>, ApiError> {
     let me = caller.principal()?.clone();
     app.platform.wait_for(DEALERS, query.min_position).await?;

@@ -27,7 +27,7 @@ use super::super::command::{accepted, CommandHeaderParams};
 use super::super::error::{Forbidden, NotFound, ReadProblems, Unauthorized};
 use super::super::extract::parse_json;
 use super::super::history::HistoryEntry;
-use super::super::page::{page, Page};
+use super::super::page::{newest_first, page, Page, ReadQuery};
 use super::super::{
     ApiError, ApiQuery, AppState, Caller, CommandAccepted, CommandCall, CommandHeaders,
     CommandProblems, CommonProblems, JsonBody,
@@ -238,14 +238,6 @@ pub enum OrderState {
     Refunded,
 }
 
-/// Sorts newest first under the ascending order `page` keeps.
-fn newest_first(placed_at: &str, id: &Uuid) -> String {
-    format!("{placed_at}{id}")
-        .chars()
-        .map(|c| char::from_u32(0xFFFF - c as u32).unwrap_or(c))
-        .collect()
-}
-
 /// Orders, newest first: staff see all (with filters), clients their own.
 #[utoipa::path(get, path = "/orders", tag = "shop", security(("bearer" = [])), params(OrderListQuery),
     responses((status = 200, description = "A page of orders, newest first", body = Page<OrderView>),
@@ -289,14 +281,6 @@ pub(super) async fn list_orders(
     )?))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct OrderReadQuery {
-    /// Wait until the read model has applied the log up to here.
-    #[param(minimum = 0)]
-    pub min_position: Option<i64>,
-}
-
 async fn visible_order(app: &AppState, me: &Principal, id: Uuid) -> Result<OrderRow, ApiError> {
     let order = queries::order(&app.platform.db.any, id)
         .await?
@@ -310,14 +294,14 @@ async fn visible_order(app: &AppState, me: &Principal, id: Uuid) -> Result<Order
 
 /// One order (yours, or any for staff), with its lines as placed.
 #[utoipa::path(get, path = "/orders/{id}", tag = "shop", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "The order"), OrderReadQuery),
+    params(("id" = Uuid, Path, description = "The order"), ReadQuery),
     responses((status = 200, description = "The order", body = OrderView),
         Unauthorized, NotFound, CommonProblems, ReadProblems))]
 pub(super) async fn get_order(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    ApiQuery(query): ApiQuery<OrderReadQuery>,
+    ApiQuery(query): ApiQuery<ReadQuery>,
 ) -> Result<Json<OrderView>, ApiError> {
     let me = caller.principal()?.clone();
     let id = path_id(&id)?;

@@ -1,5 +1,6 @@
 //! Product categories, products (fitment, stock) and the storefront.
 
+use super::super::page::ReadQuery;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -454,24 +455,16 @@ pub struct ProductDetailView {
     pub related: Vec<ProductView>,
 }
 
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ProductReadQuery {
-    /// Wait until the read model has applied the log up to here.
-    #[param(minimum = 0)]
-    pub min_position: Option<i64>,
-}
-
 /// One product, with related products.
 #[utoipa::path(get, path = "/products/{id}", tag = "shop",
-    params(("id" = Uuid, Path, description = "The product"), ProductReadQuery),
+    params(("id" = Uuid, Path, description = "The product"), ReadQuery),
     responses((status = 200, description = "The product", body = ProductDetailView),
         NotFound, CommonProblems, ReadProblems))]
 pub(super) async fn get_product(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    ApiQuery(query): ApiQuery<ProductReadQuery>,
+    ApiQuery(query): ApiQuery<ReadQuery>,
 ) -> Result<Json<ProductDetailView>, ApiError> {
     let id = path_id(&id)?;
     app.platform.wait_for(PRODUCTS, query.min_position).await?;
@@ -516,12 +509,12 @@ pub struct StorefrontView {
 const PER_CATEGORY: usize = 4;
 
 /// The storefront: new arrivals, and a few products of each category.
-#[utoipa::path(get, path = "/store", tag = "shop", params(ProductReadQuery),
+#[utoipa::path(get, path = "/store", tag = "shop", params(ReadQuery),
     responses((status = 200, description = "The storefront", body = StorefrontView),
         CommonProblems, ReadProblems))]
 pub(super) async fn storefront(
     State(app): State<AppState>,
-    ApiQuery(query): ApiQuery<ProductReadQuery>,
+    ApiQuery(query): ApiQuery<ReadQuery>,
 ) -> Result<Json<StorefrontView>, ApiError> {
     app.platform.wait_for(PRODUCTS, query.min_position).await?;
     let pool = &app.platform.db.any;
@@ -566,12 +559,12 @@ pub struct VehicleView {
 
 /// The makes and models the catalog's products fit (for a vehicle picker;
 /// pass them to `GET /products` as `make` and `model`).
-#[utoipa::path(get, path = "/vehicles", tag = "shop", params(ProductReadQuery),
+#[utoipa::path(get, path = "/vehicles", tag = "shop", params(ReadQuery),
     responses((status = 200, description = "Makes by name, each with its models", body = Vec<VehicleView>),
         CommonProblems, ReadProblems))]
 pub(super) async fn vehicles(
     State(app): State<AppState>,
-    ApiQuery(query): ApiQuery<ProductReadQuery>,
+    ApiQuery(query): ApiQuery<ReadQuery>,
 ) -> Result<Json<Vec<VehicleView>>, ApiError> {
     app.platform.wait_for(PRODUCTS, query.min_position).await?;
     Ok(Json(
