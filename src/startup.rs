@@ -189,11 +189,19 @@ fn start_workers(
         nats: platform.nats.clone(),
     };
     let mut workers = JoinSet::new();
+    let fanout = bus::Fanout::default();
     for projector in platform.projectors() {
         let state = platform.consumer(projector.name()).expect("state").clone();
-        let (projector, ctx) = (projector.clone(), ctx.clone());
-        workers.spawn(async move { (state.name, bus::run_projector(projector, state, ctx).await) });
+        let (projector, feed, ctx) = (projector.clone(), fanout.subscribe(), ctx.clone());
+        workers.spawn(async move {
+            (
+                state.name,
+                bus::run_projector(projector, state, feed, ctx).await,
+            )
+        });
     }
+    let fanout_ctx = ctx.clone();
+    workers.spawn(async move { ("fan-out", bus::run_fanout(fanout, fanout_ctx).await) });
     if let (Some(nats), Some(state)) = (
         platform.nats.clone(),
         platform.consumer(bus::RELAY).cloned(),

@@ -260,24 +260,24 @@ impl ProjectorRunner {
         Ok(applied)
     }
 
-    /// Applies events that arrived from NATS. They may repeat what was
-    /// applied already or leave a gap; gaps are filled from the log.
+    /// Applies events the fan-out delivered (in position order). They may
+    /// repeat what was applied already or leave a gap; gaps are filled
+    /// from the log.
     pub async fn deliver(
         &mut self,
-        mut events: Vec<StoredEvent>,
+        events: &[StoredEvent],
         stop: &watch::Receiver<bool>,
     ) -> Result<()> {
-        events.sort_by_key(|e| e.position);
-        events.dedup_by_key(|e| e.position);
-        events.retain(|e| e.position > self.checkpoint);
+        let fresh = events.partition_point(|e| e.position <= self.checkpoint);
+        let events = &events[fresh..];
+        if events.is_empty() {
+            return Ok(());
+        }
         let contiguous = events
             .iter()
             .zip(self.checkpoint + 1..)
             .all(|(e, expected)| e.position == expected);
-        if events.is_empty() {
-            return Ok(());
-        }
-        if contiguous && self.try_apply(&events).await.is_ok() {
+        if contiguous && self.try_apply(events).await.is_ok() {
             return Ok(());
         }
         self.catch_up(stop).await.map(|_| ())
@@ -334,7 +334,11 @@ impl ProjectorRunner {
         }
         let name = self.projector.name();
         let mut conn = self.pool.acquire().await?;
-        if Checkpoints::advance(&mut conn, name, self.stored, self.checkpoint).await? {
+        let advanced = Checkpoints::advance(&mut conn, name, self.stored, self.checkpoint).await?;
+        // Back to the pool before another is taken: every projector of the
+        // process may flush at the same instant.
+        drop(conn);
+        if advanced {
             self.stored = self.checkpoint;
         } else {
             let now = Checkpoints::get(&self.pool, name).await?;

@@ -1,18 +1,19 @@
-//! The long-running tasks of the fan-out: one loop per projector (tailing
-//! the log in embedded mode, a JetStream durable consumer in server mode),
-//! the relay to NATS and the lag monitor.
+//! The long-running tasks of the fan-out: one loop per projector (fed by
+//! the process's fan-out, the log filling gaps), the relay to NATS and the
+//! lag monitor.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use sqlx::AnyPool;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 use annals_projections::Projector;
 
 use super::consumer::{Checkpoints, ConsumerState, ProjectorRunner, BATCH, FLUSH_AFTER};
+use super::fanout::Batch;
 use super::nats::{self, NatsBus};
 use crate::store::{now_millis, LogReader};
 
@@ -40,9 +41,13 @@ async fn pause(stop: &mut watch::Receiver<bool>, duration: Duration) {
 }
 
 /// Runs one projector until the process stops or the projector fails.
+/// Events come from the process's fan-out (`feed`); the log fills gaps and
+/// is read directly at start, after falling behind, and whenever the feed
+/// is quiet while the log is ahead (NATS unreachable, a stalled relay).
 pub async fn run_projector(
     projector: Arc<dyn Projector>,
     state: Arc<ConsumerState>,
+    mut feed: broadcast::Receiver<Batch>,
     mut ctx: WorkerContext,
 ) -> Result<()> {
     let name = projector.name();
@@ -65,30 +70,42 @@ pub async fn run_projector(
             }
         }
     };
-    match ctx.nats.clone() {
-        None => tail_log(&mut runner, &mut ctx).await,
-        Some(bus) => follow_stream(&mut runner, &bus, &mut ctx).await,
-    }
-}
-
-/// Embedded mode: read the log after every local append, and every second
-/// for appends made by other processes (the CLI).
-async fn tail_log(runner: &mut ProjectorRunner, ctx: &mut WorkerContext) -> Result<()> {
+    let mut from_log = true;
     while !*ctx.stop.borrow() {
-        runner.catch_up(&ctx.stop).await?;
-        flush_if(runner, MAX_UNSAVED).await;
+        if from_log {
+            runner.catch_up(&ctx.stop).await?;
+            flush_if(&mut runner, MAX_UNSAVED).await;
+            from_log = false;
+        }
         let wait = if runner.unsaved_for().is_some() {
             FLUSH_AFTER
         } else {
-            Duration::from_secs(1)
+            DOORBELL
         };
         tokio::select! {
-            _ = ctx.appended.changed() => {}
-            _ = tokio::time::sleep(wait) => flush_if(runner, Duration::ZERO).await,
+            batch = feed.recv() => match batch {
+                Ok(batch) => {
+                    runner.deliver(&batch, &ctx.stop).await?;
+                    flush_if(&mut runner, MAX_UNSAVED).await;
+                }
+                // Fell behind the feed: the log has what was dropped.
+                Err(broadcast::error::RecvError::Lagged(_)) => from_log = true,
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            _ = tokio::time::sleep(wait) => {
+                flush_if(&mut runner, Duration::ZERO).await;
+                // Quiet: if the log is ahead anyway (a lost stream tail, a
+                // stalled relay, NATS down), the log is the truth.
+                from_log = ctx
+                    .log
+                    .head()
+                    .await
+                    .map_or(true, |head| head > runner.checkpoint());
+            }
             _ = nats::stopped(&mut ctx.stop) => {}
         }
     }
-    flush_if(runner, Duration::ZERO).await;
+    flush_if(&mut runner, Duration::ZERO).await;
     Ok(())
 }
 
@@ -104,73 +121,6 @@ async fn flush_if(runner: &mut ProjectorRunner, after: Duration) {
             tracing::warn!(consumer = runner.projector.name(), error = %format!("{err:#}"), "cannot store the checkpoint yet");
         }
     }
-}
-
-/// Server mode: the durable consumer delivers; the log fills gaps and is
-/// read directly at start and whenever NATS is unreachable.
-async fn follow_stream(
-    runner: &mut ProjectorRunner,
-    bus: &NatsBus,
-    ctx: &mut WorkerContext,
-) -> Result<()> {
-    let name = runner.projector.name();
-    let mut durable = None;
-    let mut from_log = true;
-    while !*ctx.stop.borrow() {
-        if from_log {
-            runner.catch_up(&ctx.stop).await?;
-            from_log = false;
-        }
-        if durable.is_none() {
-            match bus.durable(name).await {
-                Ok(consumer) => durable = Some(consumer),
-                Err(err) => {
-                    tracing::warn!(consumer = name, error = %format!("{err:#}"), "JetStream unavailable; reading the log meanwhile");
-                    from_log = true;
-                    pause(&mut ctx.stop, Duration::from_secs(1)).await;
-                    continue;
-                }
-            }
-        }
-        let consumer = durable.as_ref().expect("durable consumer");
-        let wait = if runner.unsaved_for().is_some() {
-            FLUSH_AFTER
-        } else {
-            DOORBELL
-        };
-        match nats::fetch(consumer, BATCH as usize, wait).await {
-            Ok((events, last)) => {
-                if events.is_empty() {
-                    flush_if(runner, Duration::ZERO).await;
-                    // Quiet: if the log is ahead anyway (a lost stream tail,
-                    // a stalled relay, an event whose handling failed), the
-                    // log is the truth.
-                    from_log = ctx
-                        .log
-                        .head()
-                        .await
-                        .map_or(true, |head| head > runner.checkpoint());
-                } else {
-                    runner.deliver(events, &ctx.stop).await?;
-                    flush_if(runner, MAX_UNSAVED).await;
-                }
-                if let Some(message) = last {
-                    if let Err(err) = message.ack().await {
-                        // Redelivery is harmless: the checkpoint skips it.
-                        tracing::debug!(consumer = name, error = %err, "ack failed");
-                    }
-                }
-            }
-            Err(err) => {
-                tracing::warn!(consumer = name, error = %format!("{err:#}"), "JetStream fetch failed; reading the log meanwhile");
-                from_log = true;
-                durable = None;
-                pause(&mut ctx.stop, Duration::from_secs(1)).await;
-            }
-        }
-    }
-    flush_if(runner, Duration::ZERO).await;
-    Ok(())
 }
 
 /// Leases: a row per name, held by one process until it expires. Each

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::both_modes;
 use crate::support::ledger::{CONSUMER, POISON};
-use crate::support::{run_cli, spawn_app, stall_the_relay, Api, Backing, Mode, TestApp};
+use crate::support::{run_cli, spawn_app, stall_the_relay, Api, Backing, ChildApp, Mode, TestApp};
 
 /// Some accounts with some history.
 async fn load(app: &impl Api, accounts: usize) {
@@ -469,3 +469,57 @@ async fn a_read_model_passes_over_events_it_ignores_and_stores_the_checkpoint_wh
     pool.close().await;
 }
 both_modes!(a_read_model_passes_over_events_it_ignores_and_stores_the_checkpoint_when_idle);
+
+/// The process's read models are fed by one fan-out: in server mode the
+/// events come through JetStream (one ordered consumer for the process,
+/// not one per read model), in embedded mode from the log; each event is
+/// counted once however many read models there are. (A process of its
+/// own: metrics are per process.)
+async fn read_models_are_fed_by_one_fan_out_per_process(mode: Mode) {
+    let source = if mode == Mode::Server {
+        "jetstream"
+    } else {
+        "log"
+    };
+    let app = ChildApp::start(Backing::new(mode).await).await;
+    load(&app, 3).await;
+    // 3 accounts, each opened, with three deposits and a withdrawal; the
+    // last one is read back through the read model.
+    let (status, _) = app.get_json("/api/v1/test-accounts/acc-02").await;
+    assert_eq!(status, 200);
+    let pool = app.backing.pool().await;
+    let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let line = format!("annals_fanout_events_total{{source=\"{source}\"}} ");
+    let fed = |metrics: String| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .map_or(0.0, |v| v.trim().parse().unwrap())
+    };
+    // The fan-out counts a batch after handing it out: wait for the count.
+    let started = std::time::Instant::now();
+    let count = loop {
+        let metrics = app
+            .http()
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let count = fed(metrics);
+        if count >= 15.0 || started.elapsed() > std::time::Duration::from_secs(10) {
+            break count;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(
+        (15.0..=head as f64).contains(&count),
+        "{count} events fed from {source}; the log holds {head}"
+    );
+}
+both_modes!(read_models_are_fed_by_one_fan_out_per_process);

@@ -1,0 +1,191 @@
+//! One feed of new events per process, shared by every projector in it:
+//! the log tailed after each local append (embedded mode), or one ordered
+//! JetStream consumer (server mode). Each event is read and decoded once
+//! per process instead of once per projector. The feed is a doorbell that
+//! carries the events: a projector that finds a gap, falls behind, or hears
+//! nothing while the log is ahead reads the log itself, so nothing the feed
+//! misses (a NATS outage, a recreated consumer) is lost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use async_nats::jetstream::consumer::{pull, DeliverPolicy};
+use futures::StreamExt;
+use tokio::sync::broadcast;
+
+use annals_domain::StoredEvent;
+
+use super::consumer::BATCH;
+use super::nats::{self, NatsBus};
+use super::WorkerContext;
+
+/// Events in position order, without repeats.
+pub type Batch = Arc<Vec<StoredEvent>>;
+
+/// Batches kept for a projector that is busy applying: small, since one
+/// that falls further behind reads the log instead.
+const CAPACITY: usize = 32;
+
+/// The sending side; projectors `subscribe`.
+#[derive(Clone)]
+pub struct Fanout {
+    sender: broadcast::Sender<Batch>,
+}
+
+impl Default for Fanout {
+    fn default() -> Self {
+        Self {
+            sender: broadcast::channel(CAPACITY).0,
+        }
+    }
+}
+
+impl Fanout {
+    pub fn subscribe(&self) -> broadcast::Receiver<Batch> {
+        self.sender.subscribe()
+    }
+
+    fn send(&self, source: &'static str, mut events: Vec<StoredEvent>) {
+        events.sort_by_key(|e| e.position);
+        events.dedup_by_key(|e| e.position);
+        if !events.is_empty() {
+            metrics::counter!("annals_fanout_events_total", "source" => source)
+                .increment(events.len() as u64);
+            // No projector listening (all stopped): nothing to do.
+            let _ = self.sender.send(Arc::new(events));
+        }
+    }
+}
+
+/// Feeds the process's projectors until it stops.
+pub async fn run_fanout(fanout: Fanout, mut ctx: WorkerContext) -> Result<()> {
+    match ctx.nats.clone() {
+        None => tail_log(&fanout, &mut ctx).await,
+        Some(bus) => follow_stream(&fanout, &bus, &mut ctx).await,
+    }
+    Ok(())
+}
+
+/// Embedded mode: the log after every local append, and every second for
+/// appends made by other processes (the CLI).
+async fn tail_log(fanout: &Fanout, ctx: &mut WorkerContext) {
+    let mut position = loop {
+        match ctx.log.head().await {
+            Ok(head) => break head,
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), "fan-out cannot read the log head; retrying");
+                pause(ctx, Duration::from_secs(1)).await;
+                if *ctx.stop.borrow() {
+                    return;
+                }
+            }
+        }
+    };
+    while !*ctx.stop.borrow() {
+        match ctx.log.read_after(position, BATCH).await {
+            Ok(events) if !events.is_empty() => {
+                position = events.last().map_or(position, |e| e.position);
+                fanout.send("log", events);
+                continue;
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), "fan-out cannot read the log; retrying");
+                pause(ctx, Duration::from_secs(1)).await;
+                continue;
+            }
+        }
+        tokio::select! {
+            _ = ctx.appended.changed() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = nats::stopped(&mut ctx.stop) => {}
+        }
+    }
+}
+
+/// Server mode: one ordered (ephemeral, unacknowledged) JetStream consumer.
+/// After an error it is recreated from the stream sequence after the last
+/// one received.
+async fn follow_stream(fanout: &Fanout, bus: &NatsBus, ctx: &mut WorkerContext) {
+    // What was published before the process started its projectors read
+    // from the log; everything published since comes through here, however
+    // late the consumer is created.
+    let started = async_nats::datetime::now();
+    let mut next_sequence: Option<u64> = None;
+    while !*ctx.stop.borrow() {
+        if !bus.connected() {
+            pause(ctx, Duration::from_millis(200)).await;
+            continue;
+        }
+        let messages = match subscribe(bus, started, next_sequence).await {
+            Ok(messages) => messages,
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), "JetStream unavailable to the fan-out; projectors read the log meanwhile");
+                pause(ctx, Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let mut chunks = messages.ready_chunks(BATCH as usize);
+        loop {
+            let chunk = tokio::select! {
+                chunk = chunks.next() => chunk,
+                _ = nats::stopped(&mut ctx.stop) => return,
+            };
+            let Some(chunk) = chunk else { break };
+            let mut events = Vec::with_capacity(chunk.len());
+            let mut failed = None;
+            for message in chunk {
+                match message {
+                    Ok(message) => {
+                        if let Ok(info) = message.info() {
+                            next_sequence = Some(info.stream_sequence + 1);
+                        }
+                        match serde_json::from_slice::<StoredEvent>(&message.payload) {
+                            Ok(event) => events.push(event),
+                            Err(err) => {
+                                tracing::warn!(error = %err, subject = %message.subject, "undecodable message skipped; the log fills the gap")
+                            }
+                        }
+                    }
+                    Err(err) => failed = Some(err),
+                }
+            }
+            fanout.send("jetstream", events);
+            if let Some(err) = failed {
+                tracing::warn!(error = %err, "the fan-out's JetStream consumer failed; recreating it");
+                break;
+            }
+        }
+        pause(ctx, Duration::from_millis(200)).await;
+    }
+}
+
+async fn subscribe(
+    bus: &NatsBus,
+    started: async_nats::datetime::DateTime,
+    from: Option<u64>,
+) -> Result<pull::Ordered> {
+    let stream = bus.ensure_stream().await?;
+    let deliver_policy = match from {
+        Some(start_sequence) => DeliverPolicy::ByStartSequence { start_sequence },
+        None => DeliverPolicy::ByStartTime {
+            start_time: started,
+        },
+    };
+    let consumer = stream
+        .create_consumer(pull::OrderedConfig {
+            deliver_policy,
+            ..Default::default()
+        })
+        .await
+        .context("creating the fan-out's JetStream consumer")?;
+    consumer
+        .messages()
+        .await
+        .context("reading the fan-out's JetStream consumer")
+}
+
+async fn pause(ctx: &mut WorkerContext, duration: Duration) {
+    let _ = tokio::time::timeout(duration, nats::stopped(&mut ctx.stop)).await;
+}
