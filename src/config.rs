@@ -117,6 +117,9 @@ pub struct Settings {
     pub message_webhook: Option<MessageWebhook>,
     /// Tries of a message before it is `failed`.
     pub message_max_attempts: u32,
+    /// Days after "ready for delivery" when receipt is confirmed for a
+    /// client who has not confirmed it.
+    pub project_confirm_days: u32,
 }
 
 /// Where scheduled SMS and WhatsApp messages go, and the key they are
@@ -269,6 +272,13 @@ impl Settings {
                 _ => bail!("ANNALS_MESSAGE_MAX_ATTEMPTS: '{v}' must be a number from 1 to 50"),
             },
         };
+        let project_confirm_days = match get("ANNALS_PROJECT_CONFIRM_DAYS") {
+            None => 14,
+            Some(v) => match v.trim().parse::<u32>() {
+                Ok(n) if n <= 365 => n,
+                _ => bail!("ANNALS_PROJECT_CONFIRM_DAYS: '{v}' must be a number from 0 to 365"),
+            },
+        };
         let telegram = match get("TELEGRAM_BOT_TOKEN") {
             None => None,
             Some(token) => {
@@ -316,6 +326,7 @@ impl Settings {
         Ok(Self {
             message_webhook,
             message_max_attempts,
+            project_confirm_days,
             files_s3_bucket: get("ANNALS_FILES_S3_BUCKET").map(|b| b.trim().to_string()),
             telegram,
             slot_step_minutes,

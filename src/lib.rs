@@ -27,6 +27,7 @@ pub fn modules() -> Vec<Box<dyn Module>> {
         Box::new(http::gym::GymModule),
         Box::new(http::marketing::MarketingModule),
         Box::new(http::customers::CustomersModule),
+        Box::new(http::projects::ProjectsModule),
         Box::new(http::notifier::NotifierModule),
     ]
 }

@@ -234,6 +234,13 @@ fn start_workers(
             )
         });
     }
+    let confirm = (platform.clone(), ctx.clone());
+    workers.spawn(async move {
+        (
+            "project-auto-confirm",
+            crate::app::projects::run_auto_confirm(confirm.0, confirm.1).await,
+        )
+    });
     let sender = (platform.clone(), ctx.clone());
     workers.spawn(async move {
         (

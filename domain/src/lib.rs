@@ -20,6 +20,7 @@ pub mod marketing;
 pub mod master;
 pub mod message;
 pub mod notifier_settings;
+pub mod projects;
 pub mod shop;
 pub mod user;
 pub mod values;

@@ -39,6 +39,7 @@ pub mod billing;
 pub mod gym;
 pub mod marketing;
 pub mod names;
+pub mod projects;
 pub mod rows;
 pub mod shop;
 pub mod statistics;

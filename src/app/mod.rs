@@ -22,6 +22,7 @@ mod error;
 pub mod gym;
 pub mod identity;
 pub mod marketing;
+pub mod projects;
 pub mod shop;
 
 use std::collections::HashMap;

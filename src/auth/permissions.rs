@@ -100,6 +100,32 @@ pub enum Action {
     ManageCustomers,
     /// Issue invoices, record payments with receipts, void.
     ManageInvoices,
+    /// Request a project (as its client).
+    RequestProjects,
+    /// Projects, their history and progress: clients their own, staff all.
+    ReadProjects,
+    /// Accept, refuse, keep waiting, start, report progress, re-plan,
+    /// deliver.
+    ManageProjects,
+    /// Withdraw one's request, confirm receipt (the handler checks that the
+    /// project is the caller's).
+    ChangeOwnProjects,
+    /// The project statistics.
+    ReadProjectStatistics,
+    /// Send messages to clients.
+    SendClientMessages,
+    /// Read messages: clients their own (reading marks them read), staff all.
+    ReadClientMessages,
+    /// Give feedback, read one's own (staff read all).
+    GiveFeedback,
+    /// Mark feedback handled.
+    HandleFeedback,
+    /// The public products roadmap.
+    ReadRoadmap,
+    /// Plan roadmap products, move them on, see the demand.
+    ManageRoadmap,
+    /// Ask to buy a roadmap product that is not available yet.
+    RegisterInterest,
 }
 
 /// Who may perform an action.
@@ -233,6 +259,33 @@ pub const MATRIX: &[(Action, Access)] = &[
         Action::ManageInvoices,
         Access::Roles(&[Role::Admin, Role::Manager]),
     ),
+    (Action::RequestProjects, Access::SignedIn),
+    (Action::ReadProjects, Access::SignedIn),
+    (
+        Action::ManageProjects,
+        Access::Roles(&[Role::Admin, Role::Manager]),
+    ),
+    (Action::ChangeOwnProjects, Access::SignedIn),
+    (
+        Action::ReadProjectStatistics,
+        Access::Roles(&[Role::Admin, Role::Manager]),
+    ),
+    (
+        Action::SendClientMessages,
+        Access::Roles(&[Role::Admin, Role::Manager, Role::Operator]),
+    ),
+    (Action::ReadClientMessages, Access::SignedIn),
+    (Action::GiveFeedback, Access::SignedIn),
+    (
+        Action::HandleFeedback,
+        Access::Roles(&[Role::Admin, Role::Manager, Role::Operator]),
+    ),
+    (Action::ReadRoadmap, Access::Public),
+    (
+        Action::ManageRoadmap,
+        Access::Roles(&[Role::Admin, Role::Manager]),
+    ),
+    (Action::RegisterInterest, Access::SignedIn),
 ];
 
 /// The roles of the marketing side (every one reads the campaign
@@ -596,6 +649,96 @@ pub const ROUTES: &[(&str, &str, Action)] = &[
         "GET",
         "/api/v1/stats/campaigns",
         Action::ReadCampaignStatistics,
+    ),
+    ("POST", "/api/v1/projects", Action::RequestProjects),
+    ("GET", "/api/v1/projects", Action::ReadProjects),
+    ("GET", "/api/v1/projects/{id}", Action::ReadProjects),
+    ("GET", "/api/v1/projects/{id}/history", Action::ReadProjects),
+    (
+        "GET",
+        "/api/v1/projects/{id}/progress",
+        Action::ReadProjects,
+    ),
+    (
+        "POST",
+        "/api/v1/projects/{id}/accept",
+        Action::ManageProjects,
+    ),
+    (
+        "POST",
+        "/api/v1/projects/{id}/refuse",
+        Action::ManageProjects,
+    ),
+    (
+        "POST",
+        "/api/v1/projects/{id}/keep-waiting",
+        Action::ManageProjects,
+    ),
+    (
+        "POST",
+        "/api/v1/projects/{id}/start",
+        Action::ManageProjects,
+    ),
+    (
+        "POST",
+        "/api/v1/projects/{id}/progress",
+        Action::ManageProjects,
+    ),
+    (
+        "POST",
+        "/api/v1/projects/{id}/replan",
+        Action::ManageProjects,
+    ),
+    (
+        "POST",
+        "/api/v1/projects/{id}/ready-for-delivery",
+        Action::ManageProjects,
+    ),
+    (
+        "POST",
+        "/api/v1/projects/{id}/withdraw",
+        Action::ChangeOwnProjects,
+    ),
+    (
+        "POST",
+        "/api/v1/projects/{id}/confirm-receipt",
+        Action::ChangeOwnProjects,
+    ),
+    ("GET", "/api/v1/me/projects/counts", Action::ReadProjects),
+    (
+        "GET",
+        "/api/v1/stats/projects",
+        Action::ReadProjectStatistics,
+    ),
+    ("POST", "/api/v1/messages", Action::SendClientMessages),
+    ("GET", "/api/v1/me/messages", Action::ReadClientMessages),
+    ("GET", "/api/v1/messages/{id}", Action::ReadClientMessages),
+    ("POST", "/api/v1/feedback", Action::GiveFeedback),
+    ("GET", "/api/v1/feedback", Action::GiveFeedback),
+    ("GET", "/api/v1/feedback/{id}", Action::GiveFeedback),
+    (
+        "POST",
+        "/api/v1/feedback/{id}/handle",
+        Action::HandleFeedback,
+    ),
+    ("GET", "/api/v1/roadmap", Action::ReadRoadmap),
+    ("POST", "/api/v1/roadmap", Action::ManageRoadmap),
+    ("GET", "/api/v1/roadmap/demand", Action::ManageRoadmap),
+    ("GET", "/api/v1/roadmap/{id}", Action::ReadRoadmap),
+    (
+        "POST",
+        "/api/v1/roadmap/{id}/start-work",
+        Action::ManageRoadmap,
+    ),
+    (
+        "POST",
+        "/api/v1/roadmap/{id}/make-available",
+        Action::ManageRoadmap,
+    ),
+    (
+        "POST",
+        "/api/v1/roadmap/{id}/interest",
+        Action::RegisterInterest,
     ),
 ];
 

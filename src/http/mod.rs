@@ -16,6 +16,7 @@ pub mod notifier;
 pub mod openapi;
 pub mod ops;
 pub mod page;
+pub mod projects;
 pub mod schema;
 pub mod shop;
 

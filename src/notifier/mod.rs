@@ -6,6 +6,7 @@
 pub mod commands;
 pub mod ledger;
 pub mod link;
+mod projects;
 mod register;
 pub mod schedule;
 mod studio;
@@ -516,7 +517,14 @@ impl Notifier {
             "BroadcastSent" => return self.broadcast(event, stop).await,
             "TrainingInvitationsSent" => return self.invitations(event, stop).await,
             "TrainingLinkSet" => return self.link_set(event, stop).await,
+            "ClientMessageSent" => return self.client_message(event, stop).await,
             _ => {}
+        }
+        if event.aggregate_type
+            == <annals_domain::projects::ProjectRequest as cqrs_es::Aggregate>::TYPE
+        {
+            // A request is also a staff alert (below).
+            self.project_changed(event, stop).await?;
         }
         let Some(template) = templates::template(&event.event_type) else {
             return Ok(());

@@ -75,7 +75,7 @@ impl Notifier {
         )
     }
 
-    async fn chat_of(&self, user: Uuid) -> Result<Option<i64>> {
+    pub(super) async fn chat_of(&self, user: Uuid) -> Result<Option<i64>> {
         Ok(annals_projections::users::user(&self.pool, user)
             .await?
             .filter(|u| u.active)

@@ -39,6 +39,7 @@ pub const ALERTS: &[(&str, Template)] = &[
     ("AppointmentRescheduled", appointment_rescheduled),
     ("OrderPlaced", order_placed),
     ("LeadCreated", lead_created),
+    ("ProjectRequested", project_requested),
 ];
 
 pub fn template(event_type: &str) -> Option<Template> {
@@ -161,5 +162,32 @@ fn lead_created(event: &StoredEvent) -> Option<Alert> {
         headline: "New lead",
         lines,
         link: format!("lead/{id}"),
+    })
+}
+
+fn project_requested(event: &StoredEvent) -> Option<Alert> {
+    use annals_domain::projects::ProjectEvent;
+    let id = Uuid::parse_str(&event.aggregate_id).ok()?;
+    let ProjectEvent::Requested(request) = serde_json::from_value(event.payload.clone()).ok()?
+    else {
+        return None;
+    };
+    let mut lines = vec![
+        ("Client", Ref::User(request.client_id)),
+        ("Title", Ref::Text(request.title)),
+    ];
+    if let Some(deadline) = request.desired_deadline {
+        lines.push(("Wanted by", Ref::Text(deadline.to_string())));
+    }
+    if let Some(budget) = request.budget_hint {
+        lines.push((
+            "Budget",
+            Ref::Text(format!("{} {}", budget.amount, budget.currency)),
+        ));
+    }
+    Some(Alert {
+        headline: "New project request",
+        lines,
+        link: format!("project/{id}"),
     })
 }

@@ -16,6 +16,7 @@ mod marketing;
 mod notifier;
 mod openapi;
 mod ops;
+mod projects;
 mod shop;
 mod snapshots;
 mod studio;

@@ -1644,3 +1644,74 @@ async fn a_scheduled_telegram_message_reaches_the_customer_once_and_today_lists_
     assert!(fake.counts().values().all(|n| *n == 1), "nothing twice");
 }
 both_modes!(a_scheduled_telegram_message_reaches_the_customer_once_and_today_lists_it_as_due);
+
+/// A client with a linked chat gets exactly one notice per state change of
+/// their project (not for progress reports) and one per message from the
+/// business; the staff get an alert for the request.
+async fn a_linked_client_gets_one_notice_per_project_state_change_and_message(mode: Mode) {
+    let fake = FakeTelegram::default();
+    let shop = notified_shop(mode, &fake).await;
+    let ada = client(&shop, "ada").await;
+    let ada_id = me(&shop, &ada).await["id"].as_str().unwrap().to_string();
+    link_chat(&shop, &fake, &ada, 1, 555).await;
+    let linked = fake.sent_to(555).len();
+    let (status, made) = crate::appointments::call(
+        &shop.app,
+        "POST",
+        "/api/v1/projects",
+        &ada,
+        Some(json!({"title": "A shop site", "budget_hint": "900.00", "currency": "EUR"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let id = made["id"].as_str().unwrap().to_string();
+    for chat in STAFF_CHATS {
+        fake.wait_for_chat(chat, 1).await;
+        let alert = &fake.sent_to(chat)[0];
+        assert!(alert.starts_with("New project request\n"), "{alert}");
+        assert!(alert.contains("Title: A shop site"), "{alert}");
+        assert!(alert.contains("Client: ada"), "{alert}");
+    }
+    let path = |command: &str| format!("/api/v1/projects/{id}/{command}");
+    staff_call(
+        &shop,
+        "POST",
+        &path("accept"),
+        json!({"price": "1000.00", "currency": "EUR", "deadline": "2027-03-10"}),
+        200,
+    )
+    .await;
+    staff_call(&shop, "POST", &path("start"), Value::Null, 200).await;
+    staff_call(
+        &shop,
+        "POST",
+        &path("progress"),
+        json!({"percent_done": 40, "note": "halfway"}),
+        200,
+    )
+    .await;
+    staff_call(&shop, "POST", &path("ready-for-delivery"), Value::Null, 200).await;
+    let (status, _) =
+        crate::appointments::call(&shop.app, "POST", &path("confirm-receipt"), &ada, None).await;
+    assert_eq!(status, 200);
+    staff_call(&shop, "POST", "/api/v1/messages",
+        json!({"client_id": ada_id, "topic": "project", "subject": "Thanks", "body": "Enjoy the site", "project_id": id}),
+        201).await;
+    // Accepted, started, ready, delivered, and the message.
+    fake.wait_for_chat(555, linked + 5).await;
+    shop.app.settle().await;
+    let notices = fake.sent_to(555)[linked..].to_vec();
+    assert_eq!(notices.len(), 5, "{notices:?}");
+    assert!(
+        notices[0].contains("is now accepted and planned. Price 1000.00 EUR, deadline 2027-03-10."),
+        "{notices:?}"
+    );
+    assert!(notices[1].contains("is now in progress"), "{notices:?}");
+    assert!(notices[2].contains("ready for delivery"), "{notices:?}");
+    assert!(notices[3].contains("is now delivered"), "{notices:?}");
+    assert!(
+        notices[4].starts_with("New message: Thanks\nEnjoy the site"),
+        "{notices:?}"
+    );
+}
+both_modes!(a_linked_client_gets_one_notice_per_project_state_change_and_message);
