@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 use uuid::Uuid;
 
-use annals_domain::files::StoredFile;
+use annals_domain::files::{FileCommand, Owner, StoredFile};
 use annals_domain::projects::portal::{
     ClientMessage, ClientMessageCommand, Feedback, FeedbackCommand, FeedbackNote, Letter,
     RoadmapCommand, RoadmapProduct,
@@ -20,36 +20,60 @@ use super::{check_role, AppError, CommandContext, Done, Unit};
 use crate::bus::WorkerContext;
 use crate::platform::Platform;
 
-/// Files a request may reference are uploaded first; links are kept as
-/// they are.
+/// Files a request references are uploaded first by its client, and are
+/// attached to the project in the same commit (so that its staff and its
+/// client may read them); links are kept as they are.
 pub async fn request_project(
     p: &Platform,
     ctx: &CommandContext,
     request: Request,
 ) -> Result<Done<()>, AppError> {
-    let id = Uuid::now_v7().to_string();
+    let id = Uuid::now_v7();
     p.commands
         .run(ctx, |mut unit: Unit| {
-            let (request, id) = (request.clone(), id.clone());
+            let request = request.clone();
             async move {
                 for (i, attachment) in request.attachments.iter().enumerate() {
-                    if let Attachment::File(file) = attachment {
-                        let stored = unit.load::<StoredFile>(&file.to_string()).await?;
-                        if stored.state.meta.is_none() {
-                            return Err(AppError::unknown_reference(
-                                format!("attachments[{i}].file_id"),
-                                "no such file",
-                            ));
-                        }
+                    let Attachment::File(file) = attachment else {
+                        continue;
+                    };
+                    let mut stored = unit.load::<StoredFile>(&file.to_string()).await?;
+                    let yours = stored
+                        .state
+                        .meta
+                        .as_ref()
+                        .is_some_and(|m| m.uploaded_by == request.client_id);
+                    if !yours {
+                        return Err(AppError::unknown_reference(
+                            format!("attachments[{i}].file_id"),
+                            "no such file of yours",
+                        ));
                     }
+                    let owner = Owner {
+                        kind: PROJECT_FILE.into(),
+                        id,
+                    };
+                    unit.decide(&mut stored, FileCommand::Attach(owner)).await?;
                 }
-                let mut project = unit.load_subject::<ProjectRequest>(&id).await?;
+                let mut project = unit.load_subject::<ProjectRequest>(&id.to_string()).await?;
                 unit.decide(&mut project, ProjectCommand::Request(request))
                     .await?;
                 Ok((unit, ()))
             }
         })
         .await
+}
+
+/// The owner kind of a file attached to a project request.
+pub const PROJECT_FILE: &str = "project";
+
+/// The client of a project, if it exists.
+pub async fn client_of(p: &Platform, project: Uuid) -> Result<Option<Uuid>, AppError> {
+    let (state, _) = p
+        .commands
+        .load::<ProjectRequest>(&project.to_string())
+        .await?;
+    Ok(state.request.map(|r| r.client_id))
 }
 
 /// A command on a project; `client`: the caller is that client and the

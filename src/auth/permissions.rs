@@ -88,7 +88,7 @@ pub enum Action {
     ConvertLeads,
     /// Read contracts and the customers they belong to.
     ReadContracts,
-    /// Upload files (contract documents, receipts).
+    /// Upload files (contract documents, receipts, a project's brief).
     UploadFiles,
     /// Download a file (the handler checks what it belongs to: 403 for
     /// roles that may not see that).
@@ -242,10 +242,7 @@ pub const MATRIX: &[(Action, Access)] = &[
         Action::ReadContracts,
         Access::Roles(&[Role::Admin, Role::Manager]),
     ),
-    (
-        Action::UploadFiles,
-        Access::Roles(&[Role::Admin, Role::Manager]),
-    ),
+    (Action::UploadFiles, Access::SignedIn),
     (Action::ReadFiles, Access::SignedIn),
     (
         Action::ReadCampaignStatistics,

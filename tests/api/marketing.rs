@@ -644,15 +644,19 @@ async fn uploads_over_the_limit_or_of_a_refused_type_store_nothing(mode: Mode) {
         )
         .await;
     assert_eq!(status, 415, "a type must be true: {body}");
-    let (status, _) = o
-        .upload(
-            &o.operator,
-            "c.pdf",
-            "application/pdf",
-            b"%PDF-1.7 x".to_vec(),
-        )
-        .await;
-    assert_eq!(status, 403, "operators upload nothing");
+    let part = reqwest::multipart::Part::bytes(b"%PDF-1.7 x".to_vec())
+        .file_name("c.pdf")
+        .mime_str("application/pdf")
+        .unwrap();
+    let anonymous = o
+        .app
+        .http()
+        .post(o.app.url("/api/v1/files"))
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401, "uploads are for those signed in");
     assert_eq!(stored(), before, "nothing stored");
     o.app.settle().await;
     let pool = o.app.backing.pool().await;

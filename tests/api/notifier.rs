@@ -1660,7 +1660,9 @@ async fn a_linked_client_gets_one_notice_per_project_state_change_and_message(mo
         "POST",
         "/api/v1/projects",
         &ada,
-        Some(json!({"title": "A shop site", "budget_hint": "900.00", "currency": "EUR"})),
+        Some(
+            json!({"title": "A shop site", "budget_hint": {"amount": "900.00", "currency": "EUR"}}),
+        ),
     )
     .await;
     assert_eq!(status, 201, "{made}");
@@ -1713,5 +1715,28 @@ async fn a_linked_client_gets_one_notice_per_project_state_change_and_message(mo
         notices[4].starts_with("New message: Thanks\nEnjoy the site"),
         "{notices:?}"
     );
+    // Her customer page lists the project.
+    let customer = staff_call(
+        &shop,
+        "POST",
+        "/api/v1/customers",
+        json!({"name": "Ada", "user_id": ada_id}),
+        201,
+    )
+    .await;
+    let page = staff_call(
+        &shop,
+        "GET",
+        &format!(
+            "/api/v1/customers/{}?min_position={}",
+            customer["id"].as_str().unwrap(),
+            customer["position"]
+        ),
+        Value::Null,
+        200,
+    )
+    .await;
+    assert_eq!(page["projects"][0]["title"], "A shop site", "{page}");
+    assert_eq!(page["projects"][0]["state"], "delivered");
 }
 both_modes!(a_linked_client_gets_one_notice_per_project_state_change_and_message);

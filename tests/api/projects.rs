@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::appointments::{login, user};
 use crate::both_modes;
 use crate::shop::send;
-use crate::support::{Api, Backing, Mode, TestApp};
+use crate::support::{run_cli, Api, Backing, Mode, TestApp};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -69,7 +69,7 @@ impl Portal {
                 "POST",
                 "/api/v1/projects",
                 json!({"title": title, "description": "Five pages", "desired_deadline": "2027-03-01",
-                    "budget_hint": "900.00", "currency": "EUR",
+                    "budget_hint": {"amount": "900.00", "currency": "EUR"},
                     "attachments": [{"url": "https://example.com/brief.pdf"}]}),
             )
             .await;
@@ -96,6 +96,36 @@ impl Portal {
             Value::Null,
         )
         .await
+    }
+}
+
+/// G6: rebuilding the projects read model from the log gives the rows it
+/// had live (every table of it).
+async fn a_rebuild_gives_the_same_rows(portal: Portal) {
+    use crate::consumers::dump;
+    const TABLES: [&str; 4] = [
+        "projects",
+        "project_feedback",
+        "client_messages",
+        "roadmap_products",
+    ];
+    portal.app.settle().await;
+    let pool = portal.app.backing.pool().await;
+    let mut live = Vec::new();
+    for table in TABLES {
+        live.push(dump(&pool, table).await);
+    }
+    pool.close().await;
+    assert!(
+        live.iter().any(|rows| !rows.is_empty()),
+        "something to rebuild"
+    );
+    let backing = portal.app.shutdown().await;
+    let output = run_cli(&backing, &["replay", "--consumer", "projects"]);
+    assert!(output.contains("replayed projects"), "{output}");
+    let pool = backing.pool().await;
+    for (table, rows) in TABLES.iter().zip(live) {
+        assert_eq!(dump(&pool, table).await, rows, "{table}");
     }
 }
 
@@ -228,7 +258,7 @@ async fn a_project_is_followed_by_its_client_at_every_step_of_its_life(mode: Mod
         .staff(
             &id,
             "replan",
-            json!({"price": "1200.00", "currency": "EUR", "deadline": "2027-03-20", "reason": "a new design"}),
+            json!({"price": {"amount": "1200.00", "currency": "EUR"}, "deadline": "2027-03-20", "reason": "a new design"}),
         )
         .await;
     let replanned = portal.seen(&ada, &id, &done).await;
@@ -652,6 +682,7 @@ async fn messages_and_feedback_are_each_clients_own(mode: Mode) {
         .await;
     assert_eq!(seen["handled"], true);
     assert_eq!(list(portal.admin.clone(), "&handled=false").await, 1);
+    a_rebuild_gives_the_same_rows(portal).await;
 }
 both_modes!(messages_and_feedback_are_each_clients_own);
 
@@ -772,3 +803,67 @@ async fn receipt_is_confirmed_automatically_after_the_set_days(mode: Mode) {
     assert_eq!(last["actor"]["kind"], "system", "{last}");
 }
 both_modes!(receipt_is_confirmed_automatically_after_the_set_days);
+
+async fn a_brief_uploaded_by_the_client_belongs_to_the_project_for_its_client_and_staff(
+    mode: Mode,
+) {
+    let portal = Portal::start(mode).await;
+    user(&portal.app, "meg", "manager");
+    portal.app.settle().await;
+    let manager = login(&portal.app, "meg").await;
+    let (_, ada) = portal.client("ada").await;
+    let (_, bob) = portal.client("bob").await;
+    let part = reqwest::multipart::Part::bytes(b"%PDF-1.7 the brief".to_vec())
+        .file_name("brief.pdf")
+        .mime_str("application/pdf")
+        .unwrap();
+    let uploaded: Value = portal
+        .app
+        .http()
+        .post(portal.app.url("/api/v1/files"))
+        .bearer_auth(&ada)
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let file = uploaded["file_id"].as_str().expect("uploaded").to_string();
+    let body = json!({"title": "A shop site", "attachments": [{"file_id": file}]});
+    // Bob cannot attach Ada's file.
+    let (status, refused) = portal
+        .call(&bob, "POST", "/api/v1/projects", body.clone())
+        .await;
+    assert_eq!(
+        (status, refused["errors"][0]["field"].as_str()),
+        (404, Some("attachments[0].file_id")),
+        "{refused}"
+    );
+    let made = portal
+        .ok(&ada, "POST", "/api/v1/projects", body.clone())
+        .await;
+    let seen = portal.seen(&ada, made["id"].as_str().unwrap(), &made).await;
+    assert_eq!(seen["attachments"][0]["file_id"], file.as_str());
+    // Attached to that project, it is not free for another.
+    let (status, _) = portal.call(&ada, "POST", "/api/v1/projects", body).await;
+    assert_eq!(status, 409);
+    for (token, expected) in [(&ada, 200), (&manager, 200), (&bob, 403)] {
+        let response = portal
+            .app
+            .http()
+            .get(portal.app.url(&format!("/api/v1/files/{file}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), expected);
+        if expected == 200 {
+            assert_eq!(
+                response.bytes().await.unwrap().as_ref(),
+                b"%PDF-1.7 the brief"
+            );
+        }
+    }
+}
+both_modes!(a_brief_uploaded_by_the_client_belongs_to_the_project_for_its_client_and_staff);

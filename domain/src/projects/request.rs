@@ -204,6 +204,8 @@ pub enum ProjectError {
     ProgressBackwards { from: u8, to: u8 },
     #[error("the project is priced in {0}")]
     Currency(String),
+    #[error("that is the agreed price and deadline already")]
+    NoChange,
     #[error("invalid")]
     Invalid(Vec<FieldError>),
 }
@@ -223,6 +225,7 @@ impl RuleViolation for ProjectError {
             ProjectError::WrongState { .. } => "project-state",
             ProjectError::ProgressBackwards { .. } => "progress-backwards",
             ProjectError::Currency(_) => "currency-mismatch",
+            ProjectError::NoChange => "no-change",
             ProjectError::Invalid(_) => "validation",
         }
     }
@@ -369,13 +372,16 @@ pub fn decide(
                     return Err(ProjectError::Currency(now.price.currency.clone()));
                 }
             }
-            let price = price.filter(|p| p.amount != now.price.amount);
-            let deadline = deadline.filter(|d| *d != now.deadline);
             if price.is_none() && deadline.is_none() {
                 return Err(ProjectError::Invalid(vec![FieldError::new(
                     "price",
                     "give a new price or a new deadline (or both)",
                 )]));
+            }
+            let price = price.filter(|p| p.amount != now.price.amount);
+            let deadline = deadline.filter(|d| *d != now.deadline);
+            if price.is_none() && deadline.is_none() {
+                return Err(ProjectError::NoChange);
             }
             Ok(vec![E::Replanned {
                 price,

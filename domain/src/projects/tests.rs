@@ -223,7 +223,7 @@ fn a_replan_must_change_something_in_the_agreed_currency() {
             reason: "no change".into(),
         },
     );
-    assert!(matches!(same, Err(ProjectError::Invalid(_))), "{same:?}");
+    assert_eq!(same, Err(ProjectError::NoChange));
     let dollars = decide(
         &state,
         ProjectCommand::Replan {

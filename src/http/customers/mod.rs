@@ -270,6 +270,16 @@ pub struct LinkedSubscription {
 }
 
 #[derive(Serialize, Deserialize, ToSchema, Debug, PartialEq)]
+pub struct LinkedProject {
+    #[schema(value_type = String, format = Uuid)]
+    pub id: Uuid,
+    pub title: String,
+    /// `requested`, `planned`, `in_progress`, ... (see `GET /projects/{id}`).
+    pub state: String,
+    pub percent_done: u8,
+}
+
+#[derive(Serialize, Deserialize, ToSchema, Debug, PartialEq)]
 pub struct LinkedOrder {
     #[schema(value_type = String, format = Uuid)]
     pub id: Uuid,
@@ -293,13 +303,15 @@ pub struct CustomerPage {
     pub appointments: Vec<LinkedAppointment>,
     pub orders: Vec<LinkedOrder>,
     pub subscriptions: Vec<LinkedSubscription>,
+    /// Their project requests, newest first.
+    pub projects: Vec<LinkedProject>,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: String,
     pub version: i64,
 }
 
 /// One customer: invoices, scheduled messages, contracts, and (when
-/// linked to a user) appointments, orders and subscriptions.
+/// linked to a user) appointments, orders, subscriptions and projects.
 #[utoipa::path(get, path = "/customers/{id}", tag = "customers", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The customer"), ReadQuery),
     responses((status = 200, description = "The customer", body = CustomerPage),
@@ -312,7 +324,7 @@ pub(super) async fn get_customer(
 ) -> Result<Json<CustomerPage>, ApiError> {
     let me = caller.principal()?.clone();
     let id = path_uuid("id", &id)?;
-    for consumer in [MARKETING, BILLING] {
+    for consumer in [MARKETING, BILLING, annals_projections::projects::PROJECTS] {
         app.platform.wait_for(consumer, query.min_position).await?;
     }
     let pool = &app.platform.db.any;
@@ -346,7 +358,20 @@ pub(super) async fn get_customer(
         Vec::new()
     };
     let (mut appointments, mut orders, mut subscriptions) = (Vec::new(), Vec::new(), Vec::new());
+    let mut projects = Vec::new();
     if let Some(user) = row.state.user_id {
+        projects = annals_projections::projects::queries::projects(pool, Some(user), "", "")
+            .await?
+            .into_iter()
+            .filter_map(|p| {
+                Some(LinkedProject {
+                    id: p.id,
+                    title: p.state.project.request?.title,
+                    state: p.state.project.state.as_str().into(),
+                    percent_done: p.state.project.percent_done,
+                })
+            })
+            .collect();
         let now = app.platform.clock.now();
         appointments =
             annals_projections::appointments::queries::upcoming_of_client(pool, user, now, 50)
@@ -391,6 +416,7 @@ pub(super) async fn get_customer(
         appointments,
         orders,
         subscriptions,
+        projects,
         created_at: row.created_at,
         version: row.version,
     }))

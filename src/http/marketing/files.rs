@@ -219,6 +219,11 @@ pub(super) async fn download_file(
     let allowed = match &file.owner {
         Some(owner) if owner.kind == "contract" => CONTRACT_READERS.iter().any(|r| me.has(*r)),
         Some(owner) if owner.kind == "receipt" => RECEIPT_READERS.iter().any(|r| me.has(*r)),
+        Some(owner) if owner.kind == crate::app::projects::PROJECT_FILE => {
+            crate::http::projects::is_project_staff(&me)
+                || crate::app::projects::client_of(&app.platform, owner.id).await?
+                    == Some(me.user_id)
+        }
         Some(_) => me.has(Role::Admin),
         None => me.has(Role::Admin) || meta.uploaded_by == me.user_id,
     };

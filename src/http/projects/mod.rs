@@ -122,7 +122,7 @@ pub struct LinkAttachment {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(examples(json!({"title": "A shop site", "description": "Five pages and a cart", "desired_deadline": "2027-02-01", "budget_hint": "1500.00", "currency": "EUR", "attachments": [{"url": "https://example.com/brief.pdf"}]})))]
+#[schema(examples(json!({"title": "A shop site", "description": "Five pages and a cart", "desired_deadline": "2027-02-01", "budget_hint": {"amount": "1500.00", "currency": "EUR"}, "attachments": [{"url": "https://example.com/brief.pdf"}]})))]
 pub struct ProjectRequestBody {
     #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub title: String,
@@ -130,24 +130,27 @@ pub struct ProjectRequestBody {
     #[schema(max_length = 10000)]
     pub description: String,
     pub desired_deadline: Option<NaiveDate>,
-    /// What the client has in mind to spend (with `currency`).
-    #[schema(pattern = r"^[0-9]{1,10}(\.[0-9]{1,2})?$")]
-    pub budget_hint: Option<String>,
-    /// Three letters; needed with `budget_hint`.
-    #[schema(pattern = "^[A-Z]{3}$")]
-    pub currency: Option<String>,
+    /// What the client has in mind to spend.
+    pub budget_hint: Option<MoneyRequest>,
     #[serde(default)]
     #[schema(max_items = 20)]
     pub attachments: Vec<AttachmentRequest>,
 }
 
-fn money(field: &str, amount: &str, currency: Option<&str>) -> Result<Money, Vec<FieldError>> {
-    match currency {
-        Some(currency) => Money::parse(field, amount, currency),
-        None => Err(vec![FieldError::new(
-            "currency",
-            format!("required with {field}"),
-        )]),
+/// An amount with its currency.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(examples(json!({"amount": "1500.00", "currency": "EUR"})))]
+pub struct MoneyRequest {
+    #[schema(pattern = r"^[0-9]{1,9}(\.[0-9]{1,2})?$")]
+    pub amount: String,
+    #[schema(pattern = "^[A-Z]{3}$")]
+    pub currency: String,
+}
+
+impl MoneyRequest {
+    fn parse(&self, field: &str) -> Result<Money, Vec<FieldError>> {
+        Money::parse(&format!("{field}.amount"), &self.amount, &self.currency)
     }
 }
 
@@ -158,9 +161,7 @@ fn request(body: ProjectRequestBody, client_id: Uuid) -> Result<Request, ApiErro
     }
     let budget_hint = match &body.budget_hint {
         None => None,
-        Some(amount) => money("budget_hint", amount, body.currency.as_deref())
-            .map_err(|e| errors.extend(e))
-            .ok(),
+        Some(hint) => hint.parse("budget_hint").map_err(|e| errors.extend(e)).ok(),
     };
     if body.attachments.len() > 20 {
         errors.push(FieldError::new("attachments", "at most 20"));
@@ -640,7 +641,7 @@ async fn staff_command(
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"price": "1500.00", "currency": "EUR", "deadline": "2027-02-01"})))]
 pub struct AcceptRequest {
-    #[schema(pattern = r"^[0-9]{1,10}(\.[0-9]{1,2})?$")]
+    #[schema(pattern = r"^[0-9]{1,9}(\.[0-9]{1,2})?$")]
     pub price: String,
     #[schema(pattern = "^[A-Z]{3}$")]
     pub currency: String,
@@ -812,21 +813,60 @@ pub(super) async fn report_project_progress(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(examples(json!({"price": "1800.00", "currency": "EUR", "deadline": "2027-02-15", "reason": "Two more pages"})))]
+#[schema(examples(json!({"price": {"amount": "1800.00", "currency": "EUR"}, "deadline": "2027-02-15", "reason": "Two more pages"})))]
 pub struct ReplanRequest {
-    #[schema(pattern = r"^[0-9]{1,10}(\.[0-9]{1,2})?$")]
-    pub price: Option<String>,
-    /// The agreed currency; needed with `price`.
-    #[schema(pattern = "^[A-Z]{3}$")]
-    pub currency: Option<String>,
+    /// The new price, in the agreed currency.
+    pub price: Option<MoneyRequest>,
     pub deadline: Option<NaiveDate>,
     #[schema(min_length = 1, max_length = 2000, pattern = r"\S")]
     pub reason: String,
 }
 
+/// A re-plan as the document shows it: a new price, a new deadline, or
+/// both, with the reason (read as `ReplanRequest`).
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[schema(examples(json!({"price": {"amount": "1800.00", "currency": "EUR"}, "deadline": "2027-02-15", "reason": "Two more pages"})))]
+#[allow(dead_code)]
+pub enum ReplanBody {
+    Price(ReplanPrice),
+    Deadline(ReplanDeadline),
+    Both(ReplanRequestBoth),
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ReplanPrice {
+    /// The new price, in the agreed currency.
+    price: MoneyRequest,
+    #[schema(min_length = 1, max_length = 2000, pattern = r"\S")]
+    reason: String,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ReplanDeadline {
+    deadline: NaiveDate,
+    #[schema(min_length = 1, max_length = 2000, pattern = r"\S")]
+    reason: String,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ReplanRequestBoth {
+    /// The new price, in the agreed currency.
+    price: MoneyRequest,
+    deadline: NaiveDate,
+    #[schema(min_length = 1, max_length = 2000, pattern = r"\S")]
+    reason: String,
+}
+
 /// Change the agreed price or deadline, with a reason.
 #[utoipa::path(post, path = "/projects/{id}/replan", tag = "projects", security(("bearer" = [])),
-    request_body = ReplanRequest,
+    request_body = ReplanBody,
     params(("id" = Uuid, Path, description = "The project"), CommandHeaderParams),
     responses((status = 200, description = "Re-planned", body = CommandAccepted),
         NotFound, Unauthorized, Forbidden, CommonProblems, CommandProblems))]
@@ -845,10 +885,7 @@ pub(super) async fn replan_project(
         body.digest,
     );
     let r = body.value;
-    let price = match &r.price {
-        None => Ok(None),
-        Some(amount) => money("price", amount, r.currency.as_deref()).map(Some),
-    };
+    let price = r.price.as_ref().map(|p| p.parse("price")).transpose();
     let command = price
         .map_err(ApiError::invalid)
         .map(|price| ProjectCommand::Replan {

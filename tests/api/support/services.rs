@@ -17,6 +17,26 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A free port below the kernel's ephemeral range (32768–60999 on these
+/// machines), for a server a test stops and starts again on the same port:
+/// a port from that range may be handed to another socket of the busy test
+/// process while the server is down, and the restart then cannot bind.
+pub fn restartable_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(2_654_435_761)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000 + (seed.wrapping_add(n.wrapping_mul(7_919)) % 12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
@@ -128,7 +148,7 @@ impl Postgres {
             String::from_utf8_lossy(&out.stderr)
         );
         let pg = Postgres {
-            port: free_port(),
+            port: restartable_port(),
             dir,
             bin,
             root,
@@ -242,10 +262,10 @@ impl Nats {
     }
 
     pub fn start() -> Nats {
-        let port = free_port();
+        let port = restartable_port();
         let nats = Nats {
             port,
-            monitor: free_port(),
+            monitor: restartable_port(),
             dir: tmp_root().join(format!("nats-{port}")),
             child: std::sync::Mutex::new(None),
         };
