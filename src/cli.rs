@@ -40,6 +40,11 @@ pub enum Command {
     },
     /// Print the permission matrix (Markdown).
     Permissions,
+    /// The audit trail: verify the hash chain.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     Replay {
         /// The consumer (read model) to rebuild; `annals replay --list` shows them.
         #[arg(long, required_unless_present = "list")]
@@ -47,6 +52,21 @@ pub enum Command {
         /// List the consumers that can be replayed.
         #[arg(long)]
         list: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chain from the stored events and check every
+    /// signed checkpoint; exits 0 when intact, 1 naming the first bad
+    /// position otherwise.
+    Verify {
+        /// The first position to check (default 1).
+        #[arg(long)]
+        from: Option<i64>,
+        /// The last position to check (default: the last sealed).
+        #[arg(long)]
+        to: Option<i64>,
     },
 }
 
@@ -66,7 +86,7 @@ pub enum UserCommand {
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
-        /// A role to hold; repeat for several (admin, manager, operator, marketer, master, client, dealer).
+        /// A role to hold; repeat for several (admin, manager, operator, marketer, master, client, dealer, auditor).
         #[arg(long = "role", required = true)]
         roles: Vec<String>,
         /// Full name (defaults to the username).
@@ -146,6 +166,31 @@ pub async fn run(cli: Cli, modules: Vec<Box<dyn Module>>) -> Result<()> {
             let result = user_command(&platform, command).await;
             platform.db.close().await;
             result
+        }
+        Command::Audit {
+            command: AuditCommand::Verify { from, to },
+        } => {
+            let mut settings = settings;
+            settings.nats = None;
+            let platform = startup::connect(settings, &modules).await?;
+            let mut conn = platform.db.any.acquire().await?;
+            let key = platform.audit_key.verifying_key();
+            let report = crate::audit::verify(&mut conn, &key, from, to).await?;
+            drop(conn);
+            platform.db.close().await;
+            if report.ok {
+                println!(
+                    "intact: {} events checked, {} signed checkpoints, sealed to position {}",
+                    report.checked, report.checkpoints, report.sealed_to
+                );
+                Ok(())
+            } else {
+                anyhow::bail!(
+                    "position {}: {}",
+                    report.first_bad_position.unwrap_or(0),
+                    report.reason.unwrap_or_default()
+                )
+            }
         }
         Command::Openapi | Command::Permissions => unreachable!(),
     }

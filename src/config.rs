@@ -120,6 +120,11 @@ pub struct Settings {
     /// Days after "ready for delivery" when receipt is confirmed for a
     /// client who has not confirmed it.
     pub project_confirm_days: u32,
+    /// The seed of the audit signing key (64 hex digits); unset: a key
+    /// made on first start in `ANNALS_DATA_DIR/audit-signing.key`.
+    pub audit_signing_key: Option<String>,
+    /// The sealer signs a checkpoint at least every this many events.
+    pub audit_checkpoint_every: i64,
 }
 
 /// Where scheduled SMS and WhatsApp messages go, and the key they are
@@ -279,6 +284,15 @@ impl Settings {
                 _ => bail!("ANNALS_PROJECT_CONFIRM_DAYS: '{v}' must be a number from 0 to 365"),
             },
         };
+        let audit_checkpoint_every = match get("ANNALS_AUDIT_CHECKPOINT_EVERY") {
+            None => 1_000,
+            Some(v) => match v.trim().parse::<i64>() {
+                Ok(n) if (1..=1_000_000).contains(&n) => n,
+                _ => {
+                    bail!("ANNALS_AUDIT_CHECKPOINT_EVERY: '{v}' must be a number from 1 to 1000000")
+                }
+            },
+        };
         let telegram = match get("TELEGRAM_BOT_TOKEN") {
             None => None,
             Some(token) => {
@@ -327,6 +341,8 @@ impl Settings {
             message_webhook,
             message_max_attempts,
             project_confirm_days,
+            audit_signing_key: get("ANNALS_AUDIT_SIGNING_KEY"),
+            audit_checkpoint_every,
             files_s3_bucket: get("ANNALS_FILES_S3_BUCKET").map(|b| b.trim().to_string()),
             telegram,
             slot_step_minutes,

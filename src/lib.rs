@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod bus;
 pub mod cli;
@@ -28,6 +29,7 @@ pub fn modules() -> Vec<Box<dyn Module>> {
         Box::new(http::marketing::MarketingModule),
         Box::new(http::customers::CustomersModule),
         Box::new(http::projects::ProjectsModule),
+        Box::new(http::audit::AuditModule),
         Box::new(http::notifier::NotifierModule),
     ]
 }

@@ -77,6 +77,8 @@ pub struct Platform {
     pub clock: Clock,
     /// Where uploaded files' bytes are kept.
     pub files: crate::files::FileStore,
+    /// Signs the audit chain's checkpoints.
+    pub audit_key: Arc<ed25519_dalek::SigningKey>,
 }
 
 /// The time as the server sees it. Business rules (notice periods, "has it

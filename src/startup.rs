@@ -130,7 +130,16 @@ pub async fn connect(settings: Settings, modules: &[Box<dyn Module>]) -> Result<
             Some(bus)
         }
     };
-    let projectors: Vec<_> = modules.iter().flat_map(|m| m.projectors()).collect();
+    let audit_key = Arc::new(crate::audit::signing_key(
+        settings.audit_signing_key.as_deref(),
+        &settings.data_dir,
+    )?);
+    let mut projectors: Vec<_> = modules.iter().flat_map(|m| m.projectors()).collect();
+    // The sealer is a consumer of every module's events.
+    projectors.push(Arc::new(crate::audit::Sealer::new(
+        audit_key.clone(),
+        settings.audit_checkpoint_every,
+    )));
     let mut consumers: Vec<Arc<ConsumerState>> = projectors
         .iter()
         .map(|p| ConsumerState::new(p.name()))
@@ -163,6 +172,7 @@ pub async fn connect(settings: Settings, modules: &[Box<dyn Module>]) -> Result<
         None => crate::files::FileStore::local(&settings.data_dir.join("files"))?,
     };
     Ok(Platform {
+        audit_key,
         files,
         settings,
         db,

@@ -126,6 +126,9 @@ pub enum Action {
     ManageRoadmap,
     /// Ask to buy a roadmap product that is not available yet.
     RegisterInterest,
+    /// The audit routes: the event feed, any aggregate's history and
+    /// state as of any time, the hash chain's verification.
+    ReadAudit,
 }
 
 /// Who may perform an action.
@@ -149,7 +152,7 @@ pub const MATRIX: &[(Action, Access)] = &[
     (Action::ResetPassword, Access::Public),
     (Action::LogOut, Access::SignedIn),
     (Action::ReadOwnProfile, Access::SignedIn),
-    (Action::UpdateOwnProfile, Access::SignedIn),
+    (Action::UpdateOwnProfile, Access::Roles(CHANGERS)),
     (Action::ChangeOwnPassword, Access::SignedIn),
     (Action::ListUsers, Access::Roles(&[Role::Admin])),
     (Action::ManageRoles, Access::Roles(&[Role::Admin])),
@@ -159,9 +162,9 @@ pub const MATRIX: &[(Action, Access)] = &[
         Action::ManageCatalog,
         Access::Roles(&[Role::Admin, Role::Manager]),
     ),
-    (Action::BookAppointment, Access::SignedIn),
+    (Action::BookAppointment, Access::Roles(CHANGERS)),
     (Action::ReadAppointments, Access::SignedIn),
-    (Action::ChangeAppointment, Access::SignedIn),
+    (Action::ChangeAppointment, Access::Roles(CHANGERS)),
     (
         Action::ProcessAppointment,
         Access::Roles(&[Role::Admin, Role::Manager, Role::Operator, Role::Master]),
@@ -176,7 +179,7 @@ pub const MATRIX: &[(Action, Access)] = &[
     ),
     (Action::ReadOwnDashboard, Access::SignedIn),
     (Action::ManageNotifier, Access::Roles(&[Role::Admin])),
-    (Action::LinkOwnTelegram, Access::SignedIn),
+    (Action::LinkOwnTelegram, Access::Roles(CHANGERS)),
     (Action::ReadShop, Access::Public),
     (
         Action::ManageShop,
@@ -189,7 +192,7 @@ pub const MATRIX: &[(Action, Access)] = &[
         Access::Roles(&[Role::Admin, Role::Manager, Role::Operator]),
     ),
     (Action::ReportPayment, Access::Signed),
-    (Action::ApplyForDealer, Access::SignedIn),
+    (Action::ApplyForDealer, Access::Roles(CHANGERS)),
     (
         Action::ManageDealers,
         Access::Roles(&[Role::Admin, Role::Manager]),
@@ -208,7 +211,7 @@ pub const MATRIX: &[(Action, Access)] = &[
         Action::ManageTrainings,
         Access::Roles(&[Role::Admin, Role::Manager]),
     ),
-    (Action::AttendTrainings, Access::SignedIn),
+    (Action::AttendTrainings, Access::Roles(CHANGERS)),
     (
         Action::RecordAttendance,
         Access::Roles(&[Role::Admin, Role::Manager, Role::Master]),
@@ -242,7 +245,7 @@ pub const MATRIX: &[(Action, Access)] = &[
         Action::ReadContracts,
         Access::Roles(&[Role::Admin, Role::Manager]),
     ),
-    (Action::UploadFiles, Access::SignedIn),
+    (Action::UploadFiles, Access::Roles(CHANGERS)),
     (Action::ReadFiles, Access::SignedIn),
     (
         Action::ReadCampaignStatistics,
@@ -256,13 +259,13 @@ pub const MATRIX: &[(Action, Access)] = &[
         Action::ManageInvoices,
         Access::Roles(&[Role::Admin, Role::Manager]),
     ),
-    (Action::RequestProjects, Access::SignedIn),
+    (Action::RequestProjects, Access::Roles(CHANGERS)),
     (Action::ReadProjects, Access::SignedIn),
     (
         Action::ManageProjects,
         Access::Roles(&[Role::Admin, Role::Manager]),
     ),
-    (Action::ChangeOwnProjects, Access::SignedIn),
+    (Action::ChangeOwnProjects, Access::Roles(CHANGERS)),
     (
         Action::ReadProjectStatistics,
         Access::Roles(&[Role::Admin, Role::Manager]),
@@ -272,7 +275,7 @@ pub const MATRIX: &[(Action, Access)] = &[
         Access::Roles(&[Role::Admin, Role::Manager, Role::Operator]),
     ),
     (Action::ReadClientMessages, Access::SignedIn),
-    (Action::GiveFeedback, Access::SignedIn),
+    (Action::GiveFeedback, Access::Roles(CHANGERS)),
     (
         Action::HandleFeedback,
         Access::Roles(&[Role::Admin, Role::Manager, Role::Operator]),
@@ -282,7 +285,23 @@ pub const MATRIX: &[(Action, Access)] = &[
         Action::ManageRoadmap,
         Access::Roles(&[Role::Admin, Role::Manager]),
     ),
-    (Action::RegisterInterest, Access::SignedIn),
+    (Action::RegisterInterest, Access::Roles(CHANGERS)),
+    (
+        Action::ReadAudit,
+        Access::Roles(&[Role::Admin, Role::Auditor]),
+    ),
+];
+
+/// Every role but the auditor's: those who may change things (the
+/// actions any signed-in user may take that change something).
+pub const CHANGERS: &[Role] = &[
+    Role::Admin,
+    Role::Manager,
+    Role::Operator,
+    Role::Marketer,
+    Role::Master,
+    Role::Client,
+    Role::Dealer,
 ];
 
 /// The roles of the marketing side (every one reads the campaign
@@ -737,6 +756,19 @@ pub const ROUTES: &[(&str, &str, Action)] = &[
         "/api/v1/roadmap/{id}/interest",
         Action::RegisterInterest,
     ),
+    ("GET", "/api/v1/audit/events", Action::ReadAudit),
+    (
+        "GET",
+        "/api/v1/audit/aggregates/{type}/{id}",
+        Action::ReadAudit,
+    ),
+    (
+        "GET",
+        "/api/v1/audit/aggregates/{type}/{id}/history",
+        Action::ReadAudit,
+    ),
+    ("GET", "/api/v1/audit/verify", Action::ReadAudit),
+    ("GET", "/api/v1/audit/public-key", Action::ReadAudit),
 ];
 
 pub fn access(action: Action) -> Access {

@@ -288,6 +288,7 @@ pub enum RoleName {
     Master,
     Client,
     Dealer,
+    Auditor,
 }
 
 impl From<RoleName> for Role {
@@ -300,6 +301,7 @@ impl From<RoleName> for Role {
             RoleName::Master => Role::Master,
             RoleName::Client => Role::Client,
             RoleName::Dealer => Role::Dealer,
+            RoleName::Auditor => Role::Auditor,
         }
     }
 }

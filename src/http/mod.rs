@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod appointments;
+pub mod audit;
 pub mod command;
 pub mod customers;
 pub mod dashboards;

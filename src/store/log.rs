@@ -128,6 +128,39 @@ impl LogReader {
         .context("loading an aggregate's events")
     }
 
+    /// Up to `limit` events after `after` that match `filter`, by position
+    /// (the audit feed).
+    pub async fn feed(
+        &self,
+        after: i64,
+        limit: i64,
+        filter: &FeedFilter,
+    ) -> Result<Vec<StoredEvent>> {
+        let mut sql = format!("SELECT {COLUMNS} FROM events WHERE position > $1");
+        let mut args = vec![Arg::Int(after)];
+        for (column, value) in [
+            ("aggregate_type", &filter.aggregate_type),
+            ("aggregate_id", &filter.aggregate_id),
+            ("event_type", &filter.event_type),
+        ] {
+            if let Some(value) = value {
+                args.push(Arg::Text(value));
+                sql.push_str(&format!(" AND {column} = ${}", args.len()));
+            }
+        }
+        for (op, value) in [(">=", &filter.from), ("<", &filter.to)] {
+            if let Some(value) = value {
+                args.push(Arg::Time(*value));
+                sql.push_str(&format!(" AND recorded_at {op} ${}", args.len()));
+            }
+        }
+        args.push(Arg::Int(limit));
+        sql.push_str(&format!(" ORDER BY position LIMIT ${}", args.len()));
+        self.fetch(&sql, &args)
+            .await
+            .context("reading the audit feed")
+    }
+
     /// The highest position stored (0 for an empty log).
     pub async fn head(&self) -> Result<i64> {
         let sql = "SELECT COALESCE(MAX(position), 0) FROM events";
@@ -197,6 +230,7 @@ impl LogReader {
                     query = match arg {
                         Arg::Int(v) => query.bind(*v),
                         Arg::Text(v) => query.bind(*v),
+                        Arg::Time(v) => query.bind(*v),
                     };
                 }
                 let rows = query.fetch_all(p).await?;
@@ -210,6 +244,8 @@ impl LogReader {
                     query = match arg {
                         Arg::Int(v) => query.bind(*v),
                         Arg::Text(v) => query.bind(*v),
+                        // As SQLite's default for the column writes it.
+                        Arg::Time(v) => query.bind(v.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()),
                     };
                 }
                 let rows = query.fetch_all(p).await?;
@@ -224,6 +260,19 @@ impl LogReader {
 enum Arg<'a> {
     Int(i64),
     Text(&'a str),
+    Time(DateTime<Utc>),
+}
+
+/// What the audit feed is narrowed to (each one optional).
+#[derive(Debug, Clone, Default)]
+pub struct FeedFilter {
+    pub aggregate_type: Option<String>,
+    pub aggregate_id: Option<String>,
+    pub event_type: Option<String>,
+    /// Recorded at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Recorded before.
+    pub to: Option<DateTime<Utc>>,
 }
 
 fn metadata_map(value: serde_json::Value) -> Result<HashMap<String, String>> {

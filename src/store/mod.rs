@@ -22,7 +22,7 @@ pub use append::{
     Outcome, Snapshot, StreamAppend,
 };
 pub use idempotency::{IdempotencyKeys, Recorded};
-pub use log::{LogReader, Upcasters};
+pub use log::{FeedFilter, LogReader, Upcasters};
 pub use repo::EventRepo;
 
 use crate::config::DatabaseConfig;

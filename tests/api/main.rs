@@ -4,6 +4,7 @@
 mod support;
 
 mod appointments;
+mod audit;
 mod bad_input;
 mod clients;
 mod commands;

@@ -18,10 +18,12 @@ pub enum Role {
     Client,
     /// A client with a dealer discount.
     Dealer,
+    /// Reads all history and every audit route; changes nothing.
+    Auditor,
 }
 
 impl Role {
-    pub const ALL: [Role; 7] = [
+    pub const ALL: [Role; 8] = [
         Role::Admin,
         Role::Manager,
         Role::Operator,
@@ -29,6 +31,7 @@ impl Role {
         Role::Master,
         Role::Client,
         Role::Dealer,
+        Role::Auditor,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -40,6 +43,7 @@ impl Role {
             Role::Master => "master",
             Role::Client => "client",
             Role::Dealer => "dealer",
+            Role::Auditor => "auditor",
         }
     }
 

@@ -334,6 +334,30 @@ pub async fn stall_the_relay(backing: &Backing) {
     pool.close().await;
 }
 
+/// Runs a CLI command in a child process; whether it succeeded, and its
+/// stdout and stderr (for commands that are meant to fail).
+pub fn run_cli_status(backing: &Backing, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_process_entry",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .envs(&backing.env)
+        .env(CHILD_ENV, args.join("\u{1f}"))
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).to_string(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
 /// Runs a CLI command (e.g. `replay --consumer X`) in a child process
 /// with the test modules; returns its stdout.
 pub fn run_cli(backing: &Backing, args: &[&str]) -> String {

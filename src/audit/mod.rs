@@ -1,0 +1,359 @@
+//! Tamper evidence for the log: a hash chain over every stored event in
+//! global order, kept beside the log by the sealer (a consumer), signed
+//! checkpoints of it, and the verification that recomputes the chain from
+//! the stored events and names the first position that does not match.
+//!
+//! `hash_n = SHA-256(hash_{n-1} ‖ canonical(event_n))`, `hash_0` = 32 zero
+//! bytes. `canonical(event)` is, each field as its UTF-8 bytes prefixed by
+//! their length (8 bytes, big-endian), in this order: the text
+//! `annals-event-v1`, position, aggregate type, aggregate id, sequence,
+//! event type, event version, the payload as RFC 8785 (JCS) JSON, the
+//! metadata as JCS JSON, and the recorded time as stored (RFC 3339, UTC).
+//! Numbers are decimal text. The bytes are read as stored — before any
+//! upcasting — so the chain covers exactly what the database holds.
+
+pub mod sealer;
+pub mod states;
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::{AnyConnection, Row};
+
+pub use sealer::{Sealer, SEALER};
+
+/// One stored event exactly as the database holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawEvent {
+    pub position: i64,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: String,
+    pub metadata: String,
+    pub recorded_at: String,
+}
+
+fn is_postgres(conn: &AnyConnection) -> bool {
+    conn.backend_name().eq_ignore_ascii_case("postgresql")
+}
+
+/// The stored events with a position in `[from, to]`, by position.
+pub async fn raw_events(conn: &mut AnyConnection, from: i64, to: i64) -> Result<Vec<RawEvent>> {
+    let recorded = if is_postgres(conn) {
+        r#"to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"#
+    } else {
+        "recorded_at"
+    };
+    let sql = format!(
+        "SELECT position, aggregate_type, aggregate_id, sequence, event_type, event_version, \
+         CAST(payload AS TEXT) AS payload, CAST(metadata AS TEXT) AS metadata, \
+         {recorded} AS recorded_at FROM events WHERE position >= $1 AND position <= $2 \
+         ORDER BY position"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&mut *conn)
+        .await
+        .context("reading stored events")?;
+    rows.iter()
+        .map(|r| {
+            Ok(RawEvent {
+                position: r.try_get("position")?,
+                aggregate_type: r.try_get("aggregate_type")?,
+                aggregate_id: r.try_get("aggregate_id")?,
+                sequence: r.try_get("sequence")?,
+                event_type: r.try_get("event_type")?,
+                event_version: r.try_get("event_version")?,
+                payload: r.try_get("payload")?,
+                metadata: r.try_get("metadata")?,
+                recorded_at: r.try_get("recorded_at")?,
+            })
+        })
+        .collect()
+}
+
+/// JCS of a stored JSON text; text that is not JSON is taken as it is
+/// (so that a mangled byte still hashes, and differently).
+fn jcs(text: &str) -> Vec<u8> {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| serde_jcs::to_vec(&v).ok())
+        .unwrap_or_else(|| text.as_bytes().to_vec())
+}
+
+pub fn canonical(e: &RawEvent) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 + e.payload.len() + e.metadata.len());
+    let mut field = |bytes: &[u8]| {
+        out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+        out.extend_from_slice(bytes);
+    };
+    field(b"annals-event-v1");
+    field(e.position.to_string().as_bytes());
+    field(e.aggregate_type.as_bytes());
+    field(e.aggregate_id.as_bytes());
+    field(e.sequence.to_string().as_bytes());
+    field(e.event_type.as_bytes());
+    field(e.event_version.as_bytes());
+    field(&jcs(&e.payload));
+    field(&jcs(&e.metadata));
+    field(e.recorded_at.as_bytes());
+    out
+}
+
+pub const GENESIS: [u8; 32] = [0; 32];
+
+pub fn chain(previous: &[u8; 32], event: &RawEvent) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(previous);
+    hasher.update(canonical(event));
+    hasher.finalize().into()
+}
+
+/// What a checkpoint signs: the position and the chain hash there.
+pub fn checkpoint_message(position: i64, hash: &str) -> Vec<u8> {
+    format!("annals-checkpoint-v1\n{position}\n{hash}").into_bytes()
+}
+
+pub fn sign(key: &SigningKey, position: i64, hash: &str) -> String {
+    hex::encode(key.sign(&checkpoint_message(position, hash)).to_bytes())
+}
+
+pub fn signature_holds(key: &VerifyingKey, position: i64, hash: &str, signature: &str) -> bool {
+    let Ok(bytes) = hex::decode(signature) else {
+        return false;
+    };
+    let Ok(signature) = Signature::from_slice(&bytes) else {
+        return false;
+    };
+    key.verify(&checkpoint_message(position, hash), &signature)
+        .is_ok()
+}
+
+/// The signing key: `ANNALS_AUDIT_SIGNING_KEY` (64 hex digits, the seed),
+/// or `audit-signing.key` in the data directory, made on first start.
+/// Several processes on one database must share it.
+pub fn signing_key(configured: Option<&str>, data_dir: &Path) -> Result<SigningKey> {
+    let seed_hex = match configured {
+        Some(hex) => hex.trim().to_string(),
+        None => {
+            let path = data_dir.join("audit-signing.key");
+            if !path.exists() {
+                std::fs::create_dir_all(data_dir)
+                    .with_context(|| format!("creating {}", data_dir.display()))?;
+                let mut seed = [0u8; 32];
+                getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+                write_secret(&path, &hex::encode(seed))?;
+                tracing::info!(path = %path.display(), "audit signing key generated");
+            }
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .trim()
+                .to_string()
+        }
+    };
+    let bytes: [u8; 32] = hex::decode(&seed_hex)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .context("the audit signing key must be 64 hex digits")?;
+    Ok(SigningKey::from_bytes(&bytes))
+}
+
+fn write_secret(path: &Path, text: &str) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        file.write_all(text.as_bytes())?;
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+/// The outcome of a verification.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Verification {
+    /// Nothing wrong in what was checked.
+    pub ok: bool,
+    /// Events whose chain hash was recomputed.
+    pub checked: i64,
+    /// The first position where the chain does not hold.
+    pub first_bad_position: Option<i64>,
+    /// What is wrong there.
+    pub reason: Option<String>,
+    /// Signed checkpoints whose signature and hash were checked.
+    pub checkpoints: i64,
+    /// The highest sealed position (events after it are not sealed yet).
+    pub sealed_to: i64,
+}
+
+/// Recomputes the chain over `[from, to]` (default: everything sealed) from
+/// the stored events and compares it with the stored chain and with every
+/// signed checkpoint in the range. An altered payload or metadata, a
+/// removed, inserted or reordered event, a rewritten chain row, or a
+/// checkpoint whose signature fails is named at its first position.
+pub async fn verify(
+    conn: &mut AnyConnection,
+    key: &VerifyingKey,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> Result<Verification> {
+    let sealed_to: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM audit_chain")
+        .fetch_one(&mut *conn)
+        .await?;
+    let from = from.unwrap_or(1).max(1);
+    let to = to.unwrap_or(sealed_to).min(sealed_to);
+    let mut report = Verification {
+        ok: true,
+        checked: 0,
+        first_bad_position: None,
+        reason: None,
+        checkpoints: 0,
+        sealed_to,
+    };
+    let bad = |report: &mut Verification, position: i64, reason: String| {
+        report.ok = false;
+        report.first_bad_position = Some(position);
+        report.reason = Some(reason);
+    };
+    let mut previous = if from == 1 {
+        GENESIS
+    } else {
+        let stored: Option<String> =
+            sqlx::query_scalar("SELECT hash FROM audit_chain WHERE position = $1")
+                .bind(from - 1)
+                .fetch_optional(&mut *conn)
+                .await?;
+        match stored
+            .and_then(|h| hex::decode(h).ok())
+            .and_then(|b| b.try_into().ok())
+        {
+            Some(hash) => hash,
+            None => {
+                bad(
+                    &mut report,
+                    from - 1,
+                    "no chain hash before the range".into(),
+                );
+                return Ok(report);
+            }
+        }
+    };
+    let checkpoints: Vec<(i64, String, String)> = sqlx::query(
+        "SELECT position, hash, signature FROM audit_checkpoints \
+         WHERE position >= $1 AND position <= $2 ORDER BY position",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok((
+            r.try_get("position")?,
+            r.try_get("hash")?,
+            r.try_get("signature")?,
+        ))
+    })
+    .collect::<Result<_>>()?;
+    let mut checkpoints = checkpoints.into_iter().peekable();
+    const PAGE: i64 = 5_000;
+    let mut start = from;
+    while start <= to {
+        let end = (start + PAGE - 1).min(to);
+        let events = raw_events(conn, start, end).await?;
+        let chain_rows: Vec<(i64, String)> = sqlx::query(
+            "SELECT position, hash FROM audit_chain WHERE position >= $1 AND position <= $2 \
+             ORDER BY position",
+        )
+        .bind(start)
+        .bind(end)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("position")?, r.try_get("hash")?)))
+        .collect::<Result<_>>()?;
+        let mut events = events.into_iter().peekable();
+        for position in start..=end {
+            let event = events.next_if(|e| e.position == position);
+            let stored = chain_rows
+                .binary_search_by_key(&position, |(p, _)| *p)
+                .ok()
+                .map(|i| chain_rows[i].1.clone());
+            let Some(event) = event else {
+                if stored.is_some() {
+                    bad(
+                        &mut report,
+                        position,
+                        "the event sealed here is missing (deleted)".into(),
+                    );
+                    return Ok(report);
+                }
+                // A position never used (none is skipped by the store) and
+                // never sealed.
+                continue;
+            };
+            let Some(stored) = stored else {
+                bad(
+                    &mut report,
+                    position,
+                    "an event that was never sealed (inserted)".into(),
+                );
+                return Ok(report);
+            };
+            let hash = chain(&previous, &event);
+            let hex_hash = hex::encode(hash);
+            report.checked += 1;
+            if hex_hash != stored {
+                bad(
+                    &mut report,
+                    position,
+                    format!(
+                        "the stored event does not hash to its sealed hash: its payload, metadata or place in the log changed ({} {} #{})",
+                        event.aggregate_type, event.aggregate_id, event.sequence
+                    ),
+                );
+                return Ok(report);
+            }
+            while let Some((at, signed_hash, signature)) =
+                checkpoints.next_if(|(at, _, _)| *at == position)
+            {
+                report.checkpoints += 1;
+                if signed_hash != hex_hash {
+                    bad(
+                        &mut report,
+                        at,
+                        "the checkpoint signs another hash than the chain's".into(),
+                    );
+                    return Ok(report);
+                }
+                if !signature_holds(key, at, &signed_hash, &signature) {
+                    bad(
+                        &mut report,
+                        at,
+                        "the checkpoint's signature does not hold".into(),
+                    );
+                    return Ok(report);
+                }
+            }
+            previous = hash;
+        }
+        start = end + 1;
+    }
+    Ok(report)
+}
