@@ -701,6 +701,47 @@ async fn log_head(base: &str) -> i64 {
     ready["log_head"].as_i64().unwrap_or(0)
 }
 
+/// How far the audit sealer is behind the log head right after a load
+/// phase, and how long it takes to catch up.
+async fn sealer_lag(base: &str) {
+    let started = Instant::now();
+    let mut first = None;
+    loop {
+        let ready: Value = reqwest::get(format!("{base}/readyz"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let lag = ready["consumers"]
+            .as_array()
+            .and_then(|c| c.iter().find(|v| v["name"] == "audit-sealer"))
+            .and_then(|v| v["lag_events"].as_i64())
+            .unwrap_or(-1);
+        let first_lag = *first.get_or_insert(lag);
+        if lag <= 0 || started.elapsed() > Duration::from_secs(60) {
+            report!(
+                "server mode: audit sealer {first_lag} events behind at the end of the load phase; caught up {:.2} s later",
+                started.elapsed().as_secs_f64()
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `annals audit verify` over the whole sealed log, timed.
+fn audit_verify(env: &HashMap<String, String>, head: i64) {
+    let started = Instant::now();
+    let status = annals(env, &["audit", "verify"]).status().unwrap();
+    assert!(status.success(), "the chain verifies");
+    let elapsed = started.elapsed().as_secs_f64();
+    report!(
+        "server mode: annals audit verify over {head} events in {elapsed:.2} s = {:.0} events/s (process start included)",
+        head as f64 / elapsed
+    );
+}
+
 /// The server's resident memory after its load phases (Linux /proc).
 fn rss(server: &Server, what: &str) {
     let status =
@@ -749,6 +790,7 @@ async fn main() {
     let server = serve(&env).await;
     let token_ = token(&client(), &server.base).await;
     let small = throughput(&server.base, &token_, "server mode (PostgreSQL + NATS)").await;
+    sealer_lag(&server.base).await;
     report!(
         "server mode: {:.3} × pgbench",
         small.rate / pgbench.max(1.0)
@@ -783,6 +825,7 @@ async fn main() {
         head - REBUILD_EVENTS.max(small_log),
         caught_up.as_secs_f64()
     );
+    audit_verify(&env, head);
     let large = throughput(
         &server.base,
         &token_,

@@ -68,6 +68,24 @@ pub enum AuditCommand {
         #[arg(long)]
         to: Option<i64>,
     },
+    /// Write events with their chain hashes and the signed checkpoints
+    /// covering them to standard output (NDJSON), up to the first
+    /// checkpoint at or after --to-position.
+    Export {
+        #[arg(long, default_value_t = 1)]
+        from_position: i64,
+        /// Default: the last sealed position.
+        #[arg(long)]
+        to_position: Option<i64>,
+    },
+    /// Check an export offline, with nothing but the file and the key.
+    VerifyExport {
+        /// The export (NDJSON).
+        file: std::path::PathBuf,
+        /// The public key (hex), as `GET /api/v1/audit/public-key` gives it.
+        #[arg(long)]
+        public_key: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,6 +134,17 @@ pub async fn run(cli: Cli, modules: Vec<Box<dyn Module>>) -> Result<()> {
     if let Command::Openapi = command {
         let doc = crate::http::openapi_document(&modules);
         println!("{}", doc.to_pretty_json().context("rendering OpenAPI")?);
+        return Ok(());
+    }
+    if let Command::Audit {
+        command: AuditCommand::VerifyExport { file, public_key },
+    } = &command
+    {
+        // Offline: no settings, no database.
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let (events, checkpoints) = crate::audit::verify_export(&text, public_key)?;
+        println!("intact: {events} events, {checkpoints} signed checkpoints");
         return Ok(());
     }
     let settings = Settings::from_env()?;
@@ -192,6 +221,36 @@ pub async fn run(cli: Cli, modules: Vec<Box<dyn Module>>) -> Result<()> {
                 )
             }
         }
+        Command::Audit {
+            command:
+                AuditCommand::Export {
+                    from_position,
+                    to_position,
+                },
+        } => {
+            let mut settings = settings;
+            settings.nats = None;
+            let platform = startup::connect(settings, &modules).await?;
+            let mut conn = platform.db.any.acquire().await?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let written = crate::audit::export(
+                &mut conn,
+                &platform.audit_key,
+                from_position,
+                to_position,
+                &mut out,
+            )
+            .await;
+            std::io::Write::flush(&mut out)?;
+            drop(conn);
+            platform.db.close().await;
+            eprintln!("exported {} events", written?);
+            Ok(())
+        }
+        Command::Audit {
+            command: AuditCommand::VerifyExport { .. },
+        } => unreachable!("handled before the settings"),
         Command::Openapi | Command::Permissions => unreachable!(),
     }
 }

@@ -211,7 +211,9 @@ fn start_workers(
         });
     }
     let fanout_ctx = ctx.clone();
-    workers.spawn(async move { ("fan-out", bus::run_fanout(fanout, fanout_ctx).await) });
+    // Before any request is served: the head the projectors start from.
+    let start = *platform.appended.borrow();
+    workers.spawn(async move { ("fan-out", bus::run_fanout(fanout, start, fanout_ctx).await) });
     if let (Some(nats), Some(state)) = (
         platform.nats.clone(),
         platform.consumer(bus::RELAY).cloned(),

@@ -357,3 +357,283 @@ pub async fn verify(
     }
     Ok(report)
 }
+
+/// One line of an export (NDJSON): the header, each event with its chain
+/// hash, and the signed checkpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ExportLine {
+    Header {
+        format: String,
+        /// The chain hash before the first exported event (hex).
+        previous_hash: String,
+        /// The key the checkpoints were signed with (hex).
+        public_key: String,
+    },
+    Event {
+        position: i64,
+        aggregate_type: String,
+        aggregate_id: String,
+        sequence: i64,
+        event_type: String,
+        event_version: String,
+        /// As stored (JSON text).
+        payload: String,
+        /// As stored (JSON text).
+        metadata: String,
+        recorded_at: String,
+        hash: String,
+    },
+    Checkpoint {
+        position: i64,
+        hash: String,
+        signature: String,
+    },
+}
+
+pub const EXPORT_FORMAT: &str = "annals-audit-export-v1";
+
+/// Writes the events of `[from, to]` with their chain hashes, extended to
+/// the next signed checkpoint so that every exported event is covered by
+/// a signature, and the checkpoints in that range.
+pub async fn export(
+    conn: &mut AnyConnection,
+    signing: &SigningKey,
+    from: i64,
+    to: Option<i64>,
+    out: &mut impl std::io::Write,
+) -> Result<i64> {
+    let key = &signing.verifying_key();
+    seal_tail(conn, signing).await?;
+    let from = from.max(1);
+    let sealed_to: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM audit_chain")
+        .fetch_one(&mut *conn)
+        .await?;
+    let wanted = to.unwrap_or(sealed_to).min(sealed_to);
+    let covering: Option<i64> =
+        sqlx::query_scalar("SELECT MIN(position) FROM audit_checkpoints WHERE position >= $1")
+            .bind(wanted)
+            .fetch_one(&mut *conn)
+            .await?;
+    let Some(to) = covering else {
+        anyhow::bail!(
+            "no signed checkpoint covers position {wanted} yet; export up to an earlier position"
+        );
+    };
+    let previous = if from == 1 {
+        hex::encode(GENESIS)
+    } else {
+        sqlx::query_scalar::<_, String>("SELECT hash FROM audit_chain WHERE position = $1")
+            .bind(from - 1)
+            .fetch_optional(&mut *conn)
+            .await?
+            .with_context(|| format!("position {} is not sealed", from - 1))?
+    };
+    let mut line = |value: &ExportLine| -> Result<()> {
+        serde_json::to_writer(&mut *out, value)?;
+        out.write_all(b"\n")?;
+        Ok(())
+    };
+    line(&ExportLine::Header {
+        format: EXPORT_FORMAT.into(),
+        previous_hash: previous,
+        public_key: hex::encode(key.to_bytes()),
+    })?;
+    let mut written = 0;
+    let mut start = from;
+    while start <= to {
+        let end = (start + 4_999).min(to);
+        let events = raw_events(conn, start, end).await?;
+        let hashes: std::collections::HashMap<i64, String> = sqlx::query(
+            "SELECT position, hash FROM audit_chain WHERE position >= $1 AND position <= $2",
+        )
+        .bind(start)
+        .bind(end)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("position")?, r.try_get("hash")?)))
+        .collect::<Result<_>>()?;
+        for e in events {
+            let hash = hashes.get(&e.position).cloned().unwrap_or_default();
+            line(&ExportLine::Event {
+                position: e.position,
+                aggregate_type: e.aggregate_type,
+                aggregate_id: e.aggregate_id,
+                sequence: e.sequence,
+                event_type: e.event_type,
+                event_version: e.event_version,
+                payload: e.payload,
+                metadata: e.metadata,
+                recorded_at: e.recorded_at,
+                hash,
+            })?;
+            written += 1;
+        }
+        start = end + 1;
+    }
+    let checkpoints = sqlx::query(
+        "SELECT position, hash, signature FROM audit_checkpoints \
+         WHERE position >= $1 AND position <= $2 ORDER BY position",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(&mut *conn)
+    .await?;
+    for r in checkpoints {
+        line(&ExportLine::Checkpoint {
+            position: r.try_get("position")?,
+            hash: r.try_get("hash")?,
+            signature: r.try_get("signature")?,
+        })?;
+    }
+    Ok(written)
+}
+
+/// Signs a checkpoint at the last sealed position when the chain after
+/// the last checkpoint verifies (so that an export can end there while the
+/// log is quiet; the sealer signs one only with new events).
+pub async fn seal_tail(conn: &mut AnyConnection, key: &SigningKey) -> Result<()> {
+    let sealed_to: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM audit_chain")
+        .fetch_one(&mut *conn)
+        .await?;
+    let signed_to: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM audit_checkpoints")
+            .fetch_one(&mut *conn)
+            .await?;
+    if sealed_to <= signed_to {
+        return Ok(());
+    }
+    let report = verify(
+        conn,
+        &key.verifying_key(),
+        Some(signed_to + 1),
+        Some(sealed_to),
+    )
+    .await?;
+    anyhow::ensure!(
+        report.ok,
+        "the chain does not verify at position {}: {}",
+        report.first_bad_position.unwrap_or(0),
+        report.reason.unwrap_or_default()
+    );
+    let hash: String = sqlx::query_scalar("SELECT hash FROM audit_chain WHERE position = $1")
+        .bind(sealed_to)
+        .fetch_one(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO audit_checkpoints (position, hash, signature, public_key, signed_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (position) DO NOTHING",
+    )
+    .bind(sealed_to)
+    .bind(hash.clone())
+    .bind(sign(key, sealed_to, &hash))
+    .bind(hex::encode(key.verifying_key().to_bytes()))
+    .bind(annals_projections::marketing::instant(chrono::Utc::now()))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Checks an export with nothing but its text and the public key: the
+/// chain recomputed from the header's hash over every event, each event's
+/// hash, and every checkpoint's hash and signature; the last event must be
+/// covered by a checkpoint. `Err` names the line and what is wrong.
+pub fn verify_export(text: &str, public_key: &str) -> Result<(i64, i64)> {
+    let key_bytes: [u8; 32] = hex::decode(public_key.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .context("the public key must be 64 hex digits")?;
+    let key = VerifyingKey::from_bytes(&key_bytes).context("not an Ed25519 public key")?;
+    let mut previous: Option<[u8; 32]> = None;
+    let mut hashes = std::collections::HashMap::new();
+    let (mut events, mut checkpoints, mut last_event, mut last_checkpoint) = (0, 0, 0, 0);
+    for (n, raw) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let line_no = n + 1;
+        let parsed: ExportLine = serde_json::from_str(raw)
+            .with_context(|| format!("line {line_no}: not a line of an export"))?;
+        match parsed {
+            ExportLine::Header {
+                format,
+                previous_hash,
+                ..
+            } => {
+                anyhow::ensure!(
+                    format == EXPORT_FORMAT,
+                    "line {line_no}: unknown format {format}"
+                );
+                previous = Some(
+                    hex::decode(&previous_hash)
+                        .ok()
+                        .and_then(|b| b.try_into().ok())
+                        .with_context(|| format!("line {line_no}: bad previous_hash"))?,
+                );
+            }
+            ExportLine::Event {
+                position,
+                aggregate_type,
+                aggregate_id,
+                sequence,
+                event_type,
+                event_version,
+                payload,
+                metadata,
+                recorded_at,
+                hash,
+            } => {
+                let before =
+                    previous.with_context(|| format!("line {line_no}: no header first"))?;
+                anyhow::ensure!(
+                    last_event == 0 || position == last_event + 1,
+                    "line {line_no}: position {position} does not follow {last_event}"
+                );
+                let event = RawEvent {
+                    position,
+                    aggregate_type,
+                    aggregate_id,
+                    sequence,
+                    event_type,
+                    event_version,
+                    payload,
+                    metadata,
+                    recorded_at,
+                };
+                let computed = chain(&before, &event);
+                anyhow::ensure!(
+                    hex::encode(computed) == hash,
+                    "line {line_no}: the event at position {position} does not hash to its chain hash"
+                );
+                hashes.insert(position, hash);
+                previous = Some(computed);
+                last_event = position;
+                events += 1;
+            }
+            ExportLine::Checkpoint {
+                position,
+                hash,
+                signature,
+            } => {
+                anyhow::ensure!(
+                    hashes.get(&position) == Some(&hash),
+                    "line {line_no}: the checkpoint at {position} signs a hash the events do not give"
+                );
+                anyhow::ensure!(
+                    signature_holds(&key, position, &hash, &signature),
+                    "line {line_no}: the checkpoint signature at {position} does not hold"
+                );
+                last_checkpoint = last_checkpoint.max(position);
+                checkpoints += 1;
+            }
+        }
+    }
+    anyhow::ensure!(events > 0, "no events in the export");
+    anyhow::ensure!(
+        last_checkpoint >= last_event,
+        "the events after position {last_checkpoint} are covered by no signed checkpoint"
+    );
+    Ok((events, checkpoints))
+}

@@ -58,10 +58,11 @@ impl Fanout {
     }
 }
 
-/// Feeds the process's projectors until it stops.
-pub async fn run_fanout(fanout: Fanout, mut ctx: WorkerContext) -> Result<()> {
+/// Feeds the process's projectors until it stops; `start`: the log head
+/// when the process started (the projectors read the log up to there).
+pub async fn run_fanout(fanout: Fanout, start: i64, mut ctx: WorkerContext) -> Result<()> {
     match ctx.nats.clone() {
-        None => tail_log(&fanout, &mut ctx).await,
+        None => tail_log(&fanout, start, &mut ctx).await,
         Some(bus) => follow_stream(&fanout, &bus, &mut ctx).await,
     }
     Ok(())
@@ -69,19 +70,8 @@ pub async fn run_fanout(fanout: Fanout, mut ctx: WorkerContext) -> Result<()> {
 
 /// Embedded mode: the log after every local append, and every second for
 /// appends made by other processes (the CLI).
-async fn tail_log(fanout: &Fanout, ctx: &mut WorkerContext) {
-    let mut position = loop {
-        match ctx.log.head().await {
-            Ok(head) => break head,
-            Err(err) => {
-                tracing::warn!(error = %format!("{err:#}"), "fan-out cannot read the log head; retrying");
-                pause(ctx, Duration::from_secs(1)).await;
-                if *ctx.stop.borrow() {
-                    return;
-                }
-            }
-        }
-    };
+async fn tail_log(fanout: &Fanout, start: i64, ctx: &mut WorkerContext) {
+    let mut position = start;
     while !*ctx.stop.borrow() {
         match ctx.log.read_after(position, BATCH).await {
             Ok(events) if !events.is_empty() => {

@@ -451,3 +451,61 @@ async fn as_of_gives_each_intermediate_state_of_an_appointment(mode: Mode) {
     assert_eq!(status, 404, "{unknown}");
 }
 both_modes!(as_of_gives_each_intermediate_state_of_an_appointment);
+
+/// An export verifies offline with nothing but the file and the public key
+/// (no database: the check runs with no settings at all), and fails once
+/// one byte of it is changed.
+async fn an_export_verifies_offline_and_fails_after_one_changed_byte(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let auditor = with_history(&app).await;
+    let (ok, export, stderr) =
+        run_cli_status(&app.backing, &["audit", "export", "--from-position", "3"]);
+    assert!(ok, "{stderr}");
+    // (The test harness's own line may precede the first one.)
+    let lines: Vec<&str> = export
+        .lines()
+        .filter_map(|l| l.find(r#"{"kind""#).map(|i| &l[i..]))
+        .collect();
+    assert!(lines[0].contains("\"kind\":\"header\""), "{export}");
+    assert!(
+        lines.iter().any(|l| l.contains("\"kind\":\"checkpoint\"")),
+        "{export}"
+    );
+    let (_, key) = get(&app, &auditor, "/api/v1/audit/public-key").await;
+    let key = key["public_key"].as_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.ndjson");
+    let body = lines.join("\n") + "\n";
+    std::fs::write(&file, &body).unwrap();
+    // Offline: an empty environment, no database named anywhere.
+    let offline = crate::support::Backing::offline();
+    let path = file.to_str().unwrap();
+    let (ok, out, err) = run_cli_status(
+        &offline,
+        &["audit", "verify-export", path, "--public-key", &key],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("intact"), "{out}");
+    // One byte of one event's payload changed: "10" becomes "19".
+    let at = body
+        .find(r#"\"amount\":10"#)
+        .expect("a deposit of 10 in the export");
+    let mut tampered = body.into_bytes();
+    tampered[at + r#"\"amount\":1"#.len()] = b'9';
+    std::fs::write(&file, &tampered).unwrap();
+    let (ok, out, err) = run_cli_status(
+        &offline,
+        &["audit", "verify-export", path, "--public-key", &key],
+    );
+    assert!(!ok, "a changed byte fails: {out}");
+    assert!(err.contains("does not hash"), "{err}");
+    // Another key: the signatures do not hold.
+    let other = "11".repeat(32);
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let (ok, _, err) = run_cli_status(
+        &offline,
+        &["audit", "verify-export", path, "--public-key", &other],
+    );
+    assert!(!ok && err.contains("signature"), "{err}");
+}
+both_modes!(an_export_verifies_offline_and_fails_after_one_changed_byte);

@@ -38,6 +38,16 @@ impl Backing {
         Self::with(mode, None, None).await
     }
 
+    /// No database, no NATS, nothing in the environment: for commands that
+    /// must work offline.
+    pub fn offline() -> Self {
+        Self {
+            mode: Mode::Embedded,
+            env: HashMap::new(),
+            _dir: std::sync::Arc::new(tempfile::tempdir().unwrap()),
+        }
+    }
+
     /// With a dedicated PostgreSQL or NATS (for tests that stop them).
     pub async fn with(mode: Mode, pg: Option<&Postgres>, nats: Option<&Nats>) -> Self {
         let dir = tempfile::tempdir().unwrap();
