@@ -245,7 +245,7 @@ pub async fn run_auto_confirm(p: std::sync::Arc<Platform>, mut ctx: WorkerContex
                 Err(err) => tracing::debug!(project = %id, error = ?err, "not confirmed"),
             }
         }
-        let _ = tokio::time::timeout(CONFIRM_TICK, crate::bus::nats::stopped(&mut ctx.stop)).await;
+        crate::bus::workers::pause(&mut ctx.stop, CONFIRM_TICK).await;
     }
     Ok(())
 }

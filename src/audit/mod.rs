@@ -109,6 +109,20 @@ pub fn canonical(e: &RawEvent) -> Vec<u8> {
 
 pub const GENESIS: [u8; 32] = [0; 32];
 
+/// 32 bytes from 64 hex digits (a chain hash, a key, a seed).
+pub fn bytes32(hex_text: &str) -> Option<[u8; 32]> {
+    hex::decode(hex_text.trim()).ok()?.try_into().ok()
+}
+
+/// The highest sealed position (0: nothing sealed yet).
+async fn sealed_to(conn: &mut AnyConnection) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM audit_chain")
+            .fetch_one(&mut *conn)
+            .await?,
+    )
+}
+
 pub fn chain(previous: &[u8; 32], event: &RawEvent) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(previous);
@@ -158,10 +172,8 @@ pub fn signing_key(configured: Option<&str>, data_dir: &Path) -> Result<SigningK
                 .to_string()
         }
     };
-    let bytes: [u8; 32] = hex::decode(&seed_hex)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .context("the audit signing key must be 64 hex digits")?;
+    let bytes: [u8; 32] =
+        bytes32(&seed_hex).context("the audit signing key must be 64 hex digits")?;
     Ok(SigningKey::from_bytes(&bytes))
 }
 
@@ -213,9 +225,7 @@ pub async fn verify(
     from: Option<i64>,
     to: Option<i64>,
 ) -> Result<Verification> {
-    let sealed_to: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM audit_chain")
-        .fetch_one(&mut *conn)
-        .await?;
+    let sealed_to = sealed_to(conn).await?;
     let from = from.unwrap_or(1).max(1);
     let to = to.unwrap_or(sealed_to).min(sealed_to);
     let mut report = Verification {
@@ -239,10 +249,7 @@ pub async fn verify(
                 .bind(from - 1)
                 .fetch_optional(&mut *conn)
                 .await?;
-        match stored
-            .and_then(|h| hex::decode(h).ok())
-            .and_then(|b| b.try_into().ok())
-        {
+        match stored.as_deref().and_then(bytes32) {
             Some(hash) => hash,
             None => {
                 bad(
@@ -406,9 +413,7 @@ pub async fn export(
     let key = &signing.verifying_key();
     seal_tail(conn, signing).await?;
     let from = from.max(1);
-    let sealed_to: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM audit_chain")
-        .fetch_one(&mut *conn)
-        .await?;
+    let sealed_to = sealed_to(conn).await?;
     let wanted = to.unwrap_or(sealed_to).min(sealed_to);
     let covering: Option<i64> =
         sqlx::query_scalar("SELECT MIN(position) FROM audit_checkpoints WHERE position >= $1")
@@ -494,9 +499,7 @@ pub async fn export(
 /// the last checkpoint verifies (so that an export can end there while the
 /// log is quiet; the sealer signs one only with new events).
 pub async fn seal_tail(conn: &mut AnyConnection, key: &SigningKey) -> Result<()> {
-    let sealed_to: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM audit_chain")
-        .fetch_one(&mut *conn)
-        .await?;
+    let sealed_to = sealed_to(conn).await?;
     let signed_to: i64 =
         sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM audit_checkpoints")
             .fetch_one(&mut *conn)
@@ -540,10 +543,8 @@ pub async fn seal_tail(conn: &mut AnyConnection, key: &SigningKey) -> Result<()>
 /// hash, and every checkpoint's hash and signature; the last event must be
 /// covered by a checkpoint. `Err` names the line and what is wrong.
 pub fn verify_export(text: &str, public_key: &str) -> Result<(i64, i64)> {
-    let key_bytes: [u8; 32] = hex::decode(public_key.trim())
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .context("the public key must be 64 hex digits")?;
+    let key_bytes: [u8; 32] =
+        bytes32(public_key).context("the public key must be 64 hex digits")?;
     let key = VerifyingKey::from_bytes(&key_bytes).context("not an Ed25519 public key")?;
     let mut previous: Option<[u8; 32]> = None;
     let mut hashes = std::collections::HashMap::new();
@@ -567,9 +568,7 @@ pub fn verify_export(text: &str, public_key: &str) -> Result<(i64, i64)> {
                     "line {line_no}: unknown format {format}"
                 );
                 previous = Some(
-                    hex::decode(&previous_hash)
-                        .ok()
-                        .and_then(|b| b.try_into().ok())
+                    bytes32(&previous_hash)
                         .with_context(|| format!("line {line_no}: bad previous_hash"))?,
                 );
             }

@@ -56,10 +56,9 @@ impl Projector for Sealer {
         };
         let mut previous = match &last_sealed {
             None => GENESIS,
-            Some((_, hash)) => hex::decode(hash)
-                .ok()
-                .and_then(|b| b.try_into().ok())
-                .context("a stored chain hash is not 32 bytes of hex")?,
+            Some((_, hash)) => {
+                super::bytes32(hash).context("a stored chain hash is not 32 bytes of hex")?
+            }
         };
         let after = last_sealed.as_ref().map_or(0, |(p, _)| *p);
         // The stored bytes, not the upcast events the batch carries.

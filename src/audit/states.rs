@@ -8,17 +8,29 @@ use cqrs_es::Aggregate;
 use annals_domain as d;
 use annals_domain::StoredEvent;
 
-/// Folds events (oldest first) into the aggregate's state, as JSON.
-pub type Fold = fn(&[StoredEvent]) -> Result<serde_json::Value>;
+/// Folds events (oldest first) into the aggregate's state, as JSON, in
+/// one pass: with `each`, the state before the first event and after every
+/// one (`events.len() + 1` states); without, only the final state.
+pub type Fold = fn(&[StoredEvent], bool) -> Result<Vec<serde_json::Value>>;
 
-fn fold<A: Aggregate>(events: &[StoredEvent]) -> Result<serde_json::Value> {
+fn fold<A: Aggregate>(events: &[StoredEvent], each: bool) -> Result<Vec<serde_json::Value>> {
     let mut state = A::default();
+    let mut states = Vec::with_capacity(if each { events.len() + 1 } else { 1 });
+    if each {
+        states.push(serde_json::to_value(&state)?);
+    }
     for event in events {
         let change: A::Event = serde_json::from_value(event.payload.clone())
             .with_context(|| format!("event at position {} does not parse", event.position))?;
         state.apply(change);
+        if each {
+            states.push(serde_json::to_value(&state)?);
+        }
     }
-    Ok(serde_json::to_value(&state)?)
+    if !each {
+        states.push(serde_json::to_value(&state)?);
+    }
+    Ok(states)
 }
 
 macro_rules! folds {

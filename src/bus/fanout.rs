@@ -18,6 +18,7 @@ use annals_domain::StoredEvent;
 
 use super::consumer::BATCH;
 use super::nats::{self, NatsBus};
+use super::workers::pause;
 use super::WorkerContext;
 
 /// Events in position order, without repeats.
@@ -82,7 +83,7 @@ async fn tail_log(fanout: &Fanout, start: i64, ctx: &mut WorkerContext) {
             Ok(_) => {}
             Err(err) => {
                 tracing::warn!(error = %format!("{err:#}"), "fan-out cannot read the log; retrying");
-                pause(ctx, Duration::from_secs(1)).await;
+                pause(&mut ctx.stop, Duration::from_secs(1)).await;
                 continue;
             }
         }
@@ -105,14 +106,14 @@ async fn follow_stream(fanout: &Fanout, bus: &NatsBus, ctx: &mut WorkerContext) 
     let mut next_sequence: Option<u64> = None;
     while !*ctx.stop.borrow() {
         if !bus.connected() {
-            pause(ctx, Duration::from_millis(200)).await;
+            pause(&mut ctx.stop, Duration::from_millis(200)).await;
             continue;
         }
         let messages = match subscribe(bus, started, next_sequence).await {
             Ok(messages) => messages,
             Err(err) => {
                 tracing::warn!(error = %format!("{err:#}"), "JetStream unavailable to the fan-out; projectors read the log meanwhile");
-                pause(ctx, Duration::from_secs(1)).await;
+                pause(&mut ctx.stop, Duration::from_secs(1)).await;
                 continue;
             }
         };
@@ -147,7 +148,7 @@ async fn follow_stream(fanout: &Fanout, bus: &NatsBus, ctx: &mut WorkerContext) 
                 break;
             }
         }
-        pause(ctx, Duration::from_millis(200)).await;
+        pause(&mut ctx.stop, Duration::from_millis(200)).await;
     }
 }
 
@@ -174,8 +175,4 @@ async fn subscribe(
         .messages()
         .await
         .context("reading the fan-out's JetStream consumer")
-}
-
-async fn pause(ctx: &mut WorkerContext, duration: Duration) {
-    let _ = tokio::time::timeout(duration, nats::stopped(&mut ctx.stop)).await;
 }

@@ -36,7 +36,7 @@ pub struct WorkerContext {
 }
 
 /// Sleeps for `duration`, or less if the process is stopping.
-async fn pause(stop: &mut watch::Receiver<bool>, duration: Duration) {
+pub(crate) async fn pause(stop: &mut watch::Receiver<bool>, duration: Duration) {
     let _ = tokio::time::timeout(duration, nats::stopped(stop)).await;
 }
 

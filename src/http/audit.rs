@@ -257,7 +257,10 @@ pub(super) async fn aggregate_as_of(
         .into_iter()
         .take_while(|e| e.recorded_at <= as_of)
         .collect();
-    let state = fold(&then).map_err(ApiError::internal)?;
+    let state = fold(&then, false)
+        .map_err(ApiError::internal)?
+        .pop()
+        .unwrap_or_default();
     Ok(Json(AggregateAsOf {
         version: then.last().map_or(0, |e| e.sequence),
         aggregate_type,
@@ -293,20 +296,19 @@ pub(super) async fn aggregate_changes(
     Path((aggregate_type, id)): Path<(String, String)>,
 ) -> Result<Json<Vec<Change>>, ApiError> {
     let (fold, events) = events_of(&app, &aggregate_type, &id).await?;
-    let mut out = Vec::with_capacity(events.len());
-    let mut before = fold(&[]).map_err(ApiError::internal)?;
-    for (i, event) in events.iter().enumerate() {
-        let after = fold(&events[..=i]).map_err(ApiError::internal)?;
-        out.push(Change {
+    let states = fold(&events, true).map_err(ApiError::internal)?;
+    let out = events
+        .iter()
+        .zip(states.windows(2))
+        .map(|(event, pair)| Change {
             position: event.position,
             version: event.sequence,
             recorded_at: event.recorded_at,
             actor: serde_json::to_value(event.meta().actor).unwrap_or_default(),
             event_type: event.event_type.clone(),
-            changes: diff(&before, &after),
-        });
-        before = after;
-    }
+            changes: diff(&pair[0], &pair[1]),
+        })
+        .collect();
     Ok(Json(out))
 }
 

@@ -452,6 +452,26 @@ impl Notifier {
         )
     }
 
+    /// An aggregate as its events up to `sequence` left it (what a message
+    /// about that event says, however the aggregate changed since).
+    pub(super) async fn aggregate_at<A: cqrs_es::Aggregate>(
+        &self,
+        id: &str,
+        sequence: i64,
+    ) -> Result<A> {
+        let mut state = A::default();
+        for event in self
+            .log
+            .aggregate_history(A::TYPE, id)
+            .await?
+            .iter()
+            .take_while(|e| e.sequence <= sequence)
+        {
+            state.apply(serde_json::from_value(event.payload.clone())?);
+        }
+        Ok(state)
+    }
+
     /// The alert as text, with names instead of ids where known.
     pub async fn render(&self, alert: &Alert) -> String {
         let mut out = format!("{}\n", alert.headline);

@@ -3,33 +3,15 @@
 //! the business. Ledger cause: the event's id, so each is sent once.
 
 use anyhow::Result;
-use cqrs_es::Aggregate;
 use tokio::sync::watch;
 
 use annals_domain::projects::portal::ClientMessageEvent;
-use annals_domain::projects::request::evolve;
 use annals_domain::projects::{ProjectEvent, ProjectRequest, ProjectState};
 use annals_domain::StoredEvent;
 
 use super::Notifier;
 
 impl Notifier {
-    /// The project as its events up to `sequence` left it.
-    async fn project_at(&self, id: &str, sequence: i64) -> Result<ProjectRequest> {
-        let mut state = ProjectRequest::default();
-        for event in self
-            .log
-            .aggregate_history(ProjectRequest::TYPE, id)
-            .await?
-            .iter()
-            .take_while(|e| e.sequence <= sequence)
-        {
-            let change: ProjectEvent = serde_json::from_value(event.payload.clone())?;
-            evolve(&mut state, &change);
-        }
-        Ok(state)
-    }
-
     pub(super) async fn project_changed(
         &mut self,
         event: &StoredEvent,
@@ -40,7 +22,9 @@ impl Notifier {
         if matches!(change, ProjectEvent::Requested(_)) || change.new_state().is_none() {
             return Ok(());
         }
-        let project = self.project_at(&event.aggregate_id, event.sequence).await?;
+        let project = self
+            .aggregate_at::<ProjectRequest>(&event.aggregate_id, event.sequence)
+            .await?;
         let Some(request) = &project.request else {
             return Ok(());
         };

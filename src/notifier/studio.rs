@@ -8,7 +8,6 @@
 
 use anyhow::Result;
 use chrono::Utc;
-use cqrs_es::Aggregate;
 use teloxide::payloads::AnswerCallbackQuerySetters;
 use teloxide::prelude::Requester;
 use teloxide::types::{CallbackQuery, InlineKeyboardButton, ReplyMarkup};
@@ -46,22 +45,6 @@ fn parse_button(data: &str) -> Option<(Uuid, bool)> {
 }
 
 impl Notifier {
-    /// The training as its events up to `sequence` left it.
-    async fn training_at(&self, id: &str, sequence: i64) -> Result<Training> {
-        let mut state = Training::default();
-        for event in self
-            .log
-            .aggregate_history(Training::TYPE, id)
-            .await?
-            .iter()
-            .take_while(|e| e.sequence <= sequence)
-        {
-            let change: TrainingEvent = serde_json::from_value(event.payload.clone())?;
-            annals_domain::gym::training::evolve_training(&mut state, &change);
-        }
-        Ok(state)
-    }
-
     /// "a training with Coach, Mon 05 Oct 2026 18:00 CEST, 60 min".
     async fn describe(&self, training: &Training) -> String {
         let Some(session) = &training.session else {
@@ -93,7 +76,7 @@ impl Notifier {
             return Ok(());
         };
         let training = self
-            .training_at(&event.aggregate_id, event.sequence)
+            .aggregate_at::<Training>(&event.aggregate_id, event.sequence)
             .await?;
         let Some(session) = &training.session else {
             return Ok(());
@@ -131,7 +114,7 @@ impl Notifier {
         stop: &watch::Receiver<bool>,
     ) -> Result<()> {
         let training = self
-            .training_at(&event.aggregate_id, event.sequence)
+            .aggregate_at::<Training>(&event.aggregate_id, event.sequence)
             .await?;
         let Some(url) = &training.link else {
             return Ok(());

@@ -1654,6 +1654,8 @@ async fn a_linked_client_gets_one_notice_per_project_state_change_and_message(mo
     let ada = client(&shop, "ada").await;
     let ada_id = me(&shop, &ada).await["id"].as_str().unwrap().to_string();
     link_chat(&shop, &fake, &ada, 1, 555).await;
+    // The notifier finds her chat in the users read model.
+    shop.app.settle().await;
     let linked = fake.sent_to(555).len();
     let (status, made) = crate::appointments::call(
         &shop.app,

@@ -19,9 +19,6 @@ macro_rules! topics {
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),+ }
             }
-            pub fn parse(text: &str) -> Option<Self> {
-                match text { $($text => Some($name::$variant),)+ _ => None }
-            }
         }
     };
 }

@@ -50,16 +50,6 @@ pub enum ProjectState {
 }
 
 impl ProjectState {
-    pub const ALL: [ProjectState; 7] = [
-        ProjectState::Requested,
-        ProjectState::Planned,
-        ProjectState::InProgress,
-        ProjectState::ReadyForDelivery,
-        ProjectState::Delivered,
-        ProjectState::Refused,
-        ProjectState::Withdrawn,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             ProjectState::Requested => "requested",
@@ -70,10 +60,6 @@ impl ProjectState {
             ProjectState::Refused => "refused",
             ProjectState::Withdrawn => "withdrawn",
         }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
     }
 
     /// Where the work stands, for the staff queue: `on_queue` (accepted,

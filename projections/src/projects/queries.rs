@@ -60,9 +60,21 @@ pub async fn project(pool: &AnyPool, id: Uuid) -> Result<Option<ProjectRow>> {
     one(pool, "projects", id).await
 }
 
-/// One client's projects (or everyone's), newest request first, filtered
-/// by state and working status ('' for any).
-pub async fn projects(
+/// One client's projects (or everyone's), newest request first.
+pub async fn projects(pool: &AnyPool, client: Option<Uuid>) -> Result<Vec<ProjectRow>> {
+    all(
+        pool,
+        "SELECT id, state, version FROM projects WHERE ($1 = '' OR client_id = $1) \
+         ORDER BY requested_at DESC, id DESC",
+        &[client.map(|c| c.to_string()).unwrap_or_default()],
+    )
+    .await
+}
+
+/// The queue (of one client's projects, or everyone's): the work on the
+/// queue first, then by deadline (none last); filtered by state and
+/// working status ('' for any).
+pub async fn queue(
     pool: &AnyPool,
     client: Option<Uuid>,
     status: &str,
@@ -72,26 +84,13 @@ pub async fn projects(
         pool,
         "SELECT id, state, version FROM projects WHERE ($1 = '' OR client_id = $1) \
          AND ($2 = '' OR status = $2) AND ($3 = '' OR working_status = $3) \
-         ORDER BY requested_at DESC, id DESC",
+         ORDER BY CASE WHEN working_status = 'on_queue' THEN 0 ELSE 1 END, \
+         CASE WHEN deadline = '' THEN 1 ELSE 0 END, deadline, requested_at, id",
         &[
             client.map(|c| c.to_string()).unwrap_or_default(),
             status.to_string(),
             working_status.to_string(),
         ],
-    )
-    .await
-}
-
-/// The staff queue: the work on the queue first, then the rest by
-/// deadline (none last).
-pub async fn queue(pool: &AnyPool, status: &str, working_status: &str) -> Result<Vec<ProjectRow>> {
-    all(
-        pool,
-        "SELECT id, state, version FROM projects WHERE ($1 = '' OR status = $1) \
-         AND ($2 = '' OR working_status = $2) \
-         ORDER BY CASE WHEN working_status = 'on_queue' THEN 0 ELSE 1 END, \
-         CASE WHEN deadline = '' THEN 1 ELSE 0 END, deadline, requested_at, id",
-        &[status.to_string(), working_status.to_string()],
     )
     .await
 }

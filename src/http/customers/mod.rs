@@ -360,7 +360,7 @@ pub(super) async fn get_customer(
     let (mut appointments, mut orders, mut subscriptions) = (Vec::new(), Vec::new(), Vec::new());
     let mut projects = Vec::new();
     if let Some(user) = row.state.user_id {
-        projects = annals_projections::projects::queries::projects(pool, Some(user), "", "")
+        projects = annals_projections::projects::queries::projects(pool, Some(user))
             .await?
             .into_iter()
             .filter_map(|p| {

@@ -473,16 +473,8 @@ pub(super) async fn list_projects(
     app.platform.wait_for(PROJECTS, query.min_position).await?;
     let state = query.state.map(state_name).unwrap_or_default();
     let working = query.working_status.map(working_name).unwrap_or_default();
-    let mut rows = queries::queue(&app.platform.db.any, state, working).await?;
-    if !is_project_staff(&me) {
-        rows.retain(|r| {
-            r.state
-                .project
-                .request
-                .as_ref()
-                .is_some_and(|q| q.client_id == me.user_id)
-        });
-    }
+    let client = (!is_project_staff(&me)).then_some(me.user_id);
+    let rows = queries::queue(&app.platform.db.any, client, state, working).await?;
     let now = app.platform.clock.now();
     let items: Vec<ProjectView> = rows
         .into_iter()
@@ -997,7 +989,7 @@ pub(super) async fn my_project_counts(
 ) -> Result<Json<ProjectCountsView>, ApiError> {
     let me = caller.principal()?.clone();
     app.platform.wait_for(PROJECTS, query.min_position).await?;
-    let rows = queries::projects(&app.platform.db.any, Some(me.user_id), "", "").await?;
+    let rows = queries::projects(&app.platform.db.any, Some(me.user_id)).await?;
     let states: Vec<ProjectState> = rows.iter().map(|r| r.state.project.state).collect();
     Ok(Json(timeline::counts(&states).into()))
 }
@@ -1067,7 +1059,7 @@ pub(super) async fn project_statistics(
     ApiQuery(query): ApiQuery<ReadQuery>,
 ) -> Result<Json<ProjectStatisticsView>, ApiError> {
     app.platform.wait_for(PROJECTS, query.min_position).await?;
-    let rows = queries::projects(&app.platform.db.any, None, "", "").await?;
+    let rows = queries::projects(&app.platform.db.any, None).await?;
     let files: Vec<_> = rows.into_iter().map(|r| r.state).collect();
     let stats = timeline::statistics(
         &files,

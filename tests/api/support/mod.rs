@@ -371,25 +371,7 @@ pub fn run_cli_status(backing: &Backing, args: &[&str]) -> (bool, String, String
 /// Runs a CLI command (e.g. `replay --consumer X`) in a child process
 /// with the test modules; returns its stdout.
 pub fn run_cli(backing: &Backing, args: &[&str]) -> String {
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "child_process_entry",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .envs(&backing.env)
-        .env(CHILD_ENV, args.join("\u{1f}"))
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(
-        output.status.success(),
-        "annals {args:?} failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let (ok, stdout, stderr) = run_cli_status(backing, args);
+    assert!(ok, "annals {args:?} failed: {stdout}\n{stderr}");
     stdout
 }
