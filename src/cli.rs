@@ -47,11 +47,16 @@ pub enum Command {
     },
     Replay {
         /// The consumer (read model) to rebuild; `annals replay --list` shows them.
-        #[arg(long, required_unless_present = "list")]
+        #[arg(long, required_unless_present_any = ["list", "verify"])]
         consumer: Option<String>,
         /// List the consumers that can be replayed.
         #[arg(long)]
         list: bool,
+        /// Rebuild every read model (or only `--consumer`) into a shadow
+        /// copy and compare it row for row with the live one, changing
+        /// nothing; exits 1 when any differs.
+        #[arg(long, conflicts_with = "list")]
+        verify: bool,
     },
 }
 
@@ -161,7 +166,51 @@ pub async fn run(cli: Cli, modules: Vec<Box<dyn Module>>) -> Result<()> {
             println!("migrations applied");
             Ok(())
         }
-        Command::Replay { consumer, list } => {
+        Command::Replay {
+            consumer,
+            verify: true,
+            ..
+        } => {
+            let mut settings = settings;
+            settings.nats = None;
+            let platform = startup::connect(settings, &modules).await?;
+            let projectors = match consumer {
+                Some(name) => vec![known_projector(&platform, &name)?],
+                None => platform.projectors().to_vec(),
+            };
+            let report = crate::bus::shadow::verify(&projectors, &platform.db, &platform.log).await;
+            platform.db.close().await;
+            let report = report?;
+            for (name, position) in &report.checked {
+                println!("rebuilt {name} to position {position}");
+            }
+            for name in &report.skipped {
+                println!("skipped {name}: not a read model");
+            }
+            for d in &report.differences {
+                println!(
+                    "DIFFERS {}: {} live rows, {} rebuilt",
+                    d.table, d.live_rows, d.shadow_rows
+                );
+                for row in &d.only_live {
+                    println!("  only live:    {row}");
+                }
+                for row in &d.only_shadow {
+                    println!("  only rebuilt: {row}");
+                }
+            }
+            if report.ok() {
+                println!("identical: {} tables", report.tables);
+                Ok(())
+            } else {
+                anyhow::bail!(
+                    "{} of {} tables differ from their rebuild",
+                    report.differences.len(),
+                    report.tables
+                )
+            }
+        }
+        Command::Replay { consumer, list, .. } => {
             let mut settings = settings;
             // Replay reads the log directly; it never needs NATS.
             settings.nats = None;
@@ -173,10 +222,7 @@ pub async fn run(cli: Cli, modules: Vec<Box<dyn Module>>) -> Result<()> {
                 return Ok(());
             }
             let name = consumer.expect("clap requires --consumer");
-            let projector = platform.projector(&name).with_context(|| {
-                let known: Vec<_> = platform.projectors().iter().map(|p| p.name()).collect();
-                format!("no consumer named '{name}'; known: {}", known.join(", "))
-            })?;
+            let projector = known_projector(&platform, &name)?;
             let started = std::time::Instant::now();
             let position = crate::bus::replay(projector, &platform.db.any, &platform.log).await?;
             let elapsed = started.elapsed();
@@ -253,6 +299,16 @@ pub async fn run(cli: Cli, modules: Vec<Box<dyn Module>>) -> Result<()> {
         } => unreachable!("handled before the settings"),
         Command::Openapi | Command::Permissions => unreachable!(),
     }
+}
+
+fn known_projector(
+    platform: &crate::Platform,
+    name: &str,
+) -> Result<std::sync::Arc<dyn annals_projections::Projector>> {
+    platform.projector(name).with_context(|| {
+        let known: Vec<_> = platform.projectors().iter().map(|p| p.name()).collect();
+        format!("no consumer named '{name}'; known: {}", known.join(", "))
+    })
 }
 
 async fn user_command(platform: &crate::Platform, command: UserCommand) -> Result<()> {

@@ -25,8 +25,25 @@ pub trait Projector: Send + Sync + 'static {
         true
     }
 
+    /// The tables this read model writes: `reset` empties them (of
+    /// `names::TABLE`, only this consumer's rows) and `annals replay
+    /// --verify` compares them with a shadow rebuild. Empty for a consumer
+    /// that is not a read model (it then has its own `reset`).
+    fn tables(&self) -> &'static [&'static str];
+
     /// Removes every row this projector derived, before a rebuild.
-    async fn reset(&self, tx: &mut AnyConnection) -> anyhow::Result<()>;
+    async fn reset(&self, tx: &mut AnyConnection) -> anyhow::Result<()> {
+        for table in self.tables() {
+            if *table == names::TABLE {
+                names::forget(tx, self.name()).await?;
+            } else {
+                sqlx::query(&format!("DELETE FROM {table}"))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
 
     /// Creates tables that are not in `migrations/` (test read models).
     async fn prepare(&self, _pool: &AnyPool) -> anyhow::Result<()> {

@@ -15,6 +15,10 @@ use annals_domain::StoredEvent;
 
 use crate::rows::{self, Cell, Marks};
 
+/// The table of every read model's names, a consumer's rows under its
+/// name.
+pub const TABLE: &str = "read_model_names";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     User,
@@ -224,7 +228,7 @@ impl NameBook {
 
 /// Forgets the names of read model `consumer` (before a rebuild).
 pub async fn forget(tx: &mut AnyConnection, consumer: &str) -> Result<()> {
-    sqlx::query("DELETE FROM read_model_names WHERE consumer = $1")
+    sqlx::query(&format!("DELETE FROM {TABLE} WHERE consumer = $1"))
         .bind(consumer)
         .execute(&mut *tx)
         .await?;

@@ -15,7 +15,7 @@ use annals_domain::StoredEvent;
 
 use crate::appointments::queries::instant;
 use crate::appointments::{parsed, referenced, timestamp};
-use crate::names::{self, Kind, NameBook, Shown};
+use crate::names::{Kind, NameBook, Shown};
 use crate::rows::Rows;
 use crate::Projector;
 
@@ -119,12 +119,8 @@ impl Projector for StatisticsProjector {
         names.write(tx).await
     }
 
-    async fn reset(&self, tx: &mut AnyConnection) -> anyhow::Result<()> {
-        sqlx::query("DELETE FROM appointment_facts")
-            .execute(&mut *tx)
-            .await?;
-        names::forget(tx, NAME).await?;
-        Ok(())
+    fn tables(&self) -> &'static [&'static str] {
+        &["appointment_facts", crate::names::TABLE]
     }
 }
 

@@ -124,9 +124,8 @@ impl Projector for UsersProjector {
         users.write(tx).await
     }
 
-    async fn reset(&self, tx: &mut AnyConnection) -> anyhow::Result<()> {
-        sqlx::query("DELETE FROM users").execute(&mut *tx).await?;
-        Ok(())
+    fn tables(&self) -> &'static [&'static str] {
+        &["users"]
     }
 }
 

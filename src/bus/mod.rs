@@ -7,6 +7,7 @@ pub mod feed;
 
 pub use consumer::{replay, Checkpoints, ConsumerState, ConsumerStatus, ProjectorRunner};
 pub mod nats;
+pub mod shadow;
 pub mod workers;
 
 pub use fanout::{run_fanout, Batch, Fanout};

@@ -362,6 +362,7 @@ async fn campaign_statistics_match_a_hand_computed_scenario_as_of_a_date_and_as_
     for table in tables {
         live.push(crate::consumers::dump(&pool, table).await);
     }
+    crate::support::assert_rebuilds_identical(&o.app.backing);
     let output = crate::support::run_cli(&o.app.backing, &["replay", "--consumer", "marketing"]);
     assert!(output.contains("replayed"), "{output}");
     for (table, before) in tables.iter().zip(&live) {

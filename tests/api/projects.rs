@@ -121,6 +121,7 @@ async fn a_rebuild_gives_the_same_rows(portal: Portal) {
         "something to rebuild"
     );
     let backing = portal.app.shutdown().await;
+    crate::support::assert_rebuilds_identical(&backing);
     let output = run_cli(&backing, &["replay", "--consumer", "projects"]);
     assert!(output.contains("replayed projects"), "{output}");
     let pool = backing.pool().await;

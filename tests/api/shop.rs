@@ -927,6 +927,7 @@ async fn the_shop_read_models_rebuilt_from_the_log_have_the_rows_they_had_live(m
     }
     assert_eq!(live[3].len(), 3, "three orders");
     assert_eq!(live[2].len(), 1, "the fitment as changed");
+    crate::support::assert_rebuilds_identical(&store.app.backing);
     for consumer in ["products", "orders", "dealers"] {
         let output =
             crate::support::run_cli(&store.app.backing, &["replay", "--consumer", consumer]);

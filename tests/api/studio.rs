@@ -218,6 +218,7 @@ async fn subscribers_as_of_any_date_match_a_hand_computed_table(mode: Mode) {
     for table in tables {
         live.push(crate::consumers::dump(&pool, table).await);
     }
+    crate::support::assert_rebuilds_identical(&studio.app.backing);
     let output = crate::support::run_cli(
         &studio.app.backing,
         &["replay", "--consumer", "subscriptions"],

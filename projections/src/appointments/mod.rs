@@ -158,14 +158,8 @@ impl Projector for CatalogProjector {
         services.write(tx).await
     }
 
-    async fn reset(&self, tx: &mut AnyConnection) -> anyhow::Result<()> {
-        sqlx::query("DELETE FROM service_categories")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM services")
-            .execute(&mut *tx)
-            .await?;
-        Ok(())
+    fn tables(&self) -> &'static [&'static str] {
+        &["service_categories", "services"]
     }
 }
 
@@ -244,10 +238,8 @@ impl Projector for MastersProjector {
         names.write(tx).await
     }
 
-    async fn reset(&self, tx: &mut AnyConnection) -> anyhow::Result<()> {
-        sqlx::query("DELETE FROM masters").execute(&mut *tx).await?;
-        crate::names::forget(tx, MASTERS).await?;
-        Ok(())
+    fn tables(&self) -> &'static [&'static str] {
+        &["masters", crate::names::TABLE]
     }
 }
 
@@ -401,12 +393,8 @@ impl Projector for AppointmentsProjector {
         names.write(tx).await
     }
 
-    async fn reset(&self, tx: &mut AnyConnection) -> anyhow::Result<()> {
-        sqlx::query("DELETE FROM appointments")
-            .execute(&mut *tx)
-            .await?;
-        crate::names::forget(tx, APPOINTMENTS).await?;
-        Ok(())
+    fn tables(&self) -> &'static [&'static str] {
+        &["appointments", crate::names::TABLE]
     }
 }
 

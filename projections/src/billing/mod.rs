@@ -101,12 +101,7 @@ impl Projector for BillingProjector {
         messages.write(tx).await
     }
 
-    async fn reset(&self, tx: &mut AnyConnection) -> anyhow::Result<()> {
-        for table in ["invoices", "scheduled_messages"] {
-            sqlx::query(&format!("DELETE FROM {table}"))
-                .execute(&mut *tx)
-                .await?;
-        }
-        Ok(())
+    fn tables(&self) -> &'static [&'static str] {
+        &["invoices", "scheduled_messages"]
     }
 }

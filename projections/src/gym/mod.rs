@@ -138,13 +138,8 @@ impl Projector for SubscriptionsProjector {
         names.write(tx).await
     }
 
-    async fn reset(&self, tx: &mut AnyConnection) -> anyhow::Result<()> {
-        sqlx::query("DELETE FROM plans").execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM subscriptions")
-            .execute(&mut *tx)
-            .await?;
-        crate::names::forget(tx, SUBSCRIPTIONS).await?;
-        Ok(())
+    fn tables(&self) -> &'static [&'static str] {
+        &["plans", "subscriptions", crate::names::TABLE]
     }
 }
 
@@ -265,16 +260,7 @@ impl Projector for TrainingsProjector {
         attendance.write(tx).await
     }
 
-    async fn reset(&self, tx: &mut AnyConnection) -> anyhow::Result<()> {
-        sqlx::query("DELETE FROM training_groups")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM trainings")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM training_attendance")
-            .execute(&mut *tx)
-            .await?;
-        Ok(())
+    fn tables(&self) -> &'static [&'static str] {
+        &["training_groups", "trainings", "training_attendance"]
     }
 }

@@ -328,19 +328,14 @@ impl Projector for MarketingProjector {
         facts.write(tx).await
     }
 
-    async fn reset(&self, tx: &mut AnyConnection) -> anyhow::Result<()> {
-        for table in [
+    fn tables(&self) -> &'static [&'static str] {
+        &[
             "campaigns",
             "leads",
             "contracts",
             "customers",
             "files",
             "campaign_facts",
-        ] {
-            sqlx::query(&format!("DELETE FROM {table}"))
-                .execute(&mut *tx)
-                .await?;
-        }
-        Ok(())
+        ]
     }
 }

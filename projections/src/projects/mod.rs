@@ -205,17 +205,12 @@ impl Projector for ProjectsProjector {
         rows.write(tx).await
     }
 
-    async fn reset(&self, tx: &mut AnyConnection) -> anyhow::Result<()> {
-        for table in [
+    fn tables(&self) -> &'static [&'static str] {
+        &[
             "projects",
             "project_feedback",
             "client_messages",
             "roadmap_products",
-        ] {
-            sqlx::query(&format!("DELETE FROM {table}"))
-                .execute(&mut *tx)
-                .await?;
-        }
-        Ok(())
+        ]
     }
 }

@@ -158,13 +158,8 @@ impl Projector for ProductsProjector {
         write_fitment(tx, refitted).await
     }
 
-    async fn reset(&self, tx: &mut AnyConnection) -> anyhow::Result<()> {
-        for table in ["product_categories", "products", "product_fitment"] {
-            sqlx::query(&format!("DELETE FROM {table}"))
-                .execute(&mut *tx)
-                .await?;
-        }
-        Ok(())
+    fn tables(&self) -> &'static [&'static str] {
+        &["product_categories", "products", "product_fitment"]
     }
 }
 
@@ -313,9 +308,8 @@ impl Projector for OrdersProjector {
         orders.write(tx).await
     }
 
-    async fn reset(&self, tx: &mut AnyConnection) -> anyhow::Result<()> {
-        sqlx::query("DELETE FROM orders").execute(&mut *tx).await?;
-        Ok(())
+    fn tables(&self) -> &'static [&'static str] {
+        &["orders"]
     }
 }
 
@@ -443,11 +437,7 @@ impl Projector for DealersProjector {
         dealers.write(tx).await
     }
 
-    async fn reset(&self, tx: &mut AnyConnection) -> anyhow::Result<()> {
-        sqlx::query("DELETE FROM dealer_applications")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM dealers").execute(&mut *tx).await?;
-        Ok(())
+    fn tables(&self) -> &'static [&'static str] {
+        &["dealer_applications", "dealers"]
     }
 }

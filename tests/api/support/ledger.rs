@@ -409,13 +409,7 @@ impl Projector for AccountsProjector {
         Ok(())
     }
 
-    async fn reset(&self, tx: &mut AnyConnection) -> anyhow::Result<()> {
-        sqlx::query("DELETE FROM test_accounts")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM test_applied")
-            .execute(&mut *tx)
-            .await?;
-        Ok(())
+    fn tables(&self) -> &'static [&'static str] {
+        &["test_accounts", "test_applied"]
     }
 }

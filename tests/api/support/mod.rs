@@ -368,6 +368,13 @@ pub fn run_cli_status(backing: &Backing, args: &[&str]) -> (bool, String, String
     )
 }
 
+/// `annals replay --verify`: every read model's rebuild is identical to
+/// its live rows.
+pub fn assert_rebuilds_identical(backing: &Backing) {
+    let (ok, stdout, stderr) = run_cli_status(backing, &["replay", "--verify"]);
+    assert!(ok && stdout.contains("identical: "), "{stdout}\n{stderr}");
+}
+
 /// Runs a CLI command (e.g. `replay --consumer X`) in a child process
 /// with the test modules; returns its stdout.
 pub fn run_cli(backing: &Backing, args: &[&str]) -> String {
