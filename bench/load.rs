@@ -782,6 +782,9 @@ async fn main() {
     if std::env::var("BENCH_ONLY").is_ok_and(|v| v == "throughput") {
         return throughput_only(&pg, &nats).await;
     }
+    if std::env::var("BENCH_ONLY").is_ok_and(|v| v == "audit") {
+        return audit_only(&pg, &nats).await;
+    }
     let pgbench = pgbench(&pg, &pg_bin);
 
     let data = tempfile::tempdir().unwrap();
@@ -876,6 +879,32 @@ async fn rebuilds_only(pg: &Postgres, nats: &Nats) {
         let head = seed(&env, REBUILD_EVENTS).await;
         replay(&env, what, "catalog", head);
     }
+}
+
+/// `BENCH_ONLY=audit`: `annals audit verify` and `annals replay --verify`
+/// over 200,000 sealed events in server mode; RESULTS.md is left alone.
+async fn audit_only(pg: &Postgres, nats: &Nats) {
+    let dir = tempfile::tempdir().unwrap();
+    let env = environment(&dir, Some((pg, nats))).await;
+    create_user(&env);
+    let server = serve(&env).await;
+    let token_ = token(&client(), &server.base).await;
+    command(&client(), &server.base, &token_, "template".into())
+        .await
+        .expect("a category");
+    drop(server);
+    let head = seed(&env, REBUILD_EVENTS).await;
+    let server = serve(&env).await;
+    settled(&server.base, Duration::from_secs(900)).await;
+    drop(server);
+    audit_verify(&env, head);
+    let started = Instant::now();
+    let status = annals(&env, &["replay", "--verify"]).status().unwrap();
+    assert!(status.success(), "every read model rebuilds identically");
+    println!(
+        "server mode: annals replay --verify over {head} events in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// CPU seconds (user + system) used so far by the processes of each name.

@@ -279,90 +279,144 @@ pub async fn verify(
     })
     .collect::<Result<_>>()?;
     let mut checkpoints = checkpoints.into_iter().peekable();
-    const PAGE: i64 = 5_000;
+    // Pipelined: while one page is hashed on a blocking thread, the next is
+    // read from the database.
+    let mut checking: Option<tokio::task::JoinHandle<(Verification, Option<[u8; 32]>)>> = None;
     let mut start = from;
-    while start <= to {
-        let end = (start + PAGE - 1).min(to);
-        let events = raw_events(conn, start, end).await?;
-        let chain_rows: Vec<(i64, String)> = sqlx::query(
-            "SELECT position, hash FROM audit_chain WHERE position >= $1 AND position <= $2 \
-             ORDER BY position",
-        )
-        .bind(start)
-        .bind(end)
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| Ok((r.try_get("position")?, r.try_get("hash")?)))
-        .collect::<Result<_>>()?;
-        let mut events = events.into_iter().peekable();
-        for position in start..=end {
-            let event = events.next_if(|e| e.position == position);
-            let stored = chain_rows
-                .binary_search_by_key(&position, |(p, _)| *p)
-                .ok()
-                .map(|i| chain_rows[i].1.clone());
-            let Some(event) = event else {
-                if stored.is_some() {
-                    bad(
-                        &mut report,
-                        position,
-                        "the event sealed here is missing (deleted)".into(),
-                    );
-                    return Ok(report);
-                }
-                // A position never used (none is skipped by the store) and
-                // never sealed.
-                continue;
+    loop {
+        let page = if start <= to {
+            let end = (start + PAGE - 1).min(to);
+            let mut page = Page {
+                start,
+                end,
+                events: raw_events(conn, start, end).await?,
+                chain: sqlx::query(
+                    "SELECT position, hash FROM audit_chain WHERE position >= $1 AND position <= $2 \
+                     ORDER BY position",
+                )
+                .bind(start)
+                .bind(end)
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get("position")?, r.try_get("hash")?)))
+                .collect::<Result<_>>()?,
+                checkpoints: Vec::new(),
             };
-            let Some(stored) = stored else {
-                bad(
-                    &mut report,
-                    position,
-                    "an event that was never sealed (inserted)".into(),
-                );
-                return Ok(report);
-            };
-            let hash = chain(&previous, &event);
-            let hex_hash = hex::encode(hash);
-            report.checked += 1;
-            if hex_hash != stored {
-                bad(
-                    &mut report,
-                    position,
-                    format!(
-                        "the stored event does not hash to its sealed hash: its payload, metadata or place in the log changed ({} {} #{})",
-                        event.aggregate_type, event.aggregate_id, event.sequence
-                    ),
-                );
-                return Ok(report);
+            while let Some(checkpoint) = checkpoints.next_if(|(at, _, _)| *at <= end) {
+                page.checkpoints.push(checkpoint);
             }
-            while let Some((at, signed_hash, signature)) =
-                checkpoints.next_if(|(at, _, _)| *at == position)
-            {
-                report.checkpoints += 1;
-                if signed_hash != hex_hash {
-                    bad(
-                        &mut report,
-                        at,
-                        "the checkpoint signs another hash than the chain's".into(),
-                    );
-                    return Ok(report);
-                }
-                if !signature_holds(key, at, &signed_hash, &signature) {
-                    bad(
-                        &mut report,
-                        at,
-                        "the checkpoint's signature does not hold".into(),
-                    );
-                    return Ok(report);
-                }
+            start = end + 1;
+            Some(page)
+        } else {
+            None
+        };
+        if let Some(task) = checking.take() {
+            let (checked, last) = task.await.context("the chain check stopped")?;
+            report = checked;
+            match last {
+                Some(hash) => previous = hash,
+                None => return Ok(report),
             }
-            previous = hash;
         }
-        start = end + 1;
+        let Some(page) = page else {
+            return Ok(report);
+        };
+        let key = *key;
+        let report_so_far = report.clone();
+        checking = Some(tokio::task::spawn_blocking(move || {
+            check_page(page, previous, &key, report_so_far)
+        }));
     }
-    Ok(report)
+}
+
+/// Events per page of a verification.
+const PAGE: i64 = 5_000;
+
+/// One page of a verification: the stored events, the chain rows and the
+/// checkpoints of `[start, end]`.
+struct Page {
+    start: i64,
+    end: i64,
+    events: Vec<RawEvent>,
+    chain: Vec<(i64, String)>,
+    checkpoints: Vec<(i64, String, String)>,
+}
+
+/// Checks one page from the hash before it; gives back the report and the
+/// hash at the page's end, or `None` when it found the first bad position.
+fn check_page(
+    page: Page,
+    mut previous: [u8; 32],
+    key: &VerifyingKey,
+    mut report: Verification,
+) -> (Verification, Option<[u8; 32]>) {
+    let bad = |mut report: Verification, position: i64, reason: String| {
+        report.ok = false;
+        report.first_bad_position = Some(position);
+        report.reason = Some(reason);
+        (report, None)
+    };
+    let mut events = page.events.into_iter().peekable();
+    let mut checkpoints = page.checkpoints.into_iter().peekable();
+    let mut sealed = page.chain.into_iter().peekable();
+    for position in page.start..=page.end {
+        let event = events.next_if(|e| e.position == position);
+        let stored = sealed.next_if(|(p, _)| *p == position).map(|(_, h)| h);
+        let Some(event) = event else {
+            if stored.is_some() {
+                return bad(
+                    report,
+                    position,
+                    "the event sealed here is missing (deleted)".into(),
+                );
+            }
+            // A position never used (none is skipped by the store) and
+            // never sealed.
+            continue;
+        };
+        let Some(stored) = stored else {
+            return bad(
+                report,
+                position,
+                "an event that was never sealed (inserted)".into(),
+            );
+        };
+        let hash = chain(&previous, &event);
+        let hex_hash = hex::encode(hash);
+        report.checked += 1;
+        if hex_hash != stored {
+            return bad(
+                report,
+                position,
+                format!(
+                    "the stored event does not hash to its sealed hash: its payload, metadata or place in the log changed ({} {} #{})",
+                    event.aggregate_type, event.aggregate_id, event.sequence
+                ),
+            );
+        }
+        while let Some((at, signed_hash, signature)) =
+            checkpoints.next_if(|(at, _, _)| *at == position)
+        {
+            report.checkpoints += 1;
+            if signed_hash != hex_hash {
+                return bad(
+                    report,
+                    at,
+                    "the checkpoint signs another hash than the chain's".into(),
+                );
+            }
+            if !signature_holds(key, at, &signed_hash, &signature) {
+                return bad(
+                    report,
+                    at,
+                    "the checkpoint's signature does not hold".into(),
+                );
+            }
+        }
+        previous = hash;
+    }
+    (report, Some(previous))
 }
 
 /// One line of an export (NDJSON): the header, each event with its chain

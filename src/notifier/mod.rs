@@ -459,13 +459,22 @@ impl Notifier {
         id: &str,
         sequence: i64,
     ) -> Result<A> {
+        self.fold_while::<A>(id, |e| e.sequence <= sequence).await
+    }
+
+    /// An aggregate folded from its first events while `keep` holds.
+    pub(super) async fn fold_while<A: cqrs_es::Aggregate>(
+        &self,
+        id: &str,
+        keep: impl Fn(&StoredEvent) -> bool,
+    ) -> Result<A> {
         let mut state = A::default();
         for event in self
             .log
             .aggregate_history(A::TYPE, id)
             .await?
             .iter()
-            .take_while(|e| e.sequence <= sequence)
+            .take_while(|e| keep(e))
         {
             state.apply(serde_json::from_value(event.payload.clone())?);
         }

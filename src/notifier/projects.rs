@@ -28,7 +28,7 @@ impl Notifier {
         let Some(request) = &project.request else {
             return Ok(());
         };
-        let Some(chat) = self.chat_of(request.client_id).await? else {
+        let Some(chat) = self.chat_of(request.client_id, event).await? else {
             return Ok(());
         };
         let text = format!(
@@ -51,7 +51,7 @@ impl Notifier {
         else {
             return Ok(());
         };
-        let Some(chat) = self.chat_of(letter.client_id).await? else {
+        let Some(chat) = self.chat_of(letter.client_id, event).await? else {
             return Ok(());
         };
         let text = format!(

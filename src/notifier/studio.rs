@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use annals_domain::gym::training::{Training, TrainingCommand, TrainingError, TrainingEvent};
+use annals_domain::user::User;
 use annals_domain::{Actor, EventMetadata, StoredEvent};
 use annals_projections::gym::queries;
 
@@ -58,11 +59,15 @@ impl Notifier {
         )
     }
 
-    pub(super) async fn chat_of(&self, user: Uuid) -> Result<Option<i64>> {
-        Ok(annals_projections::users::user(&self.pool, user)
-            .await?
-            .filter(|u| u.active)
-            .and_then(|u| u.telegram_chat_id))
+    /// The chat a user had linked when `event` was recorded, if they were
+    /// active then: from the user's own events before it, so neither a
+    /// read model that lags behind the notifier nor a later change can
+    /// make a notice go elsewhere or be skipped.
+    pub(super) async fn chat_of(&self, user: Uuid, event: &StoredEvent) -> Result<Option<i64>> {
+        let state: User = self
+            .fold_while(&user.to_string(), |e| e.position < event.position)
+            .await?;
+        Ok(state.telegram_chat_id.filter(|_| state.active))
     }
 
     /// Invitations to a training that has not started yet, with buttons.
@@ -98,7 +103,7 @@ impl Notifier {
         ]]);
         let cause = format!("invitation:{id}");
         for client in client_ids {
-            if let Some(chat) = self.chat_of(client).await? {
+            if let Some(chat) = self.chat_of(client, event).await? {
                 self.deliver_with(&cause, chat, &text, Some(buttons.clone()), stop)
                     .await?;
             }
@@ -123,7 +128,7 @@ impl Notifier {
         let cause = format!("training-link:{}:{}", event.aggregate_id, event.sequence);
         let accepted: Vec<Uuid> = training.accepted().collect();
         for client in accepted {
-            if let Some(chat) = self.chat_of(client).await? {
+            if let Some(chat) = self.chat_of(client, event).await? {
                 self.deliver(&cause, chat, &text, stop).await?;
             }
         }
