@@ -40,6 +40,11 @@ pub enum Command {
     },
     /// Print the permission matrix (Markdown).
     Permissions,
+    /// Personal data: erase a person's (crypto-shredding).
+    Privacy {
+        #[command(subcommand)]
+        command: PrivacyCommand,
+    },
     /// The audit trail: verify the hash chain.
     Audit {
         #[command(subcommand)]
@@ -57,6 +62,17 @@ pub enum Command {
         /// nothing; exits 1 when any differs.
         #[arg(long, conflicts_with = "list")]
         verify: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrivacyCommand {
+    /// Erase a user's personal data: destroys their key, so every field
+    /// encrypted with it reads `[erased]`; the hash chain still verifies.
+    Erase {
+        /// The user's username or id.
+        #[arg(long)]
+        user: String,
     },
 }
 
@@ -232,6 +248,29 @@ pub async fn run(cli: Cli, modules: Vec<Box<dyn Module>>) -> Result<()> {
                 position as f64 / elapsed.as_secs_f64().max(1e-9)
             );
             platform.db.close().await;
+            Ok(())
+        }
+        Command::Privacy {
+            command: PrivacyCommand::Erase { user },
+        } => {
+            let mut settings = settings;
+            settings.nats = None;
+            let platform = startup::connect(settings, &modules).await?;
+            let id = match uuid::Uuid::parse_str(&user) {
+                Ok(id) => id,
+                Err(_) => crate::auth::user_id(&user),
+            };
+            let ctx = crate::app::CommandContext::new(annals_domain::EventMetadata::for_command(
+                annals_domain::Actor::Cli,
+            ));
+            let done =
+                crate::app::identity::erase_personal_data(&platform.commands, &ctx, id).await;
+            platform.db.close().await;
+            let done = done.map_err(|err| anyhow::anyhow!("{}: {}", err.code, err.detail))?;
+            println!(
+                "erased the personal data of user {id} (event at position {})",
+                done.position
+            );
             Ok(())
         }
         Command::User { command } => {

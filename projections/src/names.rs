@@ -64,6 +64,7 @@ pub fn named(event: &StoredEvent) -> Result<Option<Named>> {
             UserEvent::Registered { profile, .. } | UserEvent::ProfileUpdated { profile } => {
                 named(Kind::User, &profile.full_name)
             }
+            UserEvent::PersonalDataErased => named(Kind::User, annals_domain::user::ERASED),
             _ => None,
         });
     }

@@ -119,6 +119,10 @@ impl Projector for UsersProjector {
                 UserEvent::Reactivated => row.active = 1,
                 UserEvent::TelegramLinked { chat_id } => row.telegram_chat_id = Some(chat_id),
                 UserEvent::TelegramUnlinked => row.telegram_chat_id = None,
+                UserEvent::PersonalDataErased => {
+                    row.set_profile(&Profile::erased());
+                    row.telegram_chat_id = None;
+                }
             }
         }
         users.write(tx).await

@@ -253,6 +253,20 @@ impl Commands {
         }
     }
 
+    /// Destroys the privacy key of the person an aggregate is about and
+    /// drops its snapshots (`store::privacy`); what was encrypted with the
+    /// key reads `[erased]` from now on.
+    pub async fn shred<A: Aggregate>(&self, id: &str) -> Result<(), AppError> {
+        crate::store::privacy::Keys::new(self.loader.pool.clone())
+            .destroy(&crate::store::privacy::subject(A::TYPE, id))
+            .await
+            .map_err(AppError::from)?;
+        crate::store::snapshots::forget(&self.loader.pool, A::TYPE, id)
+            .await
+            .map_err(AppError::from)?;
+        Ok(())
+    }
+
     /// An aggregate's current state and version (0 when it does not exist).
     pub async fn load<A: Aggregate>(&self, id: &str) -> Result<(A, i64), AppError> {
         let loaded = self.loader.load::<A>(id).await?;

@@ -19,6 +19,8 @@ pub enum Action {
     ListUsers,
     ManageRoles,
     ManageActivation,
+    /// Erase a person's personal data (crypto-shredding).
+    ErasePersonalData,
     /// The public catalog: categories, services, masters, availability.
     ReadCatalog,
     /// Create and change categories, services, masters and their hours.
@@ -157,6 +159,7 @@ pub const MATRIX: &[(Action, Access)] = &[
     (Action::ListUsers, Access::Roles(&[Role::Admin])),
     (Action::ManageRoles, Access::Roles(&[Role::Admin])),
     (Action::ManageActivation, Access::Roles(&[Role::Admin])),
+    (Action::ErasePersonalData, Access::Roles(&[Role::Admin])),
     (Action::ReadCatalog, Access::Public),
     (
         Action::ManageCatalog,
@@ -338,6 +341,11 @@ pub const ROUTES: &[(&str, &str, Action)] = &[
         "POST",
         "/api/v1/users/{id}/deactivate",
         Action::ManageActivation,
+    ),
+    (
+        "POST",
+        "/api/v1/users/{id}/erase",
+        Action::ErasePersonalData,
     ),
     (
         "POST",

@@ -142,7 +142,15 @@ async fn follow_stream(fanout: &Fanout, bus: &NatsBus, ctx: &mut WorkerContext) 
                     Err(err) => failed = Some(err),
                 }
             }
-            fanout.send("jetstream", events);
+            // Published as stored: decrypted and upcast here. Should that
+            // fail, the batch is not sent and the projectors, seeing a gap,
+            // read the log.
+            match ctx.log.prepare(events).await {
+                Ok(events) => fanout.send("jetstream", events),
+                Err(err) => {
+                    tracing::warn!(error = %format!("{err:#}"), "cannot open what JetStream delivered");
+                }
+            }
             if let Some(err) = failed {
                 tracing::warn!(error = %err, "the fan-out's JetStream consumer failed; recreating it");
                 break;

@@ -121,7 +121,15 @@ impl Feed {
                     self.from_log = true;
                     events.clear();
                 }
-                events
+                // Published as stored: decrypted and upcast here.
+                match ctx.log.prepare(events).await {
+                    Ok(events) => events,
+                    Err(err) => {
+                        tracing::warn!(consumer = self.name, error = %format!("{err:#}"), "cannot open what JetStream delivered; reading the log");
+                        self.from_log = true;
+                        Vec::new()
+                    }
+                }
             }
             Err(err) => {
                 tracing::warn!(consumer = self.name, error = %format!("{err:#}"), "JetStream fetch failed; reading the log meanwhile");

@@ -238,7 +238,8 @@ pub async fn run_relay(
             pause(&mut ctx.stop, Duration::from_millis(200)).await;
             continue;
         }
-        let events = match ctx.log.read_after(checkpoint, BATCH).await {
+        // As stored: personal fields stay encrypted in NATS.
+        let events = match ctx.log.read_after_as_stored(checkpoint, BATCH).await {
             Ok(events) => events,
             Err(err) => {
                 tracing::warn!(error = %format!("{err:#}"), "relay cannot read the log");

@@ -69,6 +69,7 @@ impl Module for IdentityModule {
             .routes(routes!(revoke_role))
             .routes(routes!(deactivate))
             .routes(routes!(reactivate))
+            .routes(routes!(erase_personal_data))
     }
 
     fn install(&self, platform: &Arc<Platform>, services: &mut Services) {
@@ -1082,6 +1083,50 @@ async fn deactivate(
         UserCommand::Deactivate,
     )
     .await
+}
+
+/// Erase a user's personal data (admin): crypto-shredding. The profile
+/// shows `[erased]` from now on, in every answer, read model, rebuild and
+/// audit history, and the hash chain still verifies; the account stays
+/// (deactivate it too if it should not sign in). See README "Privacy".
+#[utoipa::path(post, path = "/users/{id}/erase", tag = "identity", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The user"), CommandHeaderParams),
+    responses(
+        (status = 200, description = "Erased (a retry erases again)", body = CommandAccepted),
+        super::error::Unauthorized,
+        super::error::Forbidden,
+        super::error::NotFound,
+        CommonProblems, CommandProblems,
+    ))]
+async fn erase_personal_data(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    caller: Caller,
+    headers: CommandHeaders,
+) -> Response {
+    let id = match parse_user_id(&id) {
+        Ok(id) => id,
+        Err(err) => return err.into_response(),
+    };
+    let call = CommandCall::new(
+        caller,
+        headers,
+        "POST",
+        &format!("/users/{id}/erase"),
+        String::new(),
+    );
+    let commands = &app.platform.commands;
+    let done = match crate::app::identity::erase_personal_data(commands, &call.context(), id).await
+    {
+        Ok(done) => app
+            .platform
+            .wait_for(USERS, Some(done.position))
+            .await
+            .map(|_| done)
+            .map_err(|e| AppError::unavailable(e.detail)),
+        Err(err) => Err(err),
+    };
+    accepted(StatusCode::OK, done)
 }
 
 /// Reactivate a user (admin).

@@ -144,6 +144,7 @@ pub enum AppendError {
 #[derive(Clone, Debug)]
 pub struct EventWriter {
     queue: tokio::sync::mpsc::Sender<Job>,
+    keys: super::privacy::Keys,
 }
 
 /// Units per transaction at most.
@@ -167,8 +168,9 @@ impl EventWriter {
     /// Starts this process's writer task (inside a tokio runtime).
     pub fn new(pool: TypedPool) -> Self {
         let (queue, jobs) = tokio::sync::mpsc::channel(4 * MAX_BATCH);
+        let keys = super::privacy::Keys::new(pool.clone());
         tokio::spawn(run_writer(pool, jobs));
-        Self { queue }
+        Self { queue, keys }
     }
 
     pub async fn commit(&self, unit: CommitUnit) -> Result<Committed, AppendError> {
@@ -188,8 +190,36 @@ impl EventWriter {
 
     /// Several units in one transaction (with whatever else is waiting),
     /// each in its own savepoint; the answers come in the units' order.
-    pub async fn commit_all(&self, units: Vec<CommitUnit>) -> Vec<Result<Committed, AppendError>> {
+    pub async fn commit_all(
+        &self,
+        mut units: Vec<CommitUnit>,
+    ) -> Vec<Result<Committed, AppendError>> {
         let count = units.len();
+        // Personal fields go in encrypted with their person's key.
+        for unit in &mut units {
+            for stream in &mut unit.streams {
+                let sealed = self
+                    .keys
+                    .seal(
+                        stream.aggregate_type,
+                        &stream.aggregate_id,
+                        &mut stream.events,
+                    )
+                    .await;
+                if let Err(err) = sealed {
+                    let unavailable = err.chain().any(|c| {
+                        c.downcast_ref::<sqlx::Error>()
+                            .is_some_and(super::is_unavailable)
+                    });
+                    let failed = if unavailable {
+                        AppendError::Unavailable(format!("{err:#}"))
+                    } else {
+                        AppendError::Internal(format!("{err:#}"))
+                    };
+                    return vec![Err(failed); count];
+                }
+            }
+        }
         let (reply, answer) = tokio::sync::oneshot::channel();
         if self.queue.send(Job { units, reply }).await.is_err() {
             let stopped = AppendError::Unavailable("the writer has stopped".into());

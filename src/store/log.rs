@@ -27,6 +27,7 @@ pub type Upcasters = Arc<Vec<Arc<dyn EventUpcaster>>>;
 pub struct LogReader {
     pool: TypedPool,
     upcasters: Upcasters,
+    keys: super::privacy::Keys,
 }
 
 impl std::fmt::Debug for LogReader {
@@ -39,7 +40,20 @@ impl std::fmt::Debug for LogReader {
 
 impl LogReader {
     pub fn new(pool: TypedPool, upcasters: Upcasters) -> Self {
-        Self { pool, upcasters }
+        let keys = super::privacy::Keys::new(pool.clone());
+        Self {
+            pool,
+            upcasters,
+            keys,
+        }
+    }
+
+    /// Events that come as stored from elsewhere (NATS) made what a read
+    /// of the log gives: personal fields decrypted (`store::privacy`),
+    /// then upcast.
+    pub async fn prepare(&self, mut events: Vec<StoredEvent>) -> Result<Vec<StoredEvent>> {
+        self.keys.open(&mut events).await?;
+        Ok(events.into_iter().map(|e| self.upcast(e)).collect())
     }
 
     /// Old event versions come out of the log in their current shape, as
@@ -76,6 +90,16 @@ impl LogReader {
         let sql =
             format!("SELECT {COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2");
         self.fetch(&sql, &[Arg::Int(after), Arg::Int(limit)])
+            .await
+            .context("reading the global log")
+    }
+
+    /// `read_after` with personal fields left as stored (encrypted): what
+    /// the relay publishes, so that NATS never holds them in clear.
+    pub async fn read_after_as_stored(&self, after: i64, limit: i64) -> Result<Vec<StoredEvent>> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2");
+        self.fetch_as_stored(&sql, &[Arg::Int(after), Arg::Int(limit)])
             .await
             .context("reading the global log")
     }
@@ -222,7 +246,13 @@ impl LogReader {
         }
     }
 
+    /// Decrypted before upcasting: upcasters see the fields as written.
     async fn fetch(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<StoredEvent>> {
+        let events = self.fetch_as_stored(sql, args).await?;
+        self.prepare(events).await
+    }
+
+    async fn fetch_as_stored(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<StoredEvent>> {
         match &self.pool {
             TypedPool::Postgres(p) => {
                 let mut query = sqlx::query(sql);
@@ -234,9 +264,7 @@ impl LogReader {
                     };
                 }
                 let rows = query.fetch_all(p).await?;
-                rows.iter()
-                    .map(|r| pg_row(r).map(|e| self.upcast(e)))
-                    .collect()
+                rows.iter().map(pg_row).collect()
             }
             TypedPool::Sqlite(p) => {
                 let mut query = sqlx::query(sql);
@@ -249,9 +277,7 @@ impl LogReader {
                     };
                 }
                 let rows = query.fetch_all(p).await?;
-                rows.iter()
-                    .map(|r| sqlite_row(r).map(|e| self.upcast(e)))
-                    .collect()
+                rows.iter().map(sqlite_row).collect()
             }
         }
     }

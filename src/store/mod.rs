@@ -5,6 +5,7 @@
 mod append;
 mod idempotency;
 mod log;
+pub mod privacy;
 mod repo;
 pub mod snapshots;
 

@@ -12,25 +12,48 @@ use sqlite_es::SqliteEventRepository;
 
 use super::TypedPool;
 
-pub enum EventRepo {
+pub struct EventRepo {
+    inner: Inner,
+    keys: super::privacy::Keys,
+}
+
+enum Inner {
     Postgres(PostgresEventRepository),
     Sqlite(SqliteEventRepository),
 }
 
 impl EventRepo {
     pub fn new(pool: &TypedPool) -> Self {
-        match pool {
-            TypedPool::Postgres(p) => Self::Postgres(PostgresEventRepository::new(p.clone())),
-            TypedPool::Sqlite(p) => Self::Sqlite(SqliteEventRepository::new(p.clone())),
+        let inner = match pool {
+            TypedPool::Postgres(p) => Inner::Postgres(PostgresEventRepository::new(p.clone())),
+            TypedPool::Sqlite(p) => Inner::Sqlite(SqliteEventRepository::new(p.clone())),
+        };
+        Self {
+            inner,
+            keys: super::privacy::Keys::new(pool.clone()),
         }
+    }
+
+    /// Personal fields decrypted (see `store::privacy`) before cqrs-es
+    /// upcasts and applies them.
+    async fn opened(
+        &self,
+        events: Result<Vec<SerializedEvent>, PersistenceError>,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        let mut events = events?;
+        self.keys
+            .open_serialized(&mut events)
+            .await
+            .map_err(|err| PersistenceError::UnknownError(err.into()))?;
+        Ok(events)
     }
 }
 
 macro_rules! delegate {
     ($self:ident, $repo:ident => $call:expr) => {
-        match $self {
-            EventRepo::Postgres($repo) => $call,
-            EventRepo::Sqlite($repo) => $call,
+        match &$self.inner {
+            Inner::Postgres($repo) => $call,
+            Inner::Sqlite($repo) => $call,
         }
     };
 }
@@ -40,7 +63,8 @@ impl PersistedEventRepository for EventRepo {
         &self,
         aggregate_id: &str,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        delegate!(self, r => r.get_events::<A>(aggregate_id).await)
+        let events = delegate!(self, r => r.get_events::<A>(aggregate_id).await);
+        self.opened(events).await
     }
 
     async fn get_last_events<A: Aggregate>(
@@ -48,7 +72,9 @@ impl PersistedEventRepository for EventRepo {
         aggregate_id: &str,
         last_sequence: usize,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        delegate!(self, r => r.get_last_events::<A>(aggregate_id, last_sequence).await)
+        let events =
+            delegate!(self, r => r.get_last_events::<A>(aggregate_id, last_sequence).await);
+        self.opened(events).await
     }
 
     async fn get_snapshot<A: Aggregate>(

@@ -48,3 +48,30 @@ pub async fn latest(
     };
     Ok(row)
 }
+
+/// Drops an aggregate's snapshots (they hold its state in clear: an
+/// erasure must not leave a copy there). The next load replays its events.
+pub async fn forget(
+    pool: &TypedPool,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> Result<(), sqlx::Error> {
+    let sql = "DELETE FROM aggregate_snapshots WHERE aggregate_type = $1 AND aggregate_id = $2";
+    match pool {
+        TypedPool::Postgres(p) => {
+            sqlx::query(sql)
+                .bind(aggregate_type)
+                .bind(aggregate_id)
+                .execute(p)
+                .await?;
+        }
+        TypedPool::Sqlite(p) => {
+            sqlx::query(sql)
+                .bind(aggregate_type)
+                .bind(aggregate_id)
+                .execute(p)
+                .await?;
+        }
+    }
+    Ok(())
+}

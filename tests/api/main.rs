@@ -17,6 +17,7 @@ mod marketing;
 mod notifier;
 mod openapi;
 mod ops;
+mod privacy;
 mod projects;
 mod shop;
 mod snapshots;

@@ -1,7 +1,7 @@
 //! The user's rules: `decide` turns a command into events (or refuses it),
 //! `evolve` folds an event into the state.
 
-use super::{User, UserCommand, UserError, UserEvent};
+use super::{Profile, User, UserCommand, UserError, UserEvent};
 
 pub fn decide(user: &User, command: UserCommand) -> Result<Vec<UserEvent>, UserError> {
     if let UserCommand::Register {
@@ -57,6 +57,9 @@ pub fn decide(user: &User, command: UserCommand) -> Result<Vec<UserEvent>, UserE
         UserCommand::LinkTelegram { chat_id } => vec![UserEvent::TelegramLinked { chat_id }],
         UserCommand::UnlinkTelegram if user.telegram_chat_id.is_none() => vec![],
         UserCommand::UnlinkTelegram => vec![UserEvent::TelegramUnlinked],
+        // Always recorded, also a second time: erasing is what the key's
+        // destruction beside it completes, and may be retried.
+        UserCommand::ErasePersonalData => vec![UserEvent::PersonalDataErased],
     })
 }
 
@@ -85,5 +88,9 @@ pub fn evolve(user: &mut User, event: &UserEvent) {
         UserEvent::PasswordChanged { .. } => {}
         UserEvent::TelegramLinked { chat_id } => user.telegram_chat_id = Some(*chat_id),
         UserEvent::TelegramUnlinked => user.telegram_chat_id = None,
+        UserEvent::PersonalDataErased => {
+            user.profile = Profile::erased();
+            user.telegram_chat_id = None;
+        }
     }
 }

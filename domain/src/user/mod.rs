@@ -11,7 +11,7 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
 pub use decide::{decide, evolve};
-pub use values::{Email, Phone, Profile, Role, Username};
+pub use values::{Email, Phone, Profile, Role, Username, ERASED};
 
 use crate::{FieldError, RuleKind, RuleViolation};
 
@@ -41,6 +41,9 @@ pub enum UserCommand {
         chat_id: i64,
     },
     UnlinkTelegram,
+    /// Erase the person's personal data (their key is destroyed beside
+    /// this): the profile shows `[erased]` from now on.
+    ErasePersonalData,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +83,9 @@ pub enum UserEvent {
         chat_id: i64,
     },
     TelegramUnlinked,
+    /// The person's personal data was erased: their earlier events'
+    /// personal fields can no longer be read.
+    PersonalDataErased,
 }
 
 impl DomainEvent for UserEvent {
@@ -94,6 +100,7 @@ impl DomainEvent for UserEvent {
             UserEvent::PasswordChanged { .. } => "UserPasswordChanged",
             UserEvent::TelegramLinked { .. } => "UserTelegramLinked",
             UserEvent::TelegramUnlinked => "UserTelegramUnlinked",
+            UserEvent::PersonalDataErased => "UserPersonalDataErased",
         }
         .to_string()
     }

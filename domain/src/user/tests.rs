@@ -188,3 +188,28 @@ fn linking_telegram_is_an_event_once_and_unlinking_undoes_it() {
         Err(UserError::Deactivated)
     );
 }
+
+#[test]
+fn erasing_personal_data_leaves_the_profile_erased_and_the_chat_unlinked() {
+    let user = given(&[registered(), UserEvent::TelegramLinked { chat_id: 7 }]);
+    let events = decide(&user, UserCommand::ErasePersonalData).unwrap();
+    assert_eq!(events, vec![UserEvent::PersonalDataErased]);
+    let after = given(&[
+        registered(),
+        UserEvent::TelegramLinked { chat_id: 7 },
+        UserEvent::PersonalDataErased,
+    ]);
+    assert_eq!(after.profile.full_name, ERASED);
+    assert_eq!(after.profile, Profile::erased());
+    assert_eq!(after.telegram_chat_id, None);
+    assert!(after.registered && after.active, "the account itself stays");
+    // A retry records it again (the key's destruction may be retried).
+    assert_eq!(
+        decide(&after, UserCommand::ErasePersonalData).unwrap(),
+        vec![UserEvent::PersonalDataErased]
+    );
+    assert_eq!(
+        decide(&User::default(), UserCommand::ErasePersonalData),
+        Err(UserError::NotFound)
+    );
+}

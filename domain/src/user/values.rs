@@ -188,6 +188,20 @@ pub struct Profile {
     pub social_links: Vec<String>,
 }
 
+/// What a person's erased fields show.
+pub const ERASED: &str = "[erased]";
+
+impl Profile {
+    /// The profile after its person's data was erased: the name shows
+    /// `[erased]`, everything else is gone.
+    pub fn erased() -> Self {
+        Self {
+            full_name: ERASED.to_string(),
+            ..Self::default()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
