@@ -62,12 +62,8 @@ async fn every_row(pool: &sqlx::AnyPool, mode: Mode) -> Vec<(String, String)> {
     rows
 }
 
-fn mentioning<'r>(rows: &'r [(String, String)], text: &str) -> Vec<&'r (String, String)> {
-    rows.iter().filter(|(_, row)| row.contains(text)).collect()
-}
-
-async fn an_erased_user_leaves_no_personal_data_and_the_chain_still_verifies(mode: Mode) {
-    let shop = shop(mode).await;
+/// Zenobia signs up with her name, e-mail and phone; her id.
+async fn register(shop: &crate::appointments::Shop) -> String {
     let response = shop
         .app
         .post(
@@ -77,7 +73,16 @@ async fn an_erased_user_leaves_no_personal_data_and_the_chain_still_verifies(mod
         .await;
     assert_eq!(response.status(), 201);
     let registered: Value = response.json().await.unwrap();
-    let id = registered["id"].as_str().unwrap().to_string();
+    registered["id"].as_str().unwrap().to_string()
+}
+
+fn mentioning<'r>(rows: &'r [(String, String)], text: &str) -> Vec<&'r (String, String)> {
+    rows.iter().filter(|(_, row)| row.contains(text)).collect()
+}
+
+async fn an_erased_user_leaves_no_personal_data_and_the_chain_still_verifies(mode: Mode) {
+    let shop = shop(mode).await;
+    let id = register(&shop).await;
     let zenobia = login(&shop.app, "zenobia").await;
     let (status, booked) = book(&shop, &zenobia, "09:00").await;
     assert_eq!(status, 201, "{booked}");
@@ -163,18 +168,7 @@ both_modes!(an_erased_user_leaves_no_personal_data_and_the_chain_still_verifies)
 /// `annals privacy erase --user NAME` does the same from the command line.
 async fn the_command_line_erases_by_username(mode: Mode) {
     let shop = shop(mode).await;
-    let response = shop
-        .app
-        .post(
-            "/api/v1/auth/register",
-            json!({"username": "zenobia", "password": "correct horse battery", "full_name": NAME, "email": EMAIL, "phone": PHONE}),
-        )
-        .await;
-    assert_eq!(response.status(), 201);
-    let id = response.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = register(&shop).await;
     let out = run_cli(
         &shop.app.backing,
         &["privacy", "erase", "--user", "zenobia"],
