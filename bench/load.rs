@@ -869,16 +869,22 @@ async fn rebuilds_only(pg: &Postgres, nats: &Nats) {
         ),
         ("embedded mode", environment(&embedded_dir, None).await),
     ] {
-        create_user(&env);
-        let server = serve(&env).await;
-        let token_ = token(&client(), &server.base).await;
-        command(&client(), &server.base, &token_, "template".into())
-            .await
-            .expect("a category");
-        drop(server);
-        let head = seed(&env, REBUILD_EVENTS).await;
+        let head = seeded(&env).await;
         replay(&env, what, "catalog", head);
     }
+}
+
+/// A fresh data set: the user, one category made through HTTP (so the
+/// schema is migrated), then the log seeded to `REBUILD_EVENTS`; the head.
+async fn seeded(env: &HashMap<String, String>) -> i64 {
+    create_user(env);
+    let server = serve(env).await;
+    let token_ = token(&client(), &server.base).await;
+    command(&client(), &server.base, &token_, "template".into())
+        .await
+        .expect("a category");
+    drop(server);
+    seed(env, REBUILD_EVENTS).await
 }
 
 /// `BENCH_ONLY=audit`: `annals audit verify` and `annals replay --verify`
@@ -886,14 +892,7 @@ async fn rebuilds_only(pg: &Postgres, nats: &Nats) {
 async fn audit_only(pg: &Postgres, nats: &Nats) {
     let dir = tempfile::tempdir().unwrap();
     let env = environment(&dir, Some((pg, nats))).await;
-    create_user(&env);
-    let server = serve(&env).await;
-    let token_ = token(&client(), &server.base).await;
-    command(&client(), &server.base, &token_, "template".into())
-        .await
-        .expect("a category");
-    drop(server);
-    let head = seed(&env, REBUILD_EVENTS).await;
+    let head = seeded(&env).await;
     let server = serve(&env).await;
     settled(&server.base, Duration::from_secs(900)).await;
     drop(server);

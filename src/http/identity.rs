@@ -460,8 +460,12 @@ pub(crate) async fn user_command(
         .command_bus::<User>()
         .execute(ctx, &id.to_string(), command)
         .await?;
-    // Sign-in and permission checks read the users read model: answer only
-    // once it shows the change.
+    users_show(app, done).await
+}
+
+/// Sign-in and permission checks read the users read model: a change to a
+/// user is answered only once it shows there.
+async fn users_show<T>(app: &AppState, done: Done<T>) -> Result<Done<T>, AppError> {
     app.platform
         .wait_for(USERS, Some(done.position))
         .await
@@ -1118,12 +1122,7 @@ async fn erase_personal_data(
     let commands = &app.platform.commands;
     let done = match crate::app::identity::erase_personal_data(commands, &call.context(), id).await
     {
-        Ok(done) => app
-            .platform
-            .wait_for(USERS, Some(done.position))
-            .await
-            .map(|_| done)
-            .map_err(|e| AppError::unavailable(e.detail)),
+        Ok(done) => users_show(&app, done).await,
         Err(err) => Err(err),
     };
     accepted(StatusCode::OK, done)
