@@ -577,7 +577,9 @@ async fn read_models_are_fed_by_one_fan_out_per_process(mode: Mode) {
     let app = ChildApp::start(Backing::new(mode).await).await;
     load(&app, 3).await;
     // 3 accounts, each opened, with three deposits and a withdrawal; the
-    // last one is read back through the read model.
+    // last one is read back through the read model once it caught up (a
+    // read right after the commands raced the projector: 404).
+    app.settle().await;
     let (status, _) = app.get_json("/api/v1/test-accounts/acc-02").await;
     assert_eq!(status, 200);
     let pool = app.backing.pool().await;
