@@ -67,12 +67,21 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum PrivacyCommand {
-    /// Erase a user's personal data: destroys their key, so every field
-    /// encrypted with it reads `[erased]`; the hash chain still verifies.
+    /// Erase a person's personal data: destroys their keys, so every field
+    /// encrypted with them reads `[erased]`; the hash chain still verifies.
+    /// The records linked to the one named (a user's customer record, a
+    /// customer's lead) are erased with it.
+    #[command(group(clap::ArgGroup::new("person").required(true)))]
     Erase {
-        /// The user's username or id.
-        #[arg(long)]
-        user: String,
+        /// A user, by username or id.
+        #[arg(long, group = "person")]
+        user: Option<String>,
+        /// A customer, by id.
+        #[arg(long, group = "person")]
+        customer: Option<uuid::Uuid>,
+        /// A lead, by id.
+        #[arg(long, group = "person")]
+        lead: Option<uuid::Uuid>,
     },
 }
 
@@ -251,24 +260,44 @@ pub async fn run(cli: Cli, modules: Vec<Box<dyn Module>>) -> Result<()> {
             Ok(())
         }
         Command::Privacy {
-            command: PrivacyCommand::Erase { user },
+            command:
+                PrivacyCommand::Erase {
+                    user,
+                    customer,
+                    lead,
+                },
         } => {
+            use crate::app::privacy::Person;
+            let person = match (user, customer, lead) {
+                (Some(user), _, _) => Person::User(match uuid::Uuid::parse_str(&user) {
+                    Ok(id) => id,
+                    Err(_) => crate::auth::user_id(&user),
+                }),
+                (None, Some(id), _) => Person::Customer(id),
+                (None, None, Some(id)) => Person::Lead(id),
+                (None, None, None) => unreachable!("clap requires one"),
+            };
             let mut settings = settings;
             settings.nats = None;
             let platform = startup::connect(settings, &modules).await?;
-            let id = match uuid::Uuid::parse_str(&user) {
-                Ok(id) => id,
-                Err(_) => crate::auth::user_id(&user),
-            };
             let ctx = crate::app::CommandContext::new(annals_domain::EventMetadata::for_command(
                 annals_domain::Actor::Cli,
             ));
-            let done =
-                crate::app::identity::erase_personal_data(&platform.commands, &ctx, id).await;
+            let done = crate::app::privacy::erase(&platform, &ctx, person).await;
             platform.db.close().await;
             let done = done.map_err(|err| anyhow::anyhow!("{}: {}", err.code, err.detail))?;
+            let erased = &done.value;
+            let list = |ids: &std::collections::BTreeSet<uuid::Uuid>| {
+                ids.iter()
+                    .map(|id| id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
             println!(
-                "erased the personal data of user {id} (event at position {})",
+                "erased the personal data of users [{}] customers [{}] leads [{}] (last event at position {})",
+                list(&erased.users),
+                list(&erased.customers),
+                list(&erased.leads),
                 done.position
             );
             Ok(())

@@ -18,6 +18,20 @@ pub struct CustomerProfile {
     pub notes: Option<String>,
 }
 
+impl CustomerProfile {
+    /// The profile after its person's data was erased: the name shows
+    /// `[erased]`, everything else is gone.
+    pub fn erased() -> Self {
+        Self {
+            name: crate::user::ERASED.to_string(),
+            email: None,
+            phone: None,
+            address: None,
+            notes: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum CustomerCommand {
     /// `lead_id`: the lead it was converted from, if any.
@@ -35,6 +49,8 @@ pub enum CustomerCommand {
     LinkUser {
         user_id: Uuid,
     },
+    /// Crypto-shredding: the profile reads `[erased]` from now on.
+    ErasePersonalData,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,6 +68,7 @@ pub enum CustomerEvent {
     UserLinked {
         user_id: Uuid,
     },
+    PersonalDataErased,
 }
 
 impl DomainEvent for CustomerEvent {
@@ -61,6 +78,7 @@ impl DomainEvent for CustomerEvent {
             CustomerEvent::ContractAdded { .. } => "CustomerContractAdded",
             CustomerEvent::Updated { .. } => "CustomerUpdated",
             CustomerEvent::UserLinked { .. } => "CustomerUserLinked",
+            CustomerEvent::PersonalDataErased => "CustomerPersonalDataErased",
         }
         .into()
     }
@@ -158,6 +176,12 @@ pub fn decide(
                 vec![CustomerEvent::UserLinked { user_id }]
             })
         }
+        // Always recorded, also a second time: the key's destruction beside
+        // it may be retried.
+        CustomerCommand::ErasePersonalData => {
+            state.profile.as_ref().ok_or(CustomerError::NotFound)?;
+            Ok(vec![CustomerEvent::PersonalDataErased])
+        }
         CustomerCommand::AddContract { contract_id } => {
             state.profile.as_ref().ok_or(CustomerError::NotFound)?;
             Ok(if state.contract_ids.contains(&contract_id) {
@@ -178,6 +202,7 @@ pub fn evolve(state: &mut Customer, event: &CustomerEvent) {
         CustomerEvent::ContractAdded { contract_id } => state.contract_ids.push(*contract_id),
         CustomerEvent::Updated { profile } => state.profile = Some(profile.clone()),
         CustomerEvent::UserLinked { user_id } => state.user_id = Some(*user_id),
+        CustomerEvent::PersonalDataErased => state.profile = Some(CustomerProfile::erased()),
     }
 }
 
@@ -190,3 +215,43 @@ crate::decider_aggregate!(
     decide,
     evolve
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn erasing_a_customer_leaves_the_name_erased_and_no_contact_details_but_keeps_the_links() {
+        let lead_id = Uuid::now_v7();
+        let user_id = Uuid::now_v7();
+        let mut customer = Customer::default();
+        for event in [
+            CustomerEvent::Created {
+                profile: CustomerProfile {
+                    name: "Jane Roe".into(),
+                    email: Some(Email::parse("email", "jane@example.com").unwrap()),
+                    phone: None,
+                    address: Some("1 High Street".into()),
+                    notes: Some("prefers e-mail".into()),
+                },
+                lead_id: Some(lead_id),
+            },
+            CustomerEvent::UserLinked { user_id },
+        ] {
+            evolve(&mut customer, &event);
+        }
+        let events = decide(&customer, CustomerCommand::ErasePersonalData).unwrap();
+        assert_eq!(events, vec![CustomerEvent::PersonalDataErased]);
+        evolve(&mut customer, &events[0]);
+        assert_eq!(customer.profile, Some(CustomerProfile::erased()));
+        assert_eq!(customer.profile.unwrap().name, crate::user::ERASED);
+        assert_eq!(
+            (customer.lead_id, customer.user_id),
+            (Some(lead_id), Some(user_id))
+        );
+        assert_eq!(
+            decide(&Customer::default(), CustomerCommand::ErasePersonalData),
+            Err(CustomerError::NotFound)
+        );
+    }
+}

@@ -4,32 +4,7 @@ use std::collections::BTreeSet;
 
 use annals_domain::user::{Phone, Profile, Role, User, UserCommand, Username};
 
-use uuid::Uuid;
-
 use super::{AppError, CommandContext, Commands, Done};
-
-/// Erases a user's personal data (crypto-shredding, see `store::privacy`):
-/// records `UserPersonalDataErased` (the read models then show the profile
-/// as `[erased]`), then destroys the user's key and snapshots, so that
-/// their earlier events read `[erased]` too — in loads, the log, rebuilds
-/// and the audit history. The account itself stays. Safe to retry: a retry
-/// with the same key skips the event but destroys again.
-pub async fn erase_personal_data(
-    commands: &Commands,
-    ctx: &CommandContext,
-    id: Uuid,
-) -> Result<Done<()>, AppError> {
-    let done = commands
-        .run(ctx, |mut unit| async move {
-            let mut user = unit.load_subject::<User>(&id.to_string()).await?;
-            unit.decide(&mut user, UserCommand::ErasePersonalData)
-                .await?;
-            Ok((unit, ()))
-        })
-        .await?;
-    commands.shred::<User>(&id.to_string()).await?;
-    Ok(done)
-}
 
 /// The username of a client who registered through the bot.
 pub fn bot_username(telegram_user_id: i64) -> Username {

@@ -90,8 +90,10 @@ fn duplicate(holder: &ContactHolder, key: &str) -> AppError {
     err
 }
 
-/// Claims the contact keys for `lead` and answers those it holds now. A
-/// key another open lead holds is refused, or — `force` — left to it.
+/// Claims the contact keys for `lead` and answers the claims (their
+/// streams) it holds now. A key another open lead holds is refused, or —
+/// `force` — left to it. Each key's stream is its pseudonym, so the log
+/// never names a phone or an e-mail.
 async fn claim_contacts(
     unit: &mut Unit,
     lead: Uuid,
@@ -99,11 +101,12 @@ async fn claim_contacts(
     keys: &[String],
     force: bool,
 ) -> Result<Vec<String>, AppError> {
+    let streams = unit.pseudonyms(keys).await?;
     let mut held = Vec::new();
-    for key in keys {
-        let mut claim = unit.load::<LeadContact>(key).await?;
+    for (key, stream) in keys.iter().zip(streams) {
+        let mut claim = unit.load::<LeadContact>(&stream).await?;
         match &claim.state.holder {
-            Some(holder) if holder.lead_id == lead => held.push(key.clone()),
+            Some(holder) if holder.lead_id == lead => held.push(stream),
             Some(_) if force => {}
             Some(holder) => return Err(duplicate(holder, key)),
             None => {
@@ -113,16 +116,18 @@ async fn claim_contacts(
                 };
                 unit.decide(&mut claim, ContactCommand::Claim(holder))
                     .await?;
-                held.push(key.clone());
+                held.push(stream);
             }
         }
     }
     Ok(held)
 }
 
-async fn release_contacts(unit: &mut Unit, lead: Uuid, keys: &[String]) -> Result<(), AppError> {
-    for key in keys {
-        let mut claim = unit.load::<LeadContact>(key).await?;
+/// Releases the claims `lead` holds (their streams, as `claim_contacts`
+/// answered them).
+async fn release_contacts(unit: &mut Unit, lead: Uuid, held: &[String]) -> Result<(), AppError> {
+    for stream in held {
+        let mut claim = unit.load::<LeadContact>(stream).await?;
         unit.decide(&mut claim, ContactCommand::Release { lead_id: lead })
             .await?;
     }
@@ -184,11 +189,12 @@ pub async fn update_lead(
                 check_campaign(&mut unit, &info).await?;
                 let keys = info.contact_keys();
                 if lead.state.status.is_open() {
+                    let streams = unit.pseudonyms(&keys).await?;
                     let dropped: Vec<String> = lead
                         .state
                         .claimed
                         .iter()
-                        .filter(|k| !keys.contains(k))
+                        .filter(|k| !streams.contains(k))
                         .cloned()
                         .collect();
                     release_contacts(&mut unit, id, &dropped).await?;

@@ -22,6 +22,7 @@ mod error;
 pub mod gym;
 pub mod identity;
 pub mod marketing;
+pub mod privacy;
 pub mod projects;
 pub mod shop;
 
@@ -261,10 +262,14 @@ impl Commands {
             .destroy(&crate::store::privacy::subject(A::TYPE, id))
             .await
             .map_err(AppError::from)?;
+        self.forget_snapshots::<A>(id).await
+    }
+
+    /// Drops an aggregate's snapshots (its next load replays the events).
+    pub async fn forget_snapshots<A: Aggregate>(&self, id: &str) -> Result<(), AppError> {
         crate::store::snapshots::forget(&self.loader.pool, A::TYPE, id)
             .await
-            .map_err(AppError::from)?;
-        Ok(())
+            .map_err(AppError::from)
     }
 
     /// An aggregate's current state and version (0 when it does not exist).
@@ -636,6 +641,15 @@ impl Unit {
             };
             self.guard = Some(self.stripes[stripe].clone().lock_owned().await);
         }
+    }
+
+    /// The stream ids for lookups by personal values (a lead's phone):
+    /// pseudonyms, so that no stream id holds the value itself.
+    pub async fn pseudonyms(&self, values: &[String]) -> Result<Vec<String>, AppError> {
+        crate::store::privacy::Keys::new(self.loader.pool.clone())
+            .pseudonyms(values)
+            .await
+            .map_err(AppError::from)
     }
 
     /// Lets the aggregate decide; its events join the unit and are applied

@@ -618,6 +618,16 @@ pub const ROUTES: &[(&str, &str, Action)] = &[
     ("POST", "/api/v1/leads/{id}/start", Action::ManageLeads),
     ("POST", "/api/v1/leads/{id}/lose", Action::ManageLeads),
     ("POST", "/api/v1/leads/{id}/reopen", Action::ManageLeads),
+    (
+        "POST",
+        "/api/v1/leads/{id}/erase",
+        Action::ErasePersonalData,
+    ),
+    (
+        "POST",
+        "/api/v1/customers/{id}/erase",
+        Action::ErasePersonalData,
+    ),
     ("POST", "/api/v1/leads/{id}/notes", Action::ManageLeads),
     ("POST", "/api/v1/leads/{id}/assign", Action::ManageLeads),
     ("POST", "/api/v1/leads/{id}/convert", Action::ConvertLeads),

@@ -1119,9 +1119,8 @@ async fn erase_personal_data(
         &format!("/users/{id}/erase"),
         String::new(),
     );
-    let commands = &app.platform.commands;
-    let done = match crate::app::identity::erase_personal_data(commands, &call.context(), id).await
-    {
+    let person = crate::app::privacy::Person::User(id);
+    let done = match crate::app::privacy::erase(&app.platform, &call.context(), person).await {
         Ok(done) => users_show(&app, done).await,
         Err(err) => Err(err),
     };

@@ -6,11 +6,10 @@
 //! fields read as `[erased]` from then on — in loads, in the log, in every
 //! read model rebuilt from it, in the audit history.
 //!
-//! Personal fields, for now: every text of a user's profile (full name,
-//! e-mail, phone, company, client type, description, website, social
-//! links) in `UserRegistered` and `UserProfileUpdated`. The subject is
-//! `user:<id>`. A field is stored as `pii1:<hex of nonce ‖ ciphertext>`;
-//! events written before this existed keep their plain text.
+//! Which fields are personal, and whose, is the table `PERSONAL` (the
+//! README's "Privacy" lists it). A field is stored as
+//! `pii2:<key id>:<hex of nonce ‖ ciphertext>`; events written before this
+//! existed keep their plain text.
 
 use std::collections::{HashMap, HashSet};
 
@@ -25,33 +24,135 @@ use annals_domain::StoredEvent;
 
 use super::{now_millis, NewEvent, TypedPool};
 
-const SCHEME: &str = "pii1:";
+const SCHEME: &str = "pii2:";
+
+/// Fields sealed before key ids were stored with them.
+const LEGACY_SCHEME: &str = "pii1:";
+
+/// The subject of the secret `Keys::pseudonyms` is keyed with (no person:
+/// it is never destroyed).
+const PSEUDONYMS: &str = "pseudonyms";
 
 /// What a field shows whose ciphertext does not open with its key (the
 /// stored bytes were altered; `annals audit verify` names where).
 pub const UNREADABLE: &str = "[unreadable]";
-
-const USER_TYPE: &str = "user";
 
 /// The key name of the person an aggregate is about (`user:<id>`).
 pub fn subject(aggregate_type: &str, aggregate_id: &str) -> String {
     format!("{aggregate_type}:{aggregate_id}")
 }
 
-/// The person an event's personal fields belong to, and where they are.
-fn personal<'v>(
+/// Whose personal fields an event carries.
+enum Owner {
+    /// The person the aggregate is: `<kind>:<aggregate id>`.
+    Itself(&'static str),
+    /// The person whose id is at this pointer of the event: `<kind>:<id>`.
+    Named(&'static str, &'static str),
+}
+
+/// An event that carries personal fields: its aggregate type, its name
+/// (the payload's outer key), the fields (JSON pointers below that key;
+/// every text under each is encrypted) and whose they are.
+struct Personal {
+    aggregate: &'static str,
+    event: &'static str,
+    fields: &'static [&'static str],
+    owner: Owner,
+}
+
+/// Every event with personal fields. A field listed here is stored
+/// encrypted; one not listed is stored as it is.
+const PERSONAL: &[Personal] = &[
+    Personal {
+        aggregate: "user",
+        event: "Registered",
+        fields: &["/profile"],
+        owner: Owner::Itself("user"),
+    },
+    Personal {
+        aggregate: "user",
+        event: "ProfileUpdated",
+        fields: &["/profile"],
+        owner: Owner::Itself("user"),
+    },
+    Personal {
+        aggregate: "customer",
+        event: "Created",
+        fields: &["/profile"],
+        owner: Owner::Itself("customer"),
+    },
+    Personal {
+        aggregate: "customer",
+        event: "Updated",
+        fields: &["/profile"],
+        owner: Owner::Itself("customer"),
+    },
+    Personal {
+        aggregate: "lead",
+        event: "Created",
+        fields: &["/info/full_name", "/info/phone", "/info/email"],
+        owner: Owner::Itself("lead"),
+    },
+    Personal {
+        aggregate: "lead",
+        event: "Updated",
+        fields: &["/info/full_name", "/info/phone", "/info/email"],
+        owner: Owner::Itself("lead"),
+    },
+    Personal {
+        aggregate: "lead",
+        event: "NoteAdded",
+        fields: &["/text"],
+        owner: Owner::Itself("lead"),
+    },
+    Personal {
+        aggregate: "lead",
+        event: "Lost",
+        fields: &["/reason"],
+        owner: Owner::Itself("lead"),
+    },
+    Personal {
+        aggregate: "lead_contact",
+        event: "Claimed",
+        fields: &["/full_name"],
+        owner: Owner::Named("/lead_id", "lead"),
+    },
+];
+
+/// The person an event's personal fields belong to, and which they are.
+fn personal(
     aggregate_type: &str,
     aggregate_id: &str,
-    payload: &'v mut Value,
-) -> Option<(String, &'v mut Value)> {
-    if aggregate_type != USER_TYPE {
-        return None;
+    payload: &Value,
+) -> Option<(String, &'static str, &'static [&'static str])> {
+    let found = PERSONAL
+        .iter()
+        .filter(|p| p.aggregate == aggregate_type)
+        .find(|p| payload.get(p.event).is_some())?;
+    let subject = match found.owner {
+        Owner::Itself(kind) => subject(kind, aggregate_id),
+        Owner::Named(pointer, kind) => {
+            subject(kind, payload.get(found.event)?.pointer(pointer)?.as_str()?)
+        }
+    };
+    Some((subject, found.event, found.fields))
+}
+
+/// Every personal text of an event, given what `personal` found.
+fn each_personal_text(
+    payload: &mut Value,
+    event: &str,
+    fields: &[&str],
+    f: &mut impl FnMut(&mut String),
+) {
+    let Some(body) = payload.get_mut(event) else {
+        return;
+    };
+    for field in fields {
+        if let Some(value) = body.pointer_mut(field) {
+            each_text(value, f);
+        }
     }
-    let body = ["Registered", "ProfileUpdated"]
-        .into_iter()
-        .find(|body| payload.get(body).is_some())?;
-    let profile = payload.get_mut(body)?.get_mut("profile")?;
-    Some((subject(aggregate_type, aggregate_id), profile))
 }
 
 /// Every text inside `value`.
@@ -83,19 +184,22 @@ impl Keys {
         aggregate_id: &str,
         events: &mut [NewEvent],
     ) -> Result<()> {
-        let mut key = None;
+        let mut keys: HashMap<String, Key> = HashMap::new();
         for event in events {
-            let Some((subject, fields)) =
-                personal(aggregate_type, aggregate_id, &mut event.payload)
+            let Some((subject, body, fields)) =
+                personal(aggregate_type, aggregate_id, &event.payload)
             else {
                 continue;
             };
-            if key.is_none() {
-                key = Some(self.key_for(&subject).await?);
+            if !keys.contains_key(&subject) {
+                let key = self.key_for(&subject).await?;
+                keys.insert(subject.clone(), key);
             }
-            let cipher = key.as_ref().expect("made above");
+            let cipher = &keys[&subject];
             let mut failed = None;
-            each_text(fields, &mut |text| match encrypt(cipher, &subject, text) {
+            each_personal_text(&mut event.payload, body, fields, &mut |text| match encrypt(
+                cipher, &subject, text,
+            ) {
                 Ok(sealed) => *text = sealed,
                 Err(err) => failed = Some(err),
             });
@@ -147,9 +251,9 @@ impl Keys {
     async fn open_payloads(&self, mut events: Vec<(&str, &str, &mut Value)>) -> Result<()> {
         let mut subjects = HashSet::new();
         for (kind, id, payload) in events.iter_mut() {
-            if let Some((subject, fields)) = personal(kind, id, payload) {
+            if let Some((subject, body, fields)) = personal(kind, id, payload) {
                 let mut sealed = false;
-                each_text(fields, &mut |t| sealed |= t.starts_with(SCHEME));
+                each_personal_text(payload, body, fields, &mut |t| sealed |= is_sealed(t));
                 if sealed {
                     subjects.insert(subject);
                 }
@@ -160,15 +264,11 @@ impl Keys {
         }
         let keys = self.keys_of(&subjects).await?;
         for (kind, id, payload) in events {
-            if let Some((subject, fields)) = personal(kind, id, payload) {
+            if let Some((subject, body, fields)) = personal(kind, id, payload) {
                 let key = keys.get(&subject);
-                each_text(fields, &mut |text| {
-                    if let Some(hex_text) = text.strip_prefix(SCHEME) {
-                        *text = match key {
-                            None => ERASED.to_string(),
-                            Some(cipher) => decrypt(cipher, &subject, hex_text)
-                                .unwrap_or_else(|| UNREADABLE.to_string()),
-                        };
+                each_personal_text(payload, body, fields, &mut |text| {
+                    if is_sealed(text) {
+                        *text = decrypt(key, &subject, text);
                     }
                 });
             }
@@ -195,7 +295,36 @@ impl Keys {
         Ok(deleted > 0)
     }
 
-    async fn key_for(&self, subject: &str) -> Result<XChaCha20Poly1305> {
+    async fn key_for(&self, subject: &str) -> Result<Key> {
+        let hex_key = self.key_hex(subject).await?;
+        cipher(&hex_key).with_context(|| format!("the key of {subject} is not 64 hex digits"))
+    }
+
+    /// Stream ids for lookups by a person's contact details (which open
+    /// lead holds this phone): HMAC-SHA-256 under this installation's own
+    /// secret, so that the log never holds the phone or e-mail itself, not
+    /// even as the id of a stream, and an unsalted hash cannot be reversed
+    /// by trying every phone number. The secret is made on first use.
+    pub async fn pseudonyms(&self, values: &[String]) -> Result<Vec<String>> {
+        use hmac::{Hmac, Mac};
+        if values.is_empty() {
+            return Ok(Vec::new());
+        }
+        let secret = hex::decode(self.key_hex(PSEUDONYMS).await?)?;
+        values
+            .iter()
+            .map(|value| {
+                let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&secret)
+                    .context("an HMAC key of any length is fine")?;
+                mac.update(value.as_bytes());
+                let digest = mac.finalize().into_bytes();
+                Ok(format!("p-{}", hex::encode(&digest[..16])))
+            })
+            .collect()
+    }
+
+    /// A subject's key as stored, made on first use.
+    async fn key_hex(&self, subject: &str) -> Result<String> {
         let mut fresh = [0u8; 32];
         getrandom::fill(&mut fresh).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
         let insert = "INSERT INTO privacy_keys (subject, key, created_at) VALUES ($1, $2, $3) \
@@ -227,13 +356,10 @@ impl Keys {
                     .await?
             }
         };
-        cipher(&hex_key).with_context(|| format!("the key of {subject} is not 64 hex digits"))
+        Ok(hex_key)
     }
 
-    async fn keys_of(
-        &self,
-        subjects: &HashSet<String>,
-    ) -> Result<HashMap<String, XChaCha20Poly1305>> {
+    async fn keys_of(&self, subjects: &HashSet<String>) -> Result<HashMap<String, Key>> {
         let marks: Vec<String> = (1..=subjects.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
             "SELECT subject, key FROM privacy_keys WHERE subject IN ({})",
@@ -274,15 +400,33 @@ impl Keys {
     }
 }
 
-fn cipher(hex_key: &str) -> Option<XChaCha20Poly1305> {
-    let bytes = crate::audit::bytes32(hex_key)?;
-    Some(XChaCha20Poly1305::new(&bytes.into()))
+/// A person's key, and its id: the first 8 bytes of its SHA-256, stored
+/// with each field it sealed, so that a field sealed with a destroyed key
+/// reads `[erased]` even once the person has a new key (data given after
+/// an erasure), rather than failing as if altered.
+struct Key {
+    id: String,
+    cipher: XChaCha20Poly1305,
 }
 
-fn encrypt(cipher: &XChaCha20Poly1305, subject: &str, text: &str) -> Result<String> {
+fn cipher(hex_key: &str) -> Option<Key> {
+    use sha2::Digest;
+    let bytes = crate::audit::bytes32(hex_key)?;
+    Some(Key {
+        id: hex::encode(&sha2::Sha256::digest(bytes)[..8]),
+        cipher: XChaCha20Poly1305::new(&bytes.into()),
+    })
+}
+
+fn is_sealed(text: &str) -> bool {
+    text.starts_with(SCHEME) || text.starts_with(LEGACY_SCHEME)
+}
+
+fn encrypt(key: &Key, subject: &str, text: &str) -> Result<String> {
     let mut nonce = [0u8; 24];
     getrandom::fill(&mut nonce).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    let sealed = cipher
+    let sealed = key
+        .cipher
         .encrypt(
             XNonce::from_slice(&nonce),
             Payload {
@@ -293,10 +437,28 @@ fn encrypt(cipher: &XChaCha20Poly1305, subject: &str, text: &str) -> Result<Stri
         .map_err(|_| anyhow::anyhow!("encrypting a personal field failed"))?;
     let mut out = nonce.to_vec();
     out.extend_from_slice(&sealed);
-    Ok(format!("{SCHEME}{}", hex::encode(out)))
+    Ok(format!("{SCHEME}{}:{}", key.id, hex::encode(out)))
 }
 
-fn decrypt(cipher: &XChaCha20Poly1305, subject: &str, hex_text: &str) -> Option<String> {
+/// What a sealed field reads with its subject's key as it is now (none
+/// when destroyed).
+fn decrypt(key: Option<&Key>, subject: &str, text: &str) -> String {
+    let sealed = match (text.strip_prefix(SCHEME), text.strip_prefix(LEGACY_SCHEME)) {
+        (Some(rest), _) => match rest.split_once(':') {
+            Some((id, hex_text)) if key.is_some_and(|k| k.id == id) => hex_text,
+            Some(_) => return ERASED.to_string(),
+            None => return UNREADABLE.to_string(),
+        },
+        (None, Some(hex_text)) => hex_text,
+        (None, None) => return text.to_string(),
+    };
+    let Some(key) = key else {
+        return ERASED.to_string();
+    };
+    open_bytes(&key.cipher, subject, sealed).unwrap_or_else(|| UNREADABLE.to_string())
+}
+
+fn open_bytes(cipher: &XChaCha20Poly1305, subject: &str, hex_text: &str) -> Option<String> {
     let bytes = hex::decode(hex_text).ok()?;
     if bytes.len() < 24 {
         return None;
@@ -324,33 +486,62 @@ mod tests {
         let other = cipher(&"22".repeat(32)).unwrap();
         let sealed = encrypt(&key, "user:a", "Ada Lovelace").unwrap();
         assert!(sealed.starts_with(SCHEME) && !sealed.contains("Ada"));
-        let hex_text = sealed.strip_prefix(SCHEME).unwrap();
+        assert_eq!(decrypt(Some(&key), "user:a", &sealed), "Ada Lovelace");
+        assert_eq!(decrypt(None, "user:a", &sealed), ERASED, "key destroyed");
         assert_eq!(
-            decrypt(&key, "user:a", hex_text).as_deref(),
-            Some("Ada Lovelace")
+            decrypt(Some(&other), "user:a", &sealed),
+            ERASED,
+            "a new key after an erasure"
         );
-        assert_eq!(decrypt(&other, "user:a", hex_text), None, "another key");
-        assert_eq!(decrypt(&key, "user:b", hex_text), None, "another person");
+        assert_eq!(
+            decrypt(Some(&key), "user:b", &sealed),
+            UNREADABLE,
+            "another person"
+        );
+        let mut altered = sealed.clone();
+        let last = altered.pop().unwrap();
+        altered.push(if last == '0' { '1' } else { '0' });
+        assert_eq!(decrypt(Some(&key), "user:a", &altered), UNREADABLE);
         assert_ne!(
             sealed,
             encrypt(&key, "user:a", "Ada Lovelace").unwrap(),
             "fresh nonce"
         );
+        assert_eq!(decrypt(Some(&key), "user:a", "plain"), "plain");
+    }
+
+    fn texts_of(kind: &str, id: &str, mut payload: Value) -> Option<(String, Vec<String>)> {
+        let (subject, body, fields) = personal(kind, id, &payload)?;
+        let mut texts = Vec::new();
+        each_personal_text(&mut payload, body, fields, &mut |t| texts.push(t.clone()));
+        Some((subject, texts))
     }
 
     #[test]
-    fn only_a_users_profile_is_personal() {
-        let mut registered = serde_json::json!({"Registered": {"username": "ada", "profile": {"full_name": "Ada", "social_links": ["x"]}, "roles": ["client"]}});
-        let (subject, fields) = personal("user", "u1", &mut registered).unwrap();
-        assert_eq!(subject, "user:u1");
-        let mut texts = Vec::new();
-        each_text(fields, &mut |t| texts.push(t.clone()));
-        assert_eq!(texts, ["Ada", "x"]);
-        let mut updated = serde_json::json!({"ProfileUpdated": {"profile": {"full_name": "Ada"}}});
-        assert!(personal("user", "u1", &mut updated).is_some());
-        let mut granted = serde_json::json!({"RoleGranted": {"role": "admin"}});
-        assert!(personal("user", "u1", &mut granted).is_none());
-        let mut other = serde_json::json!({"Registered": {"profile": {"full_name": "Ada"}}});
-        assert!(personal("customer", "c1", &mut other).is_none());
+    fn personal_fields_are_found_by_event_with_whose_they_are() {
+        let registered = serde_json::json!({"Registered": {"username": "ada", "profile": {"full_name": "Ada", "social_links": ["x"]}, "roles": ["client"]}});
+        assert_eq!(
+            texts_of("user", "u1", registered),
+            Some(("user:u1".into(), vec!["Ada".into(), "x".into()]))
+        );
+        let granted = serde_json::json!({"RoleGranted": {"role": "admin"}});
+        assert_eq!(texts_of("user", "u1", granted), None);
+        let lead = serde_json::json!({"Created": {"info": {"full_name": "Ada", "phone": "+4915112345678", "email": null, "campaign_id": "c1"}, "claimed": ["p-1"]}});
+        assert_eq!(
+            texts_of("lead", "l1", lead),
+            Some((
+                "lead:l1".into(),
+                vec!["Ada".into(), "+4915112345678".into()]
+            )),
+            "not the campaign, not the pseudonyms"
+        );
+        let claim = serde_json::json!({"Claimed": {"lead_id": "l1", "full_name": "Ada"}});
+        assert_eq!(
+            texts_of("lead_contact", "p-1", claim),
+            Some(("lead:l1".into(), vec!["Ada".into()])),
+            "the lead's, not the stream's"
+        );
+        let other = serde_json::json!({"Registered": {"profile": {"full_name": "Ada"}}});
+        assert_eq!(texts_of("campaign", "c1", other), None);
     }
 }

@@ -61,6 +61,31 @@ async fn office(mode: Mode) -> Office {
     }
 }
 
+/// Uploads a file as `token`: the status and the answer.
+pub(crate) async fn upload(
+    app: &TestApp,
+    token: &str,
+    name: &str,
+    mime: &str,
+    bytes: Vec<u8>,
+) -> (u16, Value) {
+    let part = reqwest::multipart::Part::bytes(bytes)
+        .file_name(name.to_string())
+        .mime_str(mime)
+        .unwrap();
+    let form = reqwest::multipart::Form::new().part("file", part);
+    let response = app
+        .http()
+        .post(app.url("/api/v1/files"))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
 impl Office {
     async fn call(&self, token: &str, method: &str, path: &str, body: Value) -> (u16, Value) {
         let body = (!body.is_null()).then_some(body);
@@ -118,22 +143,7 @@ impl Office {
     }
 
     async fn upload(&self, token: &str, name: &str, mime: &str, bytes: Vec<u8>) -> (u16, Value) {
-        let part = reqwest::multipart::Part::bytes(bytes)
-            .file_name(name.to_string())
-            .mime_str(mime)
-            .unwrap();
-        let form = reqwest::multipart::Form::new().part("file", part);
-        let response = self
-            .app
-            .http()
-            .post(self.app.url("/api/v1/files"))
-            .bearer_auth(token)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        upload(&self.app, token, name, mime, bytes).await
     }
 
     async fn document(&self) -> String {

@@ -9,7 +9,7 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::user::{Email, Phone};
+use crate::user::{Email, Phone, ERASED};
 use crate::{FieldError, RuleKind, RuleViolation};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -147,6 +147,9 @@ pub enum LeadCommand {
         customer_id: Uuid,
         contract_id: Uuid,
     },
+    /// Crypto-shredding: the lead's contact details, notes and reason
+    /// read `[erased]` from now on.
+    ErasePersonalData,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -173,6 +176,7 @@ pub enum LeadEvent {
         customer_id: Uuid,
         contract_id: Uuid,
     },
+    PersonalDataErased,
 }
 
 impl DomainEvent for LeadEvent {
@@ -186,6 +190,7 @@ impl DomainEvent for LeadEvent {
             LeadEvent::NoteAdded(_) => "LeadNoteAdded",
             LeadEvent::Assigned { .. } => "LeadAssigned",
             LeadEvent::Converted { .. } => "LeadConverted",
+            LeadEvent::PersonalDataErased => "LeadPersonalDataErased",
         }
         .into()
     }
@@ -277,6 +282,9 @@ pub fn decide(state: &Lead, command: LeadCommand) -> Result<Vec<LeadEvent>, Lead
     };
     match command {
         LeadCommand::Create { .. } => unreachable!("handled above"),
+        // Always recorded, also a second time: the key's destruction beside
+        // it may be retried.
+        LeadCommand::ErasePersonalData => Ok(vec![E::PersonalDataErased]),
         LeadCommand::Update { mut info } => {
             if state.status == S::Converted {
                 return Err(LeadError::AlreadyConverted);
@@ -360,6 +368,20 @@ pub fn evolve(state: &mut Lead, event: &LeadEvent) {
             state.customer_id = Some(*customer_id);
             state.contract_id = Some(*contract_id);
             state.claimed.clear();
+        }
+        // The claims stay: they are pseudonyms, not contact details.
+        E::PersonalDataErased => {
+            if let Some(info) = &mut state.info {
+                info.full_name = ERASED.to_string();
+                info.phone = None;
+                info.email = None;
+            }
+            for note in &mut state.notes {
+                note.text = ERASED.to_string();
+            }
+            if let Some(reason) = &mut state.lost_reason {
+                *reason = ERASED.to_string();
+            }
         }
     }
 }

@@ -387,3 +387,41 @@ fn a_file_belongs_to_one_owner() {
         Err(FileError::InUse(owner(first)))
     );
 }
+
+#[test]
+fn erasing_a_lead_leaves_no_contact_detail_note_or_reason_but_keeps_its_claims_and_figures() {
+    let note = Note {
+        note_id: Uuid::now_v7(),
+        kind: NoteKind::Call,
+        text: "Ann asked for a quote".into(),
+        by: None,
+        at: Utc::now(),
+    };
+    let before = lead_given(&[
+        created(),
+        LeadEvent::NoteAdded(note),
+        LeadEvent::Lost {
+            reason: "Ann moved away".into(),
+        },
+    ]);
+    let events = lead::decide(&before, LeadCommand::ErasePersonalData).unwrap();
+    assert_eq!(events, vec![LeadEvent::PersonalDataErased]);
+    let mut after = before.clone();
+    lead::evolve(&mut after, &events[0]);
+    let info = after.info.as_ref().unwrap();
+    assert_eq!(
+        (info.full_name.as_str(), &info.phone, &info.email),
+        (crate::user::ERASED, &None, &None)
+    );
+    assert_eq!(after.notes[0].text, crate::user::ERASED);
+    assert_eq!(after.notes[0].kind, NoteKind::Call, "what was done stays");
+    assert_eq!(after.lost_reason.as_deref(), Some(crate::user::ERASED));
+    assert_eq!(
+        (after.status, &after.claimed),
+        (before.status, &before.claimed)
+    );
+    assert_eq!(
+        lead::decide(&Lead::default(), LeadCommand::ErasePersonalData),
+        Err(LeadError::NotFound)
+    );
+}

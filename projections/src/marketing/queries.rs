@@ -237,6 +237,15 @@ pub async fn facts(pool: &AnyPool, known_at: Option<&str>) -> Result<Vec<FactRow
 }
 
 /// Customers by name (those whose name, e-mail or phone contains `q`).
+/// The customers a client user is the login of.
+pub async fn customers_of_user(pool: &AnyPool, user: Uuid) -> Result<Vec<Uuid>> {
+    let rows = sqlx::query("SELECT id FROM customers WHERE user_id = $1 ORDER BY id")
+        .bind(user.to_string())
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(|row| uuid(row, "id")).collect()
+}
+
 pub async fn customers(pool: &AnyPool, q: Option<&str>) -> Result<Vec<CustomerRow>> {
     let q = q
         .map(|q| format!("%{}%", q.trim().to_lowercase()))

@@ -52,6 +52,7 @@ impl Module for CustomersModule {
             .routes(routes!(create_customer, list_customers))
             .routes(routes!(get_customer, update_customer))
             .routes(routes!(link_customer_user))
+            .routes(routes!(erase_customer))
             .routes(routes!(invoices::issue_invoice, invoices::list_invoices))
             .routes(routes!(invoices::get_invoice))
             .routes(routes!(invoices::pay_invoice))
@@ -184,6 +185,27 @@ pub(super) async fn link_customer_user(
         user_id: body.value.user_id,
     };
     let done = workflows::change_customer(&app.platform, &call.context(), id, command).await;
+    Ok(accepted(StatusCode::OK, done))
+}
+
+/// Erase the customer's personal data (admin): crypto-shredding. The name
+/// reads `[erased]` and the contact details, address and notes are gone,
+/// in every answer, read model, rebuild and history; the lead it came from
+/// and its login are erased with it.
+#[utoipa::path(post, path = "/customers/{id}/erase", tag = "customers", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The customer"), CommandHeaderParams),
+    responses((status = 200, description = "Erased (a retry erases again)", body = CommandAccepted),
+        NotFound, Unauthorized, Forbidden, CommonProblems, CommandProblems))]
+pub(super) async fn erase_customer(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    caller: Caller,
+    headers: CommandHeaders,
+) -> Result<Response, ApiError> {
+    let path = format!("/customers/{id}/erase");
+    let call = CommandCall::new(caller, headers, "POST", &path, String::new());
+    let person = crate::app::privacy::Person::Customer(path_uuid("id", &id)?);
+    let done = crate::app::privacy::erase(&app.platform, &call.context(), person).await;
     Ok(accepted(StatusCode::OK, done))
 }
 

@@ -247,6 +247,27 @@ pub(super) async fn lose_lead(
     Ok(accepted(StatusCode::OK, done))
 }
 
+/// Erase the lead's personal data (admin): crypto-shredding. Its name,
+/// phone, e-mail, notes and reason read `[erased]` from now on, in every
+/// answer, read model, rebuild and history; the customer it became (and
+/// that customer's login) are erased with it.
+#[utoipa::path(post, path = "/leads/{id}/erase", tag = "marketing", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The lead"), CommandHeaderParams),
+    responses((status = 200, description = "Erased (a retry erases again)", body = CommandAccepted),
+        NotFound, Unauthorized, Forbidden, CommonProblems, CommandProblems))]
+pub(super) async fn erase_lead(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    caller: Caller,
+    headers: CommandHeaders,
+) -> Result<Response, ApiError> {
+    let path = format!("/leads/{id}/erase");
+    let call = CommandCall::new(caller, headers, "POST", &path, String::new());
+    let person = crate::app::privacy::Person::Lead(path_uuid("id", &id)?);
+    let done = crate::app::privacy::erase(&app.platform, &call.context(), person).await;
+    Ok(accepted(StatusCode::OK, done))
+}
+
 /// Reopen a lost lead (`lost → in_progress`).
 #[utoipa::path(post, path = "/leads/{id}/reopen", tag = "marketing", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The lead"), CommandHeaderParams),

@@ -46,6 +46,7 @@ impl Module for MarketingModule {
             .routes(routes!(leads::start_lead))
             .routes(routes!(leads::lose_lead))
             .routes(routes!(leads::reopen_lead))
+            .routes(routes!(leads::erase_lead))
             .routes(routes!(leads::add_lead_note))
             .routes(routes!(leads::assign_lead))
             .routes(routes!(leads::lead_history))

@@ -1,0 +1,174 @@
+//! Erasing a person's personal data (crypto-shredding, see
+//! `store::privacy`). One person may be several records: a client user,
+//! the customer record they are the login of, the lead that customer was
+//! converted from. Erasing any of them erases all that are linked, in one
+//! commit (an erasure event on each), then destroys each one's key and
+//! drops their snapshots, so that their earlier events read `[erased]` too
+//! — in loads, the log, rebuilds and the audit history. The records
+//! themselves stay (an account, a customer with contracts, a lead in the
+//! campaign figures). Safe to retry: a retry records the events again and
+//! destroys again.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use annals_domain::customer::{Customer, CustomerCommand};
+use annals_domain::marketing::lead::LeadContact;
+use annals_domain::marketing::{Lead, LeadCommand};
+use annals_domain::user::{User, UserCommand};
+use annals_projections::marketing::queries;
+
+use super::{AppError, CommandContext, Done, Unit};
+use crate::platform::Platform;
+
+/// The record an erasure is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Person {
+    User(Uuid),
+    Customer(Uuid),
+    Lead(Uuid),
+}
+
+/// The records erased, the one asked for and those linked to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Erased {
+    pub users: BTreeSet<Uuid>,
+    pub customers: BTreeSet<Uuid>,
+    pub leads: BTreeSet<Uuid>,
+}
+
+/// Erases the person's data everywhere it is linked.
+pub async fn erase(
+    p: &Platform,
+    ctx: &CommandContext,
+    person: Person,
+) -> Result<Done<Erased>, AppError> {
+    let linked = linked(p, person).await?;
+    let done = p
+        .commands
+        .run(ctx, |mut unit: Unit| {
+            let linked = linked.clone();
+            async move {
+                let mut claims = BTreeSet::new();
+                // The record asked for first: it is the command's subject,
+                // and a missing one is "not found".
+                match person {
+                    Person::User(id) => erase_user(&mut unit, id, true).await?,
+                    Person::Customer(id) => erase_customer(&mut unit, id, true).await?,
+                    Person::Lead(id) => claims.extend(erase_lead(&mut unit, id, true).await?),
+                }
+                for &id in &linked.users {
+                    if person != Person::User(id) {
+                        erase_user(&mut unit, id, false).await?;
+                    }
+                }
+                for &id in &linked.customers {
+                    if person != Person::Customer(id) {
+                        erase_customer(&mut unit, id, false).await?;
+                    }
+                }
+                for &id in &linked.leads {
+                    if person != Person::Lead(id) {
+                        claims.extend(erase_lead(&mut unit, id, false).await?);
+                    }
+                }
+                Ok((unit, (linked, claims)))
+            }
+        })
+        .await?;
+    let (erased, claims) = done.value;
+    for id in &erased.users {
+        p.commands.shred::<User>(&id.to_string()).await?;
+    }
+    for id in &erased.customers {
+        p.commands.shred::<Customer>(&id.to_string()).await?;
+    }
+    for id in &erased.leads {
+        p.commands.shred::<Lead>(&id.to_string()).await?;
+    }
+    // A claim's snapshot holds the lead's name as it was loaded.
+    for stream in &claims {
+        p.commands.forget_snapshots::<LeadContact>(stream).await?;
+    }
+    Ok(Done {
+        id: done.id,
+        version: done.version,
+        position: done.position,
+        value: erased,
+        replayed: done.replayed,
+    })
+}
+
+/// Every record linked to `person`, itself included: a user's customer
+/// records, a customer's login and lead, a lead's customer — followed
+/// until nothing new turns up.
+async fn linked(p: &Platform, person: Person) -> Result<Erased, AppError> {
+    let mut found = Erased::default();
+    let mut next = vec![person];
+    while let Some(person) = next.pop() {
+        match person {
+            Person::User(id) => {
+                if !found.users.insert(id) {
+                    continue;
+                }
+                let customers = queries::customers_of_user(&p.db.any, id)
+                    .await
+                    .map_err(AppError::from)?;
+                next.extend(customers.into_iter().map(Person::Customer));
+            }
+            Person::Customer(id) => {
+                if !found.customers.insert(id) {
+                    continue;
+                }
+                let (customer, _) = p.commands.load::<Customer>(&id.to_string()).await?;
+                next.extend(customer.user_id.map(Person::User));
+                next.extend(customer.lead_id.map(Person::Lead));
+            }
+            Person::Lead(id) => {
+                if !found.leads.insert(id) {
+                    continue;
+                }
+                let (lead, _) = p.commands.load::<Lead>(&id.to_string()).await?;
+                next.extend(lead.customer_id.map(Person::Customer));
+            }
+        }
+    }
+    Ok(found)
+}
+
+async fn erase_user(unit: &mut Unit, id: Uuid, subject: bool) -> Result<(), AppError> {
+    let mut user = if subject {
+        unit.load_subject::<User>(&id.to_string()).await?
+    } else {
+        unit.load::<User>(&id.to_string()).await?
+    };
+    unit.decide(&mut user, UserCommand::ErasePersonalData)
+        .await?;
+    Ok(())
+}
+
+async fn erase_customer(unit: &mut Unit, id: Uuid, subject: bool) -> Result<(), AppError> {
+    let mut customer = if subject {
+        unit.load_subject::<Customer>(&id.to_string()).await?
+    } else {
+        unit.load::<Customer>(&id.to_string()).await?
+    };
+    unit.decide(&mut customer, CustomerCommand::ErasePersonalData)
+        .await?;
+    Ok(())
+}
+
+/// Answers the lead's claims (their snapshots hold its name).
+async fn erase_lead(unit: &mut Unit, id: Uuid, subject: bool) -> Result<Vec<String>, AppError> {
+    let mut lead = if subject {
+        unit.load_subject::<Lead>(&id.to_string()).await?
+    } else {
+        unit.load::<Lead>(&id.to_string()).await?
+    };
+    let claims = lead.state.claimed.clone();
+    unit.decide(&mut lead, LeadCommand::ErasePersonalData)
+        .await?;
+    Ok(claims)
+}
