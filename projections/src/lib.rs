@@ -53,6 +53,7 @@ pub trait Projector: Send + Sync + 'static {
 
 pub mod appointments;
 pub mod billing;
+pub mod forget;
 pub mod gym;
 pub mod marketing;
 pub mod names;

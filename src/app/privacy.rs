@@ -17,6 +17,7 @@ use uuid::Uuid;
 use annals_domain::customer::{Customer, CustomerCommand};
 use annals_domain::marketing::lead::LeadContact;
 use annals_domain::marketing::{Lead, LeadCommand};
+use annals_domain::message::{MessageCommand, MessageStatus, ScheduledMessage};
 use annals_domain::user::{User, UserCommand};
 use annals_projections::marketing::queries;
 
@@ -37,6 +38,9 @@ pub struct Erased {
     pub users: BTreeSet<Uuid>,
     pub customers: BTreeSet<Uuid>,
     pub leads: BTreeSet<Uuid>,
+    /// Messages scheduled to an erased customer, cancelled with it (they
+    /// would go to `[erased]`).
+    pub cancelled_messages: BTreeSet<Uuid>,
 }
 
 /// Erases the person's data everywhere it is linked.
@@ -45,7 +49,7 @@ pub async fn erase(
     ctx: &CommandContext,
     person: Person,
 ) -> Result<Done<Erased>, AppError> {
-    let linked = linked(p, person).await?;
+    let (linked, texts) = linked(p, person).await?;
     let done = p
         .commands
         .run(ctx, |mut unit: Unit| {
@@ -74,6 +78,12 @@ pub async fn erase(
                         claims.extend(erase_lead(&mut unit, id, false).await?);
                     }
                 }
+                for &id in &linked.cancelled_messages {
+                    let mut message = unit.load::<ScheduledMessage>(&id.to_string()).await?;
+                    if message.state.status == MessageStatus::Scheduled {
+                        unit.decide(&mut message, MessageCommand::Cancel).await?;
+                    }
+                }
                 Ok((unit, (linked, claims)))
             }
         })
@@ -88,6 +98,11 @@ pub async fn erase(
     for id in &erased.leads {
         p.commands.shred::<Lead>(&id.to_string()).await?;
     }
+    let users: Vec<String> = erased.users.iter().map(Uuid::to_string).collect();
+    crate::store::privacy::Keys::new(p.db.typed.clone())
+        .erase_copies(&users, &texts)
+        .await
+        .map_err(AppError::from)?;
     // A claim's snapshot holds the lead's name as it was loaded.
     for stream in &claims {
         p.commands.forget_snapshots::<LeadContact>(stream).await?;
@@ -103,9 +118,11 @@ pub async fn erase(
 
 /// Every record linked to `person`, itself included: a user's customer
 /// records, a customer's login and lead, a lead's customer — followed
-/// until nothing new turns up.
-async fn linked(p: &Platform, person: Person) -> Result<Erased, AppError> {
+/// until nothing new turns up. With what those records say of the person
+/// (to find copies of it outside events).
+async fn linked(p: &Platform, person: Person) -> Result<(Erased, Vec<String>), AppError> {
     let mut found = Erased::default();
+    let mut texts = Vec::new();
     let mut next = vec![person];
     while let Some(person) = next.pop() {
         match person {
@@ -113,6 +130,8 @@ async fn linked(p: &Platform, person: Person) -> Result<Erased, AppError> {
                 if !found.users.insert(id) {
                     continue;
                 }
+                let (user, _) = p.commands.load::<User>(&id.to_string()).await?;
+                texts_of(&user.profile, &mut texts);
                 let customers = queries::customers_of_user(&p.db.any, id)
                     .await
                     .map_err(AppError::from)?;
@@ -123,6 +142,16 @@ async fn linked(p: &Platform, person: Person) -> Result<Erased, AppError> {
                     continue;
                 }
                 let (customer, _) = p.commands.load::<Customer>(&id.to_string()).await?;
+                texts_of(&customer.profile, &mut texts);
+                let messages = annals_projections::billing::queries::messages_of(&p.db.any, id)
+                    .await
+                    .map_err(AppError::from)?;
+                found.cancelled_messages.extend(
+                    messages
+                        .iter()
+                        .filter(|m| m.state.status == MessageStatus::Scheduled)
+                        .map(|m| m.id),
+                );
                 next.extend(customer.user_id.map(Person::User));
                 next.extend(customer.lead_id.map(Person::Lead));
             }
@@ -131,11 +160,36 @@ async fn linked(p: &Platform, person: Person) -> Result<Erased, AppError> {
                     continue;
                 }
                 let (lead, _) = p.commands.load::<Lead>(&id.to_string()).await?;
+                if let Some(info) = &lead.info {
+                    texts.push(info.full_name.clone());
+                    texts.extend(info.phone.iter().map(|p| p.as_str().to_string()));
+                    texts.extend(info.email.iter().map(|e| e.as_str().to_string()));
+                }
+                texts.extend(lead.notes.iter().map(|n| n.text.clone()));
+                texts.extend(lead.lost_reason.clone());
                 next.extend(lead.customer_id.map(Person::Customer));
             }
         }
     }
-    Ok(found)
+    texts.retain(|t| t != annals_domain::user::ERASED);
+    texts.sort();
+    texts.dedup();
+    Ok((found, texts))
+}
+
+/// Every text of `value` as JSON (a profile: each of its texts is personal).
+fn texts_of(value: &impl Serialize, texts: &mut Vec<String>) {
+    fn walk(value: &serde_json::Value, texts: &mut Vec<String>) {
+        match value {
+            serde_json::Value::String(text) => texts.push(text.clone()),
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, texts)),
+            serde_json::Value::Object(fields) => fields.values().for_each(|v| walk(v, texts)),
+            _ => {}
+        }
+    }
+    if let Ok(json) = serde_json::to_value(value) {
+        walk(&json, texts);
+    }
 }
 
 async fn erase_user(unit: &mut Unit, id: Uuid, subject: bool) -> Result<(), AppError> {

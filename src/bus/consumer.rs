@@ -366,8 +366,7 @@ impl ProjectorRunner {
                 .map_err(ApplyError::other)?;
             return Ok(Applied::Moved(now));
         }
-        self.projector
-            .apply(&mut tx, events)
+        annals_projections::forget::apply_in_parts(self.projector.as_ref(), &mut tx, events)
             .await
             .map_err(ApplyError::other)?;
         tx.commit().await.map_err(ApplyError::sql)?;

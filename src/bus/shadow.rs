@@ -177,8 +177,7 @@ async fn rebuild(
     while after < up_to {
         let events = log.read_range(after, up_to.min(after + PAGE)).await?;
         if let Some(last) = events.last() {
-            projector
-                .apply(conn, &events)
+            annals_projections::forget::apply_in_parts(projector, conn, &events)
                 .await
                 .with_context(|| format!("rebuilding {} into its shadow", projector.name()))?;
             after = last.position;

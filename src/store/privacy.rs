@@ -48,6 +48,9 @@ enum Owner {
     Itself(&'static str),
     /// The person whose id is at this pointer of the event: `<kind>:<id>`.
     Named(&'static str, &'static str),
+    /// The same, or when that id is absent (null), the aggregate itself:
+    /// `<own kind>:<aggregate id>` (a guest's order).
+    NamedOr(&'static str, &'static str, &'static str),
 }
 
 /// An event that carries personal fields: its aggregate type, its name
@@ -117,6 +120,48 @@ const PERSONAL: &[Personal] = &[
         fields: &["/full_name"],
         owner: Owner::Named("/lead_id", "lead"),
     },
+    Personal {
+        aggregate: "order",
+        event: "Placed",
+        fields: &["/customer", "/delivery/shipping"],
+        owner: Owner::NamedOr("/customer_id", "user", "order"),
+    },
+    Personal {
+        aggregate: "appointment",
+        event: "Booked",
+        fields: &["/note"],
+        owner: Owner::Named("/client_id", "user"),
+    },
+    Personal {
+        aggregate: "project",
+        event: "Requested",
+        fields: &["/title", "/description"],
+        owner: Owner::Named("/client_id", "user"),
+    },
+    Personal {
+        aggregate: "feedback",
+        event: "Submitted",
+        fields: &["/text"],
+        owner: Owner::Named("/client_id", "user"),
+    },
+    Personal {
+        aggregate: "client_message",
+        event: "Sent",
+        fields: &["/subject", "/body"],
+        owner: Owner::Named("/client_id", "user"),
+    },
+    Personal {
+        aggregate: "scheduled_message",
+        event: "Scheduled",
+        fields: &["/to", "/content"],
+        owner: Owner::Named("/customer_id", "customer"),
+    },
+    Personal {
+        aggregate: "dealer_application",
+        event: "Submitted",
+        fields: &["/company", "/tax_id", "/message"],
+        owner: Owner::Named("/user_id", "user"),
+    },
 ];
 
 /// The person an event's personal fields belong to, and which they are.
@@ -133,6 +178,12 @@ fn personal(
         Owner::Itself(kind) => subject(kind, aggregate_id),
         Owner::Named(pointer, kind) => {
             subject(kind, payload.get(found.event)?.pointer(pointer)?.as_str()?)
+        }
+        Owner::NamedOr(pointer, kind, own) => {
+            match payload.get(found.event)?.pointer(pointer)?.as_str() {
+                Some(id) => subject(kind, id),
+                None => subject(own, aggregate_id),
+            }
         }
     };
     Some((subject, found.event, found.fields))
@@ -272,6 +323,50 @@ impl Keys {
                     }
                 });
             }
+        }
+        Ok(())
+    }
+
+    /// Erases the copies of a person's data kept outside events, which no
+    /// key covers: the outcomes kept for `Idempotency-Key` retries of the
+    /// users' own requests are dropped (a retry runs again), and each of
+    /// `texts` (what their records said: names, contact details,
+    /// addresses, notes) becomes `[erased]` in the outcomes of others'
+    /// requests and in the texts the notifier sent.
+    pub async fn erase_copies(&self, users: &[String], texts: &[String]) -> Result<()> {
+        let drop = "DELETE FROM idempotency_records WHERE scope LIKE $1";
+        let rewrite = [
+            "UPDATE idempotency_records SET outcome = REPLACE(outcome, $1, $2) \
+             WHERE REPLACE(outcome, $1, $2) <> outcome",
+            "UPDATE notifier_ledger SET text = REPLACE(text, $1, $2) \
+             WHERE REPLACE(text, $1, $2) <> text",
+        ];
+        // Short texts would match inside unrelated words.
+        let texts: Vec<&String> = texts.iter().filter(|t| t.chars().count() >= 4).collect();
+        macro_rules! run {
+            ($pool:expr) => {{
+                let mut tx = $pool.begin().await?;
+                for user in users {
+                    sqlx::query(drop)
+                        .bind(format!("{user} %"))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for text in &texts {
+                    for sql in rewrite {
+                        sqlx::query(sql)
+                            .bind(text.as_str())
+                            .bind(ERASED)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                tx.commit().await?;
+            }};
+        }
+        match &self.pool {
+            TypedPool::Postgres(p) => run!(p),
+            TypedPool::Sqlite(p) => run!(p),
         }
         Ok(())
     }
@@ -543,5 +638,39 @@ mod tests {
         );
         let other = serde_json::json!({"Registered": {"profile": {"full_name": "Ada"}}});
         assert_eq!(texts_of("campaign", "c1", other), None);
+        let placed = |customer_id: Value, delivery: Value| {
+            serde_json::json!({"Placed": {"number": "A1", "customer_id": customer_id,
+                "customer": {"name": "Ada", "phone": "+4915112345678", "email": "a@b.io"},
+                "delivery": delivery, "lines": [{"sku": "S1"}], "currency": "EUR"}})
+        };
+        let shipped = serde_json::json!({"shipping": {"address_lines": ["1 Way"], "city": "Ulm", "postal_code": "89073", "country": "DE"}});
+        assert_eq!(
+            texts_of("order", "o1", placed("u1".into(), shipped)),
+            Some((
+                "user:u1".into(),
+                [
+                    "a@b.io",
+                    "Ada",
+                    "+4915112345678",
+                    "1 Way",
+                    "Ulm",
+                    "DE",
+                    "89073"
+                ]
+                .map(String::from)
+                .to_vec()
+            )),
+            "the signed-in buyer's"
+        );
+        assert_eq!(
+            texts_of("order", "o1", placed(Value::Null, "Pickup".into())),
+            Some((
+                "order:o1".into(),
+                ["a@b.io", "Ada", "+4915112345678"]
+                    .map(String::from)
+                    .to_vec()
+            )),
+            "a guest's, and a pickup has no address (its tag stays readable)"
+        );
     }
 }

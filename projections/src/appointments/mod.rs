@@ -13,6 +13,7 @@ use annals_domain::master::{self, Master, MasterEvent};
 use annals_domain::user::User;
 use annals_domain::StoredEvent;
 
+use crate::forget::{self, Shows, Whose};
 use crate::names::{Kind, NameBook, Shown};
 use crate::rows::Rows;
 use crate::Projector;
@@ -309,6 +310,17 @@ const APPOINTMENT_NAMES: &[Shown] = &[
 
 pub struct AppointmentsProjector;
 
+/// What an appointment shows of its client besides the name (which
+/// `names` keeps).
+const APPOINTMENT_PERSONAL: &[Shows] = &[Shows {
+    table: "appointments",
+    key: "id",
+    whose: Whose::User,
+    owner: "client_id",
+    columns: &["note"],
+    state: None,
+}];
+
 #[async_trait]
 impl Projector for AppointmentsProjector {
     fn name(&self) -> &'static str {
@@ -390,7 +402,8 @@ impl Projector for AppointmentsProjector {
             }
         }
         rows.write(tx).await?;
-        names.write(tx).await
+        names.write(tx).await?;
+        forget::forget(tx, APPOINTMENT_PERSONAL, events).await
     }
 
     fn tables(&self) -> &'static [&'static str] {

@@ -13,6 +13,7 @@ use annals_domain::message::{self, MessageEvent, ScheduledMessage};
 use annals_domain::StoredEvent;
 
 use crate::appointments::parsed;
+use crate::forget::{self, Shows, Whose};
 use crate::marketing::instant;
 use crate::rows::{fold, ids, Rows};
 use crate::Projector;
@@ -48,6 +49,17 @@ crate::record! {
 
 pub struct BillingProjector;
 
+/// What a scheduled message shows of its customer: where it goes, what
+/// it says.
+const MESSAGE_PERSONAL: &[Shows] = &[Shows {
+    table: "scheduled_messages",
+    key: "id",
+    whose: Whose::Customer,
+    owner: "customer_id",
+    columns: &[],
+    state: Some(("state", &["/plan/to", "/plan/content"])),
+}];
+
 #[async_trait]
 impl Projector for BillingProjector {
     fn name(&self) -> &'static str {
@@ -55,7 +67,9 @@ impl Projector for BillingProjector {
     }
 
     fn handles(&self, event: &StoredEvent) -> bool {
-        event.aggregate_type == Invoice::TYPE || event.aggregate_type == ScheduledMessage::TYPE
+        event.aggregate_type == Invoice::TYPE
+            || event.aggregate_type == ScheduledMessage::TYPE
+            || forget::erases(MESSAGE_PERSONAL, event)
     }
 
     async fn apply(&self, tx: &mut AnyConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
@@ -98,7 +112,8 @@ impl Projector for BillingProjector {
             });
         }
         invoices.write(tx).await?;
-        messages.write(tx).await
+        messages.write(tx).await?;
+        forget::forget(tx, MESSAGE_PERSONAL, events).await
     }
 
     fn tables(&self) -> &'static [&'static str] {

@@ -18,6 +18,7 @@ use annals_domain::projects::{ProjectEvent, ProjectRequest};
 use annals_domain::StoredEvent;
 
 use crate::appointments::parsed;
+use crate::forget::{self, Shows, Whose};
 use crate::marketing::instant;
 use crate::rows::{fold, ids, Rows};
 use crate::Projector;
@@ -74,6 +75,38 @@ crate::record! {
     }
 }
 
+/// What the client portal shows of a client: their requests, feedback
+/// and the letters to them.
+const PROJECT_PERSONAL: &[Shows] = &[
+    Shows {
+        table: "projects",
+        key: "id",
+        whose: Whose::User,
+        owner: "client_id",
+        columns: &[],
+        state: Some((
+            "state",
+            &["/project/request/title", "/project/request/description"],
+        )),
+    },
+    Shows {
+        table: "project_feedback",
+        key: "id",
+        whose: Whose::User,
+        owner: "client_id",
+        columns: &[],
+        state: Some(("state", &["/state/note/text"])),
+    },
+    Shows {
+        table: "client_messages",
+        key: "id",
+        whose: Whose::User,
+        owner: "client_id",
+        columns: &[],
+        state: Some(("state", &["/state/letter/subject", "/state/letter/body"])),
+    },
+];
+
 /// A portal record with the instant its first event was recorded.
 #[derive(serde::Serialize, serde::Deserialize, Default)]
 pub struct Dated<A> {
@@ -111,7 +144,7 @@ impl Projector for ProjectsProjector {
     }
 
     fn handles(&self, event: &StoredEvent) -> bool {
-        TYPES.contains(&event.aggregate_type.as_str())
+        TYPES.contains(&event.aggregate_type.as_str()) || forget::erases(PROJECT_PERSONAL, event)
     }
 
     async fn apply(&self, tx: &mut AnyConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
@@ -202,7 +235,8 @@ impl Projector for ProjectsProjector {
                 id,
             });
         }
-        rows.write(tx).await
+        rows.write(tx).await?;
+        forget::forget(tx, PROJECT_PERSONAL, events).await
     }
 
     fn tables(&self) -> &'static [&'static str] {

@@ -20,6 +20,7 @@ use annals_domain::shop::{
 use annals_domain::StoredEvent;
 
 use crate::appointments::{parsed, timestamp};
+use crate::forget::{self, Shows, Whose};
 use crate::rows::{bind_all, rows_per_statement, Cell, Marks, Rows};
 use crate::Projector;
 
@@ -239,6 +240,17 @@ fn add(text: &str, amount: Decimal) -> anyhow::Result<String> {
 
 pub struct OrdersProjector;
 
+/// What an order shows of a signed-in buyer (a guest's order is theirs
+/// alone: `store::privacy`).
+const ORDER_PERSONAL: &[Shows] = &[Shows {
+    table: "orders",
+    key: "id",
+    whose: Whose::User,
+    owner: "customer_id",
+    columns: &["customer_name", "email", "email_key", "phone"],
+    state: Some(("delivery", &["/shipping"])),
+}];
+
 #[async_trait]
 impl Projector for OrdersProjector {
     fn name(&self) -> &'static str {
@@ -246,7 +258,7 @@ impl Projector for OrdersProjector {
     }
 
     fn handles(&self, event: &StoredEvent) -> bool {
-        event.aggregate_type == Order::TYPE
+        event.aggregate_type == Order::TYPE || forget::erases(ORDER_PERSONAL, event)
     }
 
     async fn apply(&self, tx: &mut AnyConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
@@ -305,7 +317,8 @@ impl Projector for OrdersProjector {
                 }
             }
         }
-        orders.write(tx).await
+        orders.write(tx).await?;
+        forget::forget(tx, ORDER_PERSONAL, events).await
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -343,6 +356,16 @@ crate::record! {
 /// Dealer applications and each user's standing in the program.
 pub struct DealersProjector;
 
+/// What an application shows of the user who filed it.
+const APPLICATION_PERSONAL: &[Shows] = &[Shows {
+    table: "dealer_applications",
+    key: "id",
+    whose: Whose::User,
+    owner: "user_id",
+    columns: &["company", "tax_id", "message"],
+    state: None,
+}];
+
 #[async_trait]
 impl Projector for DealersProjector {
     fn name(&self) -> &'static str {
@@ -350,7 +373,9 @@ impl Projector for DealersProjector {
     }
 
     fn handles(&self, event: &StoredEvent) -> bool {
-        event.aggregate_type == DealerApplication::TYPE || event.aggregate_type == Dealer::TYPE
+        event.aggregate_type == DealerApplication::TYPE
+            || event.aggregate_type == Dealer::TYPE
+            || forget::erases(APPLICATION_PERSONAL, event)
     }
 
     async fn apply(&self, tx: &mut AnyConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
@@ -434,7 +459,8 @@ impl Projector for DealersProjector {
             }
         }
         applications.write(tx).await?;
-        dealers.write(tx).await
+        dealers.write(tx).await?;
+        forget::forget(tx, APPLICATION_PERSONAL, events).await
     }
 
     fn tables(&self) -> &'static [&'static str] {
