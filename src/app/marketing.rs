@@ -188,6 +188,7 @@ pub async fn update_lead(
                 let mut lead = unit.load_subject::<Lead>(&id.to_string()).await?;
                 check_campaign(&mut unit, &info).await?;
                 let keys = info.contact_keys();
+                let mut claimed = None;
                 if lead.state.status.is_open() {
                     let streams = unit.pseudonyms(&keys).await?;
                     let dropped: Vec<String> = lead
@@ -199,9 +200,10 @@ pub async fn update_lead(
                         .collect();
                     release_contacts(&mut unit, id, &dropped).await?;
                     let name = info.full_name.trim().to_string();
-                    claim_contacts(&mut unit, id, &name, &keys, force).await?;
+                    claimed = Some(claim_contacts(&mut unit, id, &name, &keys, force).await?);
                 }
-                unit.decide(&mut lead, LeadCommand::Update { info }).await?;
+                unit.decide(&mut lead, LeadCommand::Update { info, claimed })
+                    .await?;
                 Ok((unit, ()))
             }
         })

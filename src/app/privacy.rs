@@ -21,7 +21,9 @@ use annals_domain::message::{MessageCommand, MessageStatus, ScheduledMessage};
 use annals_domain::user::{User, UserCommand};
 use annals_projections::marketing::queries;
 
-use super::{AppError, CommandContext, Done, Unit};
+use cqrs_es::Aggregate;
+
+use super::{AppError, CommandContext, Done, Loaded, Unit};
 use crate::platform::Platform;
 
 /// The record an erasure is asked for.
@@ -192,23 +194,29 @@ fn texts_of(value: &impl Serialize, texts: &mut Vec<String>) {
     }
 }
 
-async fn erase_user(unit: &mut Unit, id: Uuid, subject: bool) -> Result<(), AppError> {
-    let mut user = if subject {
-        unit.load_subject::<User>(&id.to_string()).await?
+/// Loads a record to erase: the command's subject (whose absence is "not
+/// found"), or one linked to it.
+async fn load<A: Aggregate>(
+    unit: &mut Unit,
+    id: Uuid,
+    subject: bool,
+) -> Result<Loaded<A>, AppError> {
+    if subject {
+        unit.load_subject::<A>(&id.to_string()).await
     } else {
-        unit.load::<User>(&id.to_string()).await?
-    };
+        unit.load::<A>(&id.to_string()).await
+    }
+}
+
+async fn erase_user(unit: &mut Unit, id: Uuid, subject: bool) -> Result<(), AppError> {
+    let mut user = load::<User>(unit, id, subject).await?;
     unit.decide(&mut user, UserCommand::ErasePersonalData)
         .await?;
     Ok(())
 }
 
 async fn erase_customer(unit: &mut Unit, id: Uuid, subject: bool) -> Result<(), AppError> {
-    let mut customer = if subject {
-        unit.load_subject::<Customer>(&id.to_string()).await?
-    } else {
-        unit.load::<Customer>(&id.to_string()).await?
-    };
+    let mut customer = load::<Customer>(unit, id, subject).await?;
     unit.decide(&mut customer, CustomerCommand::ErasePersonalData)
         .await?;
     Ok(())
@@ -216,11 +224,7 @@ async fn erase_customer(unit: &mut Unit, id: Uuid, subject: bool) -> Result<(), 
 
 /// Answers the lead's claims (their snapshots hold its name).
 async fn erase_lead(unit: &mut Unit, id: Uuid, subject: bool) -> Result<Vec<String>, AppError> {
-    let mut lead = if subject {
-        unit.load_subject::<Lead>(&id.to_string()).await?
-    } else {
-        unit.load::<Lead>(&id.to_string()).await?
-    };
+    let mut lead = load::<Lead>(unit, id, subject).await?;
     let claims = lead.state.claimed.clone();
     unit.decide(&mut lead, LeadCommand::ErasePersonalData)
         .await?;

@@ -733,3 +733,46 @@ async fn two_processes_creating_leads_with_one_email_create_one() {
             .unwrap();
     assert_eq!(leads, 1);
 }
+
+/// A lead that changed its phone and was then lost holds neither phone:
+/// both are free for a new lead.
+async fn a_lead_lost_after_changing_its_phone_frees_both_phones(mode: Mode) {
+    let o = office(mode).await;
+    let campaign = o.campaign("Walk-ins", "referral").await;
+    let lead = o.lead("Bo Grant", "+447700900201", &campaign).await;
+    o.ok(
+        &o.operator,
+        "PUT",
+        &format!("/api/v1/leads/{lead}"),
+        json!({"full_name": "Bo Grant", "phone": "+447700900202"}),
+    )
+    .await;
+    let (status, duplicate) = o
+        .call(
+            &o.operator,
+            "POST",
+            "/api/v1/leads",
+            json!({"full_name": "Cy Grant", "phone": "+447700900202"}),
+        )
+        .await;
+    assert_eq!(status, 409, "the new phone is held: {duplicate}");
+    o.ok(
+        &o.operator,
+        "POST",
+        &format!("/api/v1/leads/{lead}/lose"),
+        json!({"reason": "no budget"}),
+    )
+    .await;
+    for phone in ["+447700900201", "+447700900202"] {
+        let (status, created) = o
+            .call(
+                &o.operator,
+                "POST",
+                "/api/v1/leads",
+                json!({"full_name": "Cy Grant", "phone": phone}),
+            )
+            .await;
+        assert_eq!(status, 201, "{phone} is free again: {created}");
+    }
+}
+both_modes!(a_lead_lost_after_changing_its_phone_frees_both_phones);

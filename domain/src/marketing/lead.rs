@@ -129,8 +129,11 @@ pub enum LeadCommand {
         info: LeadInfo,
         claimed: Vec<String>,
     },
+    /// `claimed`: the contact keys it holds after the change, when open
+    /// (the workflow released and claimed them in the same commit).
     Update {
         info: LeadInfo,
+        claimed: Option<Vec<String>>,
     },
     Start,
     Lose {
@@ -160,6 +163,10 @@ pub enum LeadEvent {
     },
     Updated {
         info: LeadInfo,
+        /// The claims it holds from now on (absent in events stored before
+        /// this field: those kept their first claims).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        claimed: Option<Vec<String>>,
     },
     Started,
     Lost {
@@ -285,16 +292,17 @@ pub fn decide(state: &Lead, command: LeadCommand) -> Result<Vec<LeadEvent>, Lead
         // Always recorded, also a second time: the key's destruction beside
         // it may be retried.
         LeadCommand::ErasePersonalData => Ok(vec![E::PersonalDataErased]),
-        LeadCommand::Update { mut info } => {
+        LeadCommand::Update { mut info, claimed } => {
             if state.status == S::Converted {
                 return Err(LeadError::AlreadyConverted);
             }
             info.check().map_err(LeadError::Invalid)?;
             info.full_name = info.full_name.trim().to_string();
-            Ok(if state.info.as_ref() == Some(&info) {
+            let same_claims = claimed.as_ref().is_none_or(|c| *c == state.claimed);
+            Ok(if state.info.as_ref() == Some(&info) && same_claims {
                 vec![]
             } else {
-                vec![E::Updated { info }]
+                vec![E::Updated { info, claimed }]
             })
         }
         LeadCommand::Start => match state.status {
@@ -346,7 +354,12 @@ pub fn evolve(state: &mut Lead, event: &LeadEvent) {
             state.info = Some(info.clone());
             state.claimed = claimed.clone();
         }
-        E::Updated { info } => state.info = Some(info.clone()),
+        E::Updated { info, claimed } => {
+            state.info = Some(info.clone());
+            if let Some(claimed) = claimed {
+                state.claimed = claimed.clone();
+            }
+        }
         E::Started => state.status = LeadStatus::InProgress,
         E::Lost { reason } => {
             state.status = LeadStatus::Lost;

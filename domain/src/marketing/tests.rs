@@ -425,3 +425,32 @@ fn erasing_a_lead_leaves_no_contact_detail_note_or_reason_but_keeps_its_claims_a
         Err(LeadError::NotFound)
     );
 }
+
+#[test]
+fn an_update_carries_the_claims_the_lead_holds_from_then_on() {
+    let before = lead_given(&[created()]);
+    let mut info = info();
+    info.phone = Some(Phone::parse("phone", "+447700900999").unwrap());
+    let events = lead::decide(
+        &before,
+        LeadCommand::Update {
+            info: info.clone(),
+            claimed: Some(vec!["p-new".into()]),
+        },
+    )
+    .unwrap();
+    let after = lead_given(&[created(), events[0].clone()]);
+    assert_eq!(after.claimed, ["p-new"]);
+    // An update stored before the field existed keeps the first claims.
+    let old: LeadEvent =
+        serde_json::from_value(serde_json::json!({"Updated": {"info": info}})).unwrap();
+    assert_eq!(lead_given(&[created(), old]).claimed, before.claimed);
+    // The same details with the same claims change nothing.
+    let mut settled = before.clone();
+    settled.info.as_mut().unwrap().full_name = "Ann Lee".into();
+    let same = LeadCommand::Update {
+        info: settled.info.clone().unwrap(),
+        claimed: Some(settled.claimed.clone()),
+    };
+    assert_eq!(lead::decide(&settled, same).unwrap(), vec![]);
+}
