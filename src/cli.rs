@@ -82,6 +82,10 @@ pub enum PrivacyCommand {
         /// A lead, by id.
         #[arg(long, group = "person")]
         lead: Option<uuid::Uuid>,
+        /// An order, by id: a guest's is erased alone, a signed-in buyer's
+        /// erases the buyer.
+        #[arg(long, group = "person")]
+        order: Option<uuid::Uuid>,
     },
 }
 
@@ -265,17 +269,19 @@ pub async fn run(cli: Cli, modules: Vec<Box<dyn Module>>) -> Result<()> {
                     user,
                     customer,
                     lead,
+                    order,
                 },
         } => {
             use crate::app::privacy::Person;
-            let person = match (user, customer, lead) {
-                (Some(user), _, _) => Person::User(match uuid::Uuid::parse_str(&user) {
+            let person = match (user, customer, lead, order) {
+                (Some(user), ..) => Person::User(match uuid::Uuid::parse_str(&user) {
                     Ok(id) => id,
                     Err(_) => crate::auth::user_id(&user),
                 }),
-                (None, Some(id), _) => Person::Customer(id),
-                (None, None, Some(id)) => Person::Lead(id),
-                (None, None, None) => unreachable!("clap requires one"),
+                (None, Some(id), ..) => Person::Customer(id),
+                (None, None, Some(id), _) => Person::Lead(id),
+                (None, None, None, Some(id)) => Person::Order(id),
+                (None, None, None, None) => unreachable!("clap requires one"),
             };
             let mut settings = settings;
             settings.nats = None;
@@ -294,10 +300,11 @@ pub async fn run(cli: Cli, modules: Vec<Box<dyn Module>>) -> Result<()> {
                     .join(" ")
             };
             println!(
-                "erased the personal data of users [{}] customers [{}] leads [{}] (last event at position {})",
+                "erased the personal data of users [{}] customers [{}] leads [{}] orders [{}] (last event at position {})",
                 list(&erased.users),
                 list(&erased.customers),
                 list(&erased.leads),
+                list(&erased.orders),
                 done.position
             );
             Ok(())

@@ -1,5 +1,6 @@
 //! Forgetting a person in a read model when their personal data is erased
-//! (`UserPersonalDataErased`, `CustomerPersonalDataErased`). Their fields
+//! (`UserPersonalDataErased`, `CustomerPersonalDataErased`,
+//! `OrderPersonalDataErased`). Their fields
 //! were stored encrypted with their key (`src/store/privacy.rs`), so a
 //! rebuild after the key is destroyed reads every such text as `[erased]`;
 //! forgetting makes the live rows the same: each text the person gave, in
@@ -23,6 +24,8 @@ use crate::Projector;
 pub enum Whose {
     User,
     Customer,
+    /// A guest's order (a signed-in buyer's is the user's).
+    Order,
 }
 
 impl Whose {
@@ -30,6 +33,7 @@ impl Whose {
         match (event.aggregate_type.as_str(), event.event_type.as_str()) {
             ("user", "UserPersonalDataErased") => Some(Whose::User),
             ("customer", "CustomerPersonalDataErased") => Some(Whose::Customer),
+            ("order", "OrderPersonalDataErased") => Some(Whose::Order),
             _ => None,
         }
     }

@@ -4,7 +4,8 @@
 //! converted from. Erasing any of them erases all that are linked, in one
 //! commit (an erasure event on each), then destroys each one's key and
 //! drops their snapshots, so that their earlier events read `[erased]` too
-//! — in loads, the log, rebuilds and the audit history. The records
+//! — in loads, the log, rebuilds and the audit history. A guest's order is
+//! a person of its own (the buyer is known only by it). The records
 //! themselves stay (an account, a customer with contracts, a lead in the
 //! campaign figures). Safe to retry: a retry records the events again and
 //! destroys again.
@@ -18,6 +19,8 @@ use annals_domain::customer::{Customer, CustomerCommand};
 use annals_domain::marketing::lead::LeadContact;
 use annals_domain::marketing::{Lead, LeadCommand};
 use annals_domain::message::{MessageCommand, MessageStatus, ScheduledMessage};
+use annals_domain::shop::order::Delivery;
+use annals_domain::shop::{Order, OrderCommand};
 use annals_domain::user::{User, UserCommand};
 use annals_projections::marketing::queries;
 
@@ -32,6 +35,9 @@ pub enum Person {
     User(Uuid),
     Customer(Uuid),
     Lead(Uuid),
+    /// An order: a guest's is erased alone; a signed-in buyer's is theirs,
+    /// so asking for it erases the buyer.
+    Order(Uuid),
 }
 
 /// The records erased, the one asked for and those linked to it.
@@ -40,6 +46,8 @@ pub struct Erased {
     pub users: BTreeSet<Uuid>,
     pub customers: BTreeSet<Uuid>,
     pub leads: BTreeSet<Uuid>,
+    /// Guests' orders.
+    pub orders: BTreeSet<Uuid>,
     /// Messages scheduled to an erased customer, cancelled with it (they
     /// would go to `[erased]`).
     pub cancelled_messages: BTreeSet<Uuid>,
@@ -51,6 +59,7 @@ pub async fn erase(
     ctx: &CommandContext,
     person: Person,
 ) -> Result<Done<Erased>, AppError> {
+    let person = buyer_of(p, person).await?;
     let (linked, texts) = linked(p, person).await?;
     let done = p
         .commands
@@ -64,6 +73,11 @@ pub async fn erase(
                     Person::User(id) => erase_user(&mut unit, id, true).await?,
                     Person::Customer(id) => erase_customer(&mut unit, id, true).await?,
                     Person::Lead(id) => claims.extend(erase_lead(&mut unit, id, true).await?),
+                    Person::Order(id) => {
+                        let mut order = load::<Order>(&mut unit, id, true).await?;
+                        unit.decide(&mut order, OrderCommand::ErasePersonalData)
+                            .await?;
+                    }
                 }
                 for &id in &linked.users {
                     if person != Person::User(id) {
@@ -100,6 +114,9 @@ pub async fn erase(
     for id in &erased.leads {
         p.commands.shred::<Lead>(&id.to_string()).await?;
     }
+    for id in &erased.orders {
+        p.commands.shred::<Order>(&id.to_string()).await?;
+    }
     let users: Vec<String> = erased.users.iter().map(Uuid::to_string).collect();
     crate::store::privacy::Keys::new(p.db.typed.clone())
         .erase_copies(&users, &texts)
@@ -116,6 +133,21 @@ pub async fn erase(
         value: erased,
         replayed: done.replayed,
     })
+}
+
+/// The person an order is of: its signed-in buyer, or the order itself
+/// (a guest's, or one that does not exist: "not found" then).
+async fn buyer_of(p: &Platform, person: Person) -> Result<Person, AppError> {
+    let Person::Order(id) = person else {
+        return Ok(person);
+    };
+    let (order, _) = p.commands.load::<Order>(&id.to_string()).await?;
+    Ok(
+        match order.placement.and_then(|placement| placement.customer_id) {
+            Some(user) => Person::User(user),
+            None => person,
+        },
+    )
 }
 
 /// Every record linked to `person`, itself included: a user's customer
@@ -156,6 +188,19 @@ async fn linked(p: &Platform, person: Person) -> Result<(Erased, Vec<String>), A
                 );
                 next.extend(customer.user_id.map(Person::User));
                 next.extend(customer.lead_id.map(Person::Lead));
+            }
+            Person::Order(id) => {
+                if !found.orders.insert(id) {
+                    continue;
+                }
+                let (order, _) = p.commands.load::<Order>(&id.to_string()).await?;
+                if let Some(placement) = &order.placement {
+                    let c = &placement.customer;
+                    texts.extend([c.name.clone(), c.phone.clone(), c.email.clone()]);
+                    if let Delivery::Shipping(address) = &placement.delivery {
+                        texts.extend(address.address_lines.iter().cloned());
+                    }
+                }
             }
             Person::Lead(id) => {
                 if !found.leads.insert(id) {

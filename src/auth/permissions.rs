@@ -477,6 +477,11 @@ pub const ROUTES: &[(&str, &str, Action)] = &[
         Action::ProcessOrders,
     ),
     ("POST", "/api/v1/orders/{id}/cancel", Action::ProcessOrders),
+    (
+        "POST",
+        "/api/v1/orders/{id}/erase",
+        Action::ErasePersonalData,
+    ),
     ("POST", "/api/v1/orders/{id}/refunds", Action::ProcessOrders),
     ("POST", "/api/v1/webhooks/payments", Action::ReportPayment),
     ("GET", "/api/v1/stats/orders", Action::ReadStatistics),

@@ -526,3 +526,53 @@ async fn an_admin_erases_a_customer_with_its_lead_and_login(mode: Mode) {
     crate::support::assert_rebuilds_identical(&shop.app.backing);
 }
 both_modes!(an_admin_erases_a_customer_with_its_lead_and_login);
+
+/// A guest's order is a person of its own: erased by its id, its buyer's
+/// name, contact details and address are gone from every answer, table and
+/// rebuild (the response kept for the checkout's `Idempotency-Key` too).
+async fn a_guests_order_is_erased_by_its_id(mode: Mode) {
+    let shop = shop(mode).await;
+    let admin = &shop.admin;
+    let category = ok(
+        &shop,
+        admin,
+        "POST",
+        "/api/v1/product-categories",
+        json!({"name": "Quills"}),
+    )
+    .await;
+    let product = ok(&shop, admin, "POST", "/api/v1/products", json!({"name": "Goose quill", "sku": "Q-1",
+        "category_id": category["id"], "price": "4.50", "currency": "EUR", "track_stock": false, "universal": true})).await;
+    let cart = crate::shop::guest_cart(&shop.app, product["id"].as_str().unwrap(), 1).await;
+    let (status, order, _) = crate::shop::send(&shop.app, "POST", "/api/v1/checkout", None,
+        &[("X-Cart-Id", cart.as_str()), ("Idempotency-Key", "guest-checkout")],
+        Some(json!({"customer_name": NAME, "phone": PHONE, "email": EMAIL,
+            "shipping": {"address_lines": [ADDRESS], "city": "Inkwell", "postal_code": "IN1 1QQ", "country": "Quillshire"}}))).await;
+    assert_eq!(status, 201, "{order}");
+    let id = order["id"].as_str().unwrap().to_string();
+    shop.app.settle().await;
+    let path = format!("/api/v1/orders/{id}");
+    let (_, shown) = call(&shop.app, "GET", &path, admin, None).await;
+    assert!(shown.to_string().contains(NAME), "{shown}");
+
+    let (status, erased) = call(&shop.app, "POST", &format!("{path}/erase"), admin, None).await;
+    assert_eq!(status, 200, "{erased}");
+    shop.app.settle().await;
+    let (_, shown) = call(&shop.app, "GET", &path, admin, None).await;
+    assert!(shown.to_string().contains("[erased]"), "{shown}");
+    let pool = shop.app.backing.pool().await;
+    let rows = every_row(&pool, mode).await;
+    for text in [NAME, EMAIL, PHONE, ADDRESS] {
+        assert!(!shown.to_string().contains(text), "{text} in {shown}");
+        assert_eq!(
+            mentioning(&rows, text),
+            Vec::<&(String, String)>::new(),
+            "{text}"
+        );
+    }
+    crate::support::assert_rebuilds_identical(&shop.app.backing);
+    let (ok, out, err) = run_cli_status(&shop.app.backing, &["audit", "verify"]);
+    assert!(ok, "{out}\n{err}");
+    pool.close().await;
+}
+both_modes!(a_guests_order_is_erased_by_its_id);

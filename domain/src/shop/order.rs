@@ -138,6 +138,9 @@ pub enum OrderCommand {
         amount: Money,
         reason: String,
     },
+    /// Crypto-shredding of a guest's order: the buyer's name, contact
+    /// details and address read `[erased]` from now on.
+    ErasePersonalData,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -165,6 +168,7 @@ pub enum OrderEvent {
         currency: String,
         reason: String,
     },
+    PersonalDataErased,
 }
 
 impl DomainEvent for OrderEvent {
@@ -179,6 +183,7 @@ impl DomainEvent for OrderEvent {
             OrderEvent::PickedUp => "OrderPickedUp",
             OrderEvent::Cancelled { .. } => "OrderCancelled",
             OrderEvent::Refunded { .. } => "OrderRefunded",
+            OrderEvent::PersonalDataErased => "OrderPersonalDataErased",
         }
         .into()
     }
@@ -402,6 +407,9 @@ pub fn decide(state: &Order, command: OrderCommand) -> Result<Vec<OrderEvent>, O
                     reason: why,
                 }])
             }
+            // Always recorded, also a second time: the key's destruction
+            // beside it may be retried.
+            OrderCommand::ErasePersonalData => Ok(vec![E::PersonalDataErased]),
         };
     };
     if state.placement.is_some() {
@@ -437,6 +445,31 @@ pub fn evolve(state: &mut Order, event: &OrderEvent) {
             if state.refunded >= state.paid {
                 state.status = Some(Status::Refunded);
             }
+        }
+        OrderEvent::PersonalDataErased => {
+            if let Some(placement) = &mut state.placement {
+                placement.erase_personal_data();
+            }
+        }
+    }
+}
+
+impl Placement {
+    /// Every text about the buyer becomes `[erased]`, as the fields sealed
+    /// with their key read once it is destroyed; whether it is shipped or
+    /// picked up stays.
+    pub fn erase_personal_data(&mut self) {
+        let erased = || crate::user::ERASED.to_string();
+        self.customer = Customer {
+            name: erased(),
+            phone: erased(),
+            email: erased(),
+        };
+        if let Delivery::Shipping(address) = &mut self.delivery {
+            address.address_lines.iter_mut().for_each(|l| *l = erased());
+            address.city = erased();
+            address.postal_code = erased();
+            address.country = erased();
         }
     }
 }

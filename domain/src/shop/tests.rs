@@ -528,3 +528,50 @@ fn a_dealer_price_says_which_rule_made_it() {
     assert_eq!(unit_price(dec("49.90"), None), (dec("49.90"), None));
     assert_eq!(unit_price(dec("49.90"), Some(&dealer_terms(0))).1, None);
 }
+
+#[test]
+fn erasing_an_order_leaves_no_buyer_text_but_keeps_the_order() {
+    let shipped = Delivery::Shipping(Address {
+        address_lines: vec!["1 Main St".into(), "Flat 2".into()],
+        city: "Oslo".into(),
+        postal_code: "0150".into(),
+        country: "NO".into(),
+    });
+    let before = order_given(&[placed(shipped, "10")]);
+    let events = order::decide(&before, OrderCommand::ErasePersonalData).unwrap();
+    assert_eq!(events, vec![OrderEvent::PersonalDataErased]);
+    let after = order_given(&[
+        placed(before.placement.clone().unwrap().delivery, "10"),
+        events[0].clone(),
+    ]);
+    let placement = after.placement.as_ref().unwrap();
+    let erased = crate::user::ERASED.to_string();
+    assert_eq!(
+        (
+            &placement.customer.name,
+            &placement.customer.phone,
+            &placement.customer.email
+        ),
+        (&erased, &erased, &erased)
+    );
+    let Delivery::Shipping(address) = &placement.delivery else {
+        panic!("still shipped");
+    };
+    assert_eq!(
+        address.address_lines,
+        [erased.clone(), erased.clone()],
+        "one per line"
+    );
+    assert_eq!(
+        (&address.city, &address.postal_code, &address.country),
+        (&erased, &erased, &erased)
+    );
+    assert_eq!(
+        (after.status, &placement.total),
+        (before.status, &dec("10"))
+    );
+    assert_eq!(
+        order::decide(&Order::default(), OrderCommand::ErasePersonalData),
+        Err(OrderError::NotFound)
+    );
+}

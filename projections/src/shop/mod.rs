@@ -240,16 +240,28 @@ fn add(text: &str, amount: Decimal) -> anyhow::Result<String> {
 
 pub struct OrdersProjector;
 
-/// What an order shows of a signed-in buyer (a guest's order is theirs
-/// alone: `store::privacy`).
-const ORDER_PERSONAL: &[Shows] = &[Shows {
-    table: "orders",
-    key: "id",
-    whose: Whose::User,
-    owner: "customer_id",
-    columns: &["customer_name", "email", "email_key", "phone"],
-    state: Some(("delivery", &["/shipping"])),
-}];
+/// What an order shows of its buyer: a signed-in buyer's are the user's
+/// (erased with the user), a guest's the order's own (`store::privacy`).
+const ORDER_PERSONAL: &[Shows] = &[
+    Shows {
+        table: "orders",
+        key: "id",
+        whose: Whose::User,
+        owner: "customer_id",
+        columns: BUYER,
+        state: Some(("delivery", &["/shipping"])),
+    },
+    Shows {
+        table: "orders",
+        key: "id",
+        whose: Whose::Order,
+        owner: "id",
+        columns: BUYER,
+        state: Some(("delivery", &["/shipping"])),
+    },
+];
+
+const BUYER: &[&str] = &["customer_name", "email", "email_key", "phone"];
 
 #[async_trait]
 impl Projector for OrdersProjector {
@@ -309,6 +321,8 @@ impl Projector for OrdersProjector {
                 OrderEvent::ReadyForPickup => row.status = "ready_for_pickup".into(),
                 OrderEvent::PickedUp => row.status = "picked_up".into(),
                 OrderEvent::Cancelled { .. } => row.status = "cancelled".into(),
+                // `forget` below: the same for an order as for a user.
+                OrderEvent::PersonalDataErased => {}
                 OrderEvent::Refunded { amount, .. } => {
                     row.refunded = add(&row.refunded, amount)?;
                     if row.refunded.parse::<Decimal>()? >= row.paid.parse::<Decimal>()? {

@@ -57,6 +57,7 @@ impl Module for ShopModule {
             .routes(routes!(orders::ready_for_pickup))
             .routes(routes!(orders::picked_up))
             .routes(routes!(orders::cancel_order))
+            .routes(routes!(orders::erase_order))
             .routes(routes!(orders::refund))
             .routes(routes!(orders::payment_webhook))
             .routes(routes!(orders::order_stats))

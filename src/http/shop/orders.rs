@@ -463,6 +463,28 @@ pub(super) async fn cancel_order(
     Ok(accepted(StatusCode::OK, done))
 }
 
+/// Erase the buyer's personal data (admin): crypto-shredding. For a guest's
+/// order, its buyer's name, contact details and address read `[erased]`
+/// from now on, in every answer, read model, rebuild and history; for a
+/// signed-in buyer's, the buyer (the user) is erased, with every record
+/// linked to them.
+#[utoipa::path(post, path = "/orders/{id}/erase", tag = "shop", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The order"), CommandHeaderParams),
+    responses((status = 200, description = "Erased (a retry erases again)", body = CommandAccepted),
+        NotFound, Unauthorized, Forbidden, CommonProblems, CommandProblems))]
+pub(super) async fn erase_order(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    caller: Caller,
+    headers: CommandHeaders,
+) -> Result<Response, ApiError> {
+    let path = format!("/orders/{id}/erase");
+    let call = CommandCall::new(caller, headers, "POST", &path, String::new());
+    let person = crate::app::privacy::Person::Order(path_id(&id)?);
+    let done = crate::app::privacy::erase(&app.platform, &call.context(), person).await;
+    Ok(accepted(StatusCode::OK, done))
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"amount": "10.00", "currency": "EUR", "reason": "scratched"})))]
