@@ -329,12 +329,23 @@ impl Keys {
 
     /// Erases the copies of a person's data kept outside events, which no
     /// key covers: the outcomes kept for `Idempotency-Key` retries of the
-    /// users' own requests are dropped (a retry runs again), and each of
+    /// users' own requests are dropped (a retry runs again); each of
     /// `texts` (what their records said: names, contact details,
     /// addresses, notes) becomes `[erased]` in the outcomes of others'
-    /// requests and in the texts the notifier sent.
+    /// requests and in the texts the notifier sent; and the snapshots of
+    /// every aggregate that may hold someone else's data (an order, an
+    /// appointment, a project...) are dropped — a snapshot keeps a state as
+    /// loaded, decrypted, and which of them are the person's is not known
+    /// without replaying them (the next load replays from the events).
     pub async fn erase_copies(&self, users: &[String], texts: &[String]) -> Result<()> {
         let drop = "DELETE FROM idempotency_records WHERE scope LIKE $1";
+        let snapshots = "DELETE FROM aggregate_snapshots WHERE aggregate_type = $1";
+        let mut others: Vec<&str> = PERSONAL
+            .iter()
+            .filter(|p| !matches!(p.owner, Owner::Itself(_)))
+            .map(|p| p.aggregate)
+            .collect();
+        others.dedup();
         let rewrite = [
             "UPDATE idempotency_records SET outcome = REPLACE(outcome, $1, $2) \
              WHERE REPLACE(outcome, $1, $2) <> outcome",
@@ -349,6 +360,12 @@ impl Keys {
                 for user in users {
                     sqlx::query(drop)
                         .bind(format!("{user} %"))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for aggregate in &others {
+                    sqlx::query(snapshots)
+                        .bind(*aggregate)
                         .execute(&mut *tx)
                         .await?;
                 }
