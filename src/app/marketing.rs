@@ -90,20 +90,27 @@ fn duplicate(holder: &ContactHolder, key: &str) -> AppError {
     err
 }
 
-/// Claims the contact keys for `lead` and answers the claims (their
-/// streams) it holds now. A key another open lead holds is refused, or —
-/// `force` — left to it. Each key's stream is its pseudonym, so the log
-/// never names a phone or an e-mail.
+/// The lead's contact keys, each with the stream that claims it: its
+/// pseudonym, so the log never names a phone or an e-mail.
+async fn contacts(unit: &Unit, info: &LeadInfo) -> Result<Vec<(String, String)>, AppError> {
+    let keys = info.contact_keys();
+    let streams = unit.pseudonyms(&keys).await?;
+    Ok(keys.into_iter().zip(streams).collect())
+}
+
+/// Claims the contacts (`contacts`) for `lead` and answers the claims
+/// (their streams) it holds now. A key another open lead holds is refused,
+/// or — `force` — left to it.
 async fn claim_contacts(
     unit: &mut Unit,
     lead: Uuid,
     name: &str,
-    keys: &[String],
+    contacts: &[(String, String)],
     force: bool,
 ) -> Result<Vec<String>, AppError> {
-    let streams = unit.pseudonyms(keys).await?;
     let mut held = Vec::new();
-    for (key, stream) in keys.iter().zip(streams) {
+    for (key, stream) in contacts {
+        let stream = stream.clone();
         let mut claim = unit.load::<LeadContact>(&stream).await?;
         match &claim.state.holder {
             Some(holder) if holder.lead_id == lead => held.push(stream),
@@ -162,8 +169,8 @@ pub async fn create_lead(
                 check_campaign(&mut unit, &info).await?;
                 let mut lead = unit.load_subject::<Lead>(&id.to_string()).await?;
                 let name = info.full_name.trim().to_string();
-                let claimed =
-                    claim_contacts(&mut unit, id, &name, &info.contact_keys(), force).await?;
+                let contacts = contacts(&unit, &info).await?;
+                let claimed = claim_contacts(&mut unit, id, &name, &contacts, force).await?;
                 unit.decide(&mut lead, LeadCommand::Create { info, claimed })
                     .await?;
                 Ok((unit, ()))
@@ -187,20 +194,19 @@ pub async fn update_lead(
             async move {
                 let mut lead = unit.load_subject::<Lead>(&id.to_string()).await?;
                 check_campaign(&mut unit, &info).await?;
-                let keys = info.contact_keys();
                 let mut claimed = None;
                 if lead.state.status.is_open() {
-                    let streams = unit.pseudonyms(&keys).await?;
+                    let contacts = contacts(&unit, &info).await?;
                     let dropped: Vec<String> = lead
                         .state
                         .claimed
                         .iter()
-                        .filter(|k| !streams.contains(k))
+                        .filter(|held| !contacts.iter().any(|(_, stream)| stream == *held))
                         .cloned()
                         .collect();
                     release_contacts(&mut unit, id, &dropped).await?;
                     let name = info.full_name.trim().to_string();
-                    claimed = Some(claim_contacts(&mut unit, id, &name, &keys, force).await?);
+                    claimed = Some(claim_contacts(&mut unit, id, &name, &contacts, force).await?);
                 }
                 unit.decide(&mut lead, LeadCommand::Update { info, claimed })
                     .await?;
@@ -246,7 +252,8 @@ pub async fn reopen_lead(
                 .clone()
                 .ok_or_else(|| AppError::not_found("no such lead"))?;
             let claimed = if lead.state.status == annals_domain::marketing::LeadStatus::Lost {
-                claim_contacts(&mut unit, id, &info.full_name, &info.contact_keys(), true).await?
+                let contacts = contacts(&unit, &info).await?;
+                claim_contacts(&mut unit, id, &info.full_name, &contacts, true).await?
             } else {
                 Vec::new()
             };

@@ -216,6 +216,23 @@ fn each_text(value: &mut Value, f: &mut impl FnMut(&mut String)) {
     }
 }
 
+/// An event as some reader holds it: its aggregate type, id and payload.
+pub trait Sealed {
+    fn parts(&mut self) -> (&str, &str, &mut Value);
+}
+
+impl Sealed for StoredEvent {
+    fn parts(&mut self) -> (&str, &str, &mut Value) {
+        (&self.aggregate_type, &self.aggregate_id, &mut self.payload)
+    }
+}
+
+impl Sealed for cqrs_es::persist::SerializedEvent {
+    fn parts(&mut self) -> (&str, &str, &mut Value) {
+        (&self.aggregate_type, &self.aggregate_id, &mut self.payload)
+    }
+}
+
 /// The keys of the people whose data the events carry.
 #[derive(Clone, Debug)]
 pub struct Keys {
@@ -262,41 +279,11 @@ impl Keys {
     }
 
     /// Decrypts the personal fields of events read back, in place; a field
-    /// whose key was destroyed reads `[erased]`.
-    pub async fn open(&self, events: &mut [StoredEvent]) -> Result<()> {
-        self.open_payloads(
-            events
-                .iter_mut()
-                .map(|e| {
-                    (
-                        e.aggregate_type.as_str(),
-                        e.aggregate_id.as_str(),
-                        &mut e.payload,
-                    )
-                })
-                .collect(),
-        )
-        .await
-    }
-
-    /// `open` for events as cqrs-es loads them.
-    pub async fn open_serialized(
-        &self,
-        events: &mut [cqrs_es::persist::SerializedEvent],
-    ) -> Result<()> {
-        self.open_payloads(
-            events
-                .iter_mut()
-                .map(|e| {
-                    (
-                        e.aggregate_type.as_str(),
-                        e.aggregate_id.as_str(),
-                        &mut e.payload,
-                    )
-                })
-                .collect(),
-        )
-        .await
+    /// whose key was destroyed reads `[erased]`. For the log's events and
+    /// for events as cqrs-es loads them.
+    pub async fn open<E: Sealed>(&self, events: &mut [E]) -> Result<()> {
+        self.open_payloads(events.iter_mut().map(Sealed::parts).collect())
+            .await
     }
 
     async fn open_payloads(&self, mut events: Vec<(&str, &str, &mut Value)>) -> Result<()> {
@@ -435,40 +422,43 @@ impl Keys {
             .collect()
     }
 
-    /// A subject's key as stored, made on first use.
+    /// A subject's key as stored, made on first use (read first: a key
+    /// exists for nearly every call, and then this is one statement).
     async fn key_hex(&self, subject: &str) -> Result<String> {
-        let mut fresh = [0u8; 32];
-        getrandom::fill(&mut fresh).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+        let select = "SELECT key FROM privacy_keys WHERE subject = $1";
         let insert = "INSERT INTO privacy_keys (subject, key, created_at) VALUES ($1, $2, $3) \
                       ON CONFLICT (subject) DO NOTHING";
-        let select = "SELECT key FROM privacy_keys WHERE subject = $1";
-        let hex_key: String = match &self.pool {
-            TypedPool::Postgres(p) => {
-                sqlx::query(insert)
+        macro_rules! key_in {
+            ($pool:expr) => {{
+                let found: Option<String> = sqlx::query_scalar(select)
                     .bind(subject)
-                    .bind(hex::encode(fresh))
-                    .bind(now_millis())
-                    .execute(p)
+                    .fetch_optional($pool)
                     .await?;
-                sqlx::query_scalar(select)
-                    .bind(subject)
-                    .fetch_one(p)
-                    .await?
-            }
-            TypedPool::Sqlite(p) => {
-                sqlx::query(insert)
-                    .bind(subject)
-                    .bind(hex::encode(fresh))
-                    .bind(now_millis())
-                    .execute(p)
-                    .await?;
-                sqlx::query_scalar(select)
-                    .bind(subject)
-                    .fetch_one(p)
-                    .await?
-            }
-        };
-        Ok(hex_key)
+                match found {
+                    Some(key) => key,
+                    None => {
+                        let mut fresh = [0u8; 32];
+                        getrandom::fill(&mut fresh)
+                            .map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+                        // Whoever inserts first makes it; everyone reads that one.
+                        sqlx::query(insert)
+                            .bind(subject)
+                            .bind(hex::encode(fresh))
+                            .bind(now_millis())
+                            .execute($pool)
+                            .await?;
+                        sqlx::query_scalar(select)
+                            .bind(subject)
+                            .fetch_one($pool)
+                            .await?
+                    }
+                }
+            }};
+        }
+        Ok(match &self.pool {
+            TypedPool::Postgres(p) => key_in!(p),
+            TypedPool::Sqlite(p) => key_in!(p),
+        })
     }
 
     async fn keys_of(&self, subjects: &HashSet<String>) -> Result<HashMap<String, Key>> {

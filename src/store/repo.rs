@@ -42,7 +42,7 @@ impl EventRepo {
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
         let mut events = events?;
         self.keys
-            .open_serialized(&mut events)
+            .open(&mut events)
             .await
             .map_err(|err| PersistenceError::UnknownError(err.into()))?;
         Ok(events)

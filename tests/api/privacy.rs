@@ -305,12 +305,9 @@ async fn ok(
     answer
 }
 
-/// Zenobia, signed in, orders with delivery to her address, books with a
-/// note, asks for a project, gives feedback and applies as a dealer; the
-/// staff writes to her and schedules a message to her customer record.
-async fn her_data_everywhere(shop: &crate::appointments::Shop, user: &str, customer: &str) {
+/// A product at `price` EUR (in a category of its own).
+async fn a_quill(shop: &crate::appointments::Shop, price: &str) -> Value {
     let admin = &shop.admin;
-    let zenobia = login(&shop.app, "zenobia").await;
     let category = ok(
         shop,
         admin,
@@ -319,8 +316,42 @@ async fn her_data_everywhere(shop: &crate::appointments::Shop, user: &str, custo
         json!({"name": "Quills"}),
     )
     .await;
-    let product = ok(shop, admin, "POST", "/api/v1/products", json!({"name": "Goose quill", "sku": "Q-1",
-        "category_id": category["id"], "price": "4.50", "currency": "EUR", "track_stock": false, "universal": true})).await;
+    let body = json!({"name": "Goose quill", "sku": "Q-1", "category_id": category["id"], "price": price,
+        "currency": "EUR", "track_stock": false, "universal": true});
+    ok(shop, admin, "POST", "/api/v1/products", body).await
+}
+
+/// Zenobia's checkout: her name, contact details and address.
+fn her_checkout() -> Value {
+    json!({"customer_name": NAME, "phone": PHONE, "email": EMAIL,
+        "shipping": {"address_lines": [ADDRESS], "city": "Inkwell", "postal_code": "IN1 1QQ", "country": "Quillshire"}})
+}
+
+/// Pays the order in 100 parts of `part` EUR: a stream this long keeps a
+/// snapshot, which holds the state as loaded — her data decrypted.
+async fn paid_in_100_parts(shop: &crate::appointments::Shop, order: &str, part: &str) {
+    let payments = format!("/api/v1/orders/{order}/payments");
+    for _ in 0..100 {
+        let body = json!({"amount": part, "currency": "EUR", "method": "card"});
+        ok(shop, &shop.admin, "POST", &payments, body).await;
+    }
+    let pool = shop.app.backing.pool().await;
+    let snapshots: Vec<String> =
+        sqlx::query_scalar("SELECT state FROM aggregate_snapshots WHERE aggregate_type = 'order'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert!(snapshots.iter().any(|s| s.contains(NAME)), "{snapshots:?}");
+    pool.close().await;
+}
+
+/// Zenobia, signed in, orders with delivery to her address, books with a
+/// note, asks for a project, gives feedback and applies as a dealer; the
+/// staff writes to her and schedules a message to her customer record.
+async fn her_data_everywhere(shop: &crate::appointments::Shop, user: &str, customer: &str) {
+    let admin = &shop.admin;
+    let zenobia = login(&shop.app, "zenobia").await;
+    let product = a_quill(shop, "4.50").await;
     let (status, cart, _) = crate::shop::send(
         &shop.app,
         "POST",
@@ -331,32 +362,17 @@ async fn her_data_everywhere(shop: &crate::appointments::Shop, user: &str, custo
     )
     .await;
     assert_eq!(status, 200, "{cart}");
-    let (status, order, _) = crate::shop::send(&shop.app, "POST", "/api/v1/checkout", Some(&zenobia),
+    let (status, order, _) = crate::shop::send(
+        &shop.app,
+        "POST",
+        "/api/v1/checkout",
+        Some(&zenobia),
         &[("Idempotency-Key", "zenobia-checkout")],
-        Some(json!({"customer_name": NAME, "phone": PHONE, "email": EMAIL,
-            "shipping": {"address_lines": [ADDRESS], "city": "Inkwell", "postal_code": "IN1 1QQ", "country": "Quillshire"}}))).await;
+        Some(her_checkout()),
+    )
+    .await;
     assert_eq!(status, 201, "{order}");
-    // Paid bit by bit: a stream this long keeps a snapshot, which holds the
-    // state as loaded — her data decrypted.
-    let payments = format!("/api/v1/orders/{}/payments", order["id"].as_str().unwrap());
-    for _ in 0..100 {
-        ok(
-            shop,
-            admin,
-            "POST",
-            &payments,
-            json!({"amount": "0.09", "currency": "EUR", "method": "card"}),
-        )
-        .await;
-    }
-    let pool = shop.app.backing.pool().await;
-    let snapshots: Vec<String> =
-        sqlx::query_scalar("SELECT state FROM aggregate_snapshots WHERE aggregate_type = 'order'")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-    assert!(snapshots.iter().any(|s| s.contains(NAME)), "{snapshots:?}");
-    pool.close().await;
+    paid_in_100_parts(shop, order["id"].as_str().unwrap(), "0.09").await;
     let body = json!({"service_id": shop.service, "master_id": shop.master,
         "start": format!("{}T11:00:00Z", shop.day), "note": NOTE});
     ok(shop, &zenobia, "POST", "/api/v1/appointments", body).await;
@@ -565,46 +581,28 @@ both_modes!(an_admin_erases_a_customer_with_its_lead_and_login);
 async fn a_guests_order_is_erased_by_its_id(mode: Mode) {
     let shop = shop(mode).await;
     let admin = &shop.admin;
-    let category = ok(
-        &shop,
-        admin,
+    let product = a_quill(&shop, "1.00").await;
+    let cart = crate::shop::guest_cart(&shop.app, product["id"].as_str().unwrap(), 1).await;
+    let (status, order, _) = crate::shop::send(
+        &shop.app,
         "POST",
-        "/api/v1/product-categories",
-        json!({"name": "Quills"}),
+        "/api/v1/checkout",
+        None,
+        &[
+            ("X-Cart-Id", cart.as_str()),
+            ("Idempotency-Key", "guest-checkout"),
+        ],
+        Some(her_checkout()),
     )
     .await;
-    let product = ok(&shop, admin, "POST", "/api/v1/products", json!({"name": "Goose quill", "sku": "Q-1",
-        "category_id": category["id"], "price": "1.00", "currency": "EUR", "track_stock": false, "universal": true})).await;
-    let cart = crate::shop::guest_cart(&shop.app, product["id"].as_str().unwrap(), 1).await;
-    let (status, order, _) = crate::shop::send(&shop.app, "POST", "/api/v1/checkout", None,
-        &[("X-Cart-Id", cart.as_str()), ("Idempotency-Key", "guest-checkout")],
-        Some(json!({"customer_name": NAME, "phone": PHONE, "email": EMAIL,
-            "shipping": {"address_lines": [ADDRESS], "city": "Inkwell", "postal_code": "IN1 1QQ", "country": "Quillshire"}}))).await;
     assert_eq!(status, 201, "{order}");
     let id = order["id"].as_str().unwrap().to_string();
     shop.app.settle().await;
     let path = format!("/api/v1/orders/{id}");
     let (_, shown) = call(&shop.app, "GET", &path, admin, None).await;
     assert!(shown.to_string().contains(NAME), "{shown}");
-    // Paid a cent at a time: a stream this long keeps a snapshot, which
-    // holds the state as loaded — her data decrypted.
-    for _ in 0..100 {
-        ok(
-            &shop,
-            admin,
-            "POST",
-            &format!("{path}/payments"),
-            json!({"amount": "0.01", "currency": "EUR", "method": "card"}),
-        )
-        .await;
-    }
+    paid_in_100_parts(&shop, &id, "0.01").await;
     let pool = shop.app.backing.pool().await;
-    let snapshots: Vec<String> =
-        sqlx::query_scalar("SELECT state FROM aggregate_snapshots WHERE aggregate_type = 'order'")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-    assert!(snapshots.iter().any(|s| s.contains(NAME)), "{snapshots:?}");
 
     let (status, erased) = call(&shop.app, "POST", &format!("{path}/erase"), admin, None).await;
     assert_eq!(status, 200, "{erased}");
