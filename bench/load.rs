@@ -929,18 +929,38 @@ fn cpu_by_process() -> std::collections::BTreeMap<String, f64> {
     used
 }
 
-/// `BENCH_ONLY=throughput`: only the server-mode throughput, with the CPU
-/// each process used during it (and, with `BENCH_PERF=file`, a perf
-/// profile of the server).
+/// `BENCH_ONLY=throughput`: only the two throughput phases, with the CPU
+/// each process used during them (and, with `BENCH_PERF=file`, perf
+/// profiles of the server: FILE and FILE.embedded).
 async fn throughput_only(pg: &Postgres, nats: &Nats) {
     let data = tempfile::tempdir().unwrap();
     let env = environment(&data, Some((pg, nats))).await;
     create_user(&env);
     let server = serve(&env).await;
+    profiled_throughput(&server, "server mode (PostgreSQL + NATS)", "").await;
+    drop(server);
+    let embedded = tempfile::tempdir().unwrap();
+    let env = environment(&embedded, None).await;
+    create_user(&env);
+    let server = serve(&env).await;
+    profiled_throughput(&server, "embedded mode (SQLite)", ".embedded").await;
+}
+
+/// One throughput phase with the CPU each process spent per command, and a
+/// perf profile of the server into `$BENCH_PERF` + `suffix` if asked.
+async fn profiled_throughput(server: &Server, label: &str, suffix: &str) {
     let token_ = token(&client(), &server.base).await;
     let profile = std::env::var("BENCH_PERF").ok().map(|out| {
         Command::new("perf")
-            .args(["record", "-F", "499", "-g", "-o", &out, "-p"])
+            .args([
+                "record",
+                "-F",
+                "499",
+                "-g",
+                "-o",
+                &format!("{out}{suffix}"),
+                "-p",
+            ])
             .arg(server.child.id().to_string())
             .args(["--", "sleep", &seconds().as_secs().to_string()])
             .stdout(Stdio::null())
@@ -950,7 +970,7 @@ async fn throughput_only(pg: &Postgres, nats: &Nats) {
     });
     let before = cpu_by_process();
     let started = Instant::now();
-    let figures = throughput(&server.base, &token_, "server mode (PostgreSQL + NATS)").await;
+    let figures = throughput(&server.base, &token_, label).await;
     let elapsed = started.elapsed().as_secs_f64();
     let after = cpu_by_process();
     let mut spent: Vec<(String, f64)> = after
@@ -969,13 +989,6 @@ async fn throughput_only(pg: &Postgres, nats: &Nats) {
     if let Some(mut perf) = profile {
         let _ = perf.wait();
     }
-    drop(server);
-    let embedded = tempfile::tempdir().unwrap();
-    let env = environment(&embedded, None).await;
-    create_user(&env);
-    let server = serve(&env).await;
-    let token_ = token(&client(), &server.base).await;
-    throughput(&server.base, &token_, "embedded mode (SQLite)").await;
 }
 
 /// Writes the figures of this run to bench/RESULTS.md.

@@ -193,6 +193,7 @@ fn start_workers(
     let (stop, stop_rx) = watch::channel(false);
     let ctx = WorkerContext {
         pool: platform.db.any.clone(),
+        derived: platform.db.derived.clone(),
         log: platform.log.clone(),
         appended: platform.appended.subscribe(),
         stop: stop_rx,

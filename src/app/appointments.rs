@@ -46,7 +46,7 @@ pub async fn create_category(
 ) -> Result<Done<()>, AppError> {
     let id = Uuid::now_v7().to_string();
     p.commands
-        .execute::<Category>(ctx, &id, CategoryCommand::Create { name })
+        .create::<Category>(ctx, &id, CategoryCommand::Create { name })
         .await
 }
 
@@ -79,7 +79,12 @@ async fn write_service(
         .run(ctx, |mut unit: Unit| {
             let first = first.clone();
             async move {
-                let mut service = unit.load_subject::<Service>(id).await?;
+                // A creation's id was minted by `create_service`.
+                let mut service = if matches!(first, ServiceCommand::Create { .. }) {
+                    unit.create_subject::<Service>(id).await?
+                } else {
+                    unit.load_subject::<Service>(id).await?
+                };
                 unit.decide(&mut service, first).await?;
                 match active {
                     Some(false) => {
@@ -403,7 +408,7 @@ pub async fn book(
                         refusal = Reason::TakenByAppointment;
                         continue;
                     }
-                    let mut appointment = unit.load_subject::<Appointment>(id).await?;
+                    let mut appointment = unit.create_subject::<Appointment>(id).await?;
                     let booking = Booking {
                         client_id,
                         master_id: *master_id,

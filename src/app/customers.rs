@@ -37,7 +37,7 @@ pub async fn create_customer(
         .run(ctx, |mut unit: Unit| {
             let (profile, id) = (profile.clone(), id.clone());
             async move {
-                let mut customer = unit.load_subject::<Customer>(&id).await?;
+                let mut customer = unit.create_subject::<Customer>(&id).await?;
                 unit.decide(
                     &mut customer,
                     CustomerCommand::Create {

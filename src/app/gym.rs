@@ -35,7 +35,7 @@ pub async fn create_plan(
 ) -> Result<Done<()>, AppError> {
     let id = Uuid::now_v7().to_string();
     p.commands
-        .execute::<Plan>(ctx, &id, PlanCommand::Create { terms })
+        .create::<Plan>(ctx, &id, PlanCommand::Create { terms })
         .await
 }
 
@@ -176,7 +176,7 @@ pub async fn create_group(
         check_coach(p, *coach_id).await?;
     }
     let id = Uuid::now_v7().to_string();
-    p.commands.execute::<Group>(ctx, &id, command).await
+    p.commands.create::<Group>(ctx, &id, command).await
 }
 
 pub async fn set_members(
@@ -208,7 +208,7 @@ pub async fn schedule_training(
     }
     let id = Uuid::now_v7().to_string();
     p.commands
-        .execute::<Training>(ctx, &id, TrainingCommand::Schedule(session))
+        .create::<Training>(ctx, &id, TrainingCommand::Schedule(session))
         .await
 }
 
@@ -327,7 +327,7 @@ pub async fn broadcast(
         text,
         recipients,
     };
-    let done = p.commands.execute::<Broadcast>(ctx, &id, command).await?;
+    let done = p.commands.create::<Broadcast>(ctx, &id, command).await?;
     Ok(Done {
         id: done.id,
         version: done.version,

@@ -50,7 +50,7 @@ pub async fn plan_campaign(
             let (terms, id) = (terms.clone(), id.clone());
             async move {
                 check_service(&mut unit, "service_id", terms.service_id).await?;
-                let mut campaign = unit.load_subject::<Campaign>(&id).await?;
+                let mut campaign = unit.create_subject::<Campaign>(&id).await?;
                 unit.decide(&mut campaign, CampaignCommand::Plan(terms))
                     .await?;
                 Ok((unit, ()))
@@ -167,7 +167,7 @@ pub async fn create_lead(
             let info = info.clone();
             async move {
                 check_campaign(&mut unit, &info).await?;
-                let mut lead = unit.load_subject::<Lead>(&id.to_string()).await?;
+                let mut lead = unit.create_subject::<Lead>(&id.to_string()).await?;
                 let name = info.full_name.trim().to_string();
                 let contacts = contacts(&unit, &info).await?;
                 let claimed = claim_contacts(&mut unit, id, &name, &contacts, force).await?;
@@ -303,7 +303,7 @@ pub async fn register_file(
         .run(ctx, |mut unit: Unit| {
             let meta = meta.clone();
             async move {
-                let mut file = unit.load_subject::<StoredFile>(&id.to_string()).await?;
+                let mut file = unit.create_subject::<StoredFile>(&id.to_string()).await?;
                 unit.decide(&mut file, FileCommand::Register(meta)).await?;
                 Ok((unit, id))
             }

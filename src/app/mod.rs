@@ -159,26 +159,29 @@ struct Restored<A> {
 
 impl Loader {
     /// From the latest snapshot (if there is one in the current format that
-    /// still reads as this state) and the events after it.
+    /// still reads as this state) and the events after it, read together in
+    /// one statement.
     async fn load<A: Aggregate>(&self, id: &str) -> Result<Restored<A>, AppError> {
-        let snapshot = snapshots::latest(&self.pool, A::TYPE, id)
+        let (snapshot, events) = self
+            .log
+            .stream_after_snapshot(A::TYPE, id, snapshots::FORMAT)
             .await
-            .map_err(AppError::from)?
-            .and_then(|(version, json)| match serde_json::from_str::<A>(&json) {
-                Ok(state) => Some((state, version)),
+            .map_err(AppError::from)?;
+        let (state, snapshot_version) = match snapshot {
+            None => (A::default(), 0),
+            Some((version, json)) => match serde_json::from_str::<A>(&json) {
+                Ok(state) => (state, version),
                 Err(err) => {
                     tracing::warn!(aggregate = A::TYPE, id, error = %err, "snapshot unreadable; replaying the stream");
-                    None
+                    return self.replay(id).await;
                 }
-            });
-        match snapshot {
-            Some((state, version)) => self.replay_onto(id, state, version).await,
-            None => self.replay(id).await,
-        }
+            },
+        };
+        restore(id, state, snapshot_version, events)
     }
 
     /// From the first event, ignoring snapshots: postgres-es or sqlite-es
-    /// loads the stream (an implementation apart from `replay_onto`, which
+    /// loads the stream (an implementation apart from `load`, which
     /// the snapshot test compares against it).
     async fn replay<A: Aggregate>(&self, id: &str) -> Result<Restored<A>, AppError> {
         let boxed = self
@@ -195,38 +198,33 @@ impl Loader {
             snapshot_version: 0,
         })
     }
+}
 
-    /// The events after a snapshot, applied onto its state.
-    async fn replay_onto<A: Aggregate>(
-        &self,
-        id: &str,
-        mut state: A,
-        snapshot_version: i64,
-    ) -> Result<Restored<A>, AppError> {
-        let events = self
-            .log
-            .aggregate_events_after(A::TYPE, id, snapshot_version)
-            .await
-            .map_err(AppError::from)?;
-        let mut version = snapshot_version;
-        for event in events {
-            let parsed = A::Event::deserialize(&event.payload).map_err(|err| {
-                AppError::internal(anyhow::anyhow!(
-                    "{} {id} event {} ({}) does not read: {err}",
-                    A::TYPE,
-                    event.sequence,
-                    event.event_type
-                ))
-            })?;
-            state.apply(parsed);
-            version = event.sequence;
-        }
-        Ok(Restored {
-            state,
-            version,
-            snapshot_version,
-        })
+/// Events applied onto the state they follow (a snapshot's, or the empty one).
+fn restore<A: Aggregate>(
+    id: &str,
+    mut state: A,
+    snapshot_version: i64,
+    events: Vec<annals_domain::StoredEvent>,
+) -> Result<Restored<A>, AppError> {
+    let mut version = snapshot_version;
+    for event in events {
+        let parsed = A::Event::deserialize(&event.payload).map_err(|err| {
+            AppError::internal(anyhow::anyhow!(
+                "{} {id} event {} ({}) does not read: {err}",
+                A::TYPE,
+                event.sequence,
+                event.event_type
+            ))
+        })?;
+        state.apply(parsed);
+        version = event.sequence;
     }
+    Ok(Restored {
+        state,
+        version,
+        snapshot_version,
+    })
 }
 
 impl Commands {
@@ -328,6 +326,30 @@ impl Commands {
         .await
     }
 
+    /// `execute` for a command that creates its aggregate under an id the
+    /// caller has just minted (see `Unit::create_subject`).
+    pub async fn create<A>(
+        &self,
+        ctx: &CommandContext,
+        id: &str,
+        command: A::Command,
+    ) -> Result<Done<()>, AppError>
+    where
+        A: Aggregate<Services = ()> + Clone,
+        A::Command: Clone,
+        A::Error: RuleViolation,
+    {
+        self.run(ctx, |mut unit| {
+            let command = command.clone();
+            async move {
+                let mut aggregate = unit.create_subject::<A>(id).await?;
+                unit.decide(&mut aggregate, command).await?;
+                Ok((unit, ()))
+            }
+        })
+        .await
+    }
+
     /// Runs `work` and commits what it decided, at most once per
     /// `Idempotency-Key`: a retry of a finished command gets its outcome
     /// (or its refusal) back, marked `replayed`.
@@ -353,6 +375,7 @@ impl Commands {
                 guard: None,
                 subject: None,
                 streams: Vec::new(),
+                first_attempt: attempt == 1,
             };
             let (unit, value) = match work(unit).await {
                 Ok(decided) => decided,
@@ -590,6 +613,8 @@ pub struct Unit {
     /// The aggregate the command names: type, id, loaded version.
     subject: Option<(&'static str, String, i64)>,
     streams: Vec<StreamAppend>,
+    /// No conflict has made this workflow run again yet.
+    first_attempt: bool,
 }
 
 impl Unit {
@@ -610,6 +635,11 @@ impl Unit {
     pub async fn load_subject<A: Aggregate>(&mut self, id: &str) -> Result<Loaded<A>, AppError> {
         self.take_turns_on::<A>(id).await;
         let loaded = self.load::<A>(id).await?;
+        self.become_subject(loaded)
+    }
+
+    /// `If-Match` checked against the subject as loaded.
+    fn become_subject<A: Aggregate>(&mut self, loaded: Loaded<A>) -> Result<Loaded<A>, AppError> {
         if let Some(expected) = self.expected_version {
             // A version of something that does not exist: it is not found
             // (rather than "changed").
@@ -623,8 +653,26 @@ impl Unit {
                 return Err(AppError::version_mismatch(expected, loaded.version));
             }
         }
-        self.subject = Some((A::TYPE, id.to_string(), loaded.version));
+        self.subject = Some((A::TYPE, loaded.id.clone(), loaded.version));
         Ok(loaded)
+    }
+
+    /// The aggregate a command creates under an id the workflow has just
+    /// minted (a UUIDv7): nothing can be stored under it yet, so it is not
+    /// loaded — a round trip saved on every creation. Were something there
+    /// after all, the append would conflict on its first sequence and the
+    /// rerun loads it (`load_subject`).
+    pub async fn create_subject<A: Aggregate>(&mut self, id: &str) -> Result<Loaded<A>, AppError> {
+        if !self.first_attempt {
+            return self.load_subject::<A>(id).await;
+        }
+        self.become_subject(Loaded {
+            id: id.to_string(),
+            state: A::default(),
+            loaded_version: 0,
+            version: 0,
+            snapshot_version: 0,
+        })
     }
 
     /// Makes the commands of this process that touch `A` `id` take turns

@@ -140,7 +140,7 @@ pub async fn send_message(
             let (letter, id) = (letter.clone(), id.clone());
             async move {
                 check_project_of(&mut unit, letter.project_id, letter.client_id).await?;
-                let mut message = unit.load_subject::<ClientMessage>(&id).await?;
+                let mut message = unit.create_subject::<ClientMessage>(&id).await?;
                 unit.decide(&mut message, ClientMessageCommand::Send(letter))
                     .await?;
                 Ok((unit, ()))
@@ -172,7 +172,7 @@ pub async fn submit_feedback(
             let (note, id) = (note.clone(), id.clone());
             async move {
                 check_project_of(&mut unit, note.project_id, note.client_id).await?;
-                let mut feedback = unit.load_subject::<Feedback>(&id).await?;
+                let mut feedback = unit.create_subject::<Feedback>(&id).await?;
                 unit.decide(&mut feedback, FeedbackCommand::Submit(note))
                     .await?;
                 Ok((unit, ()))
@@ -200,7 +200,7 @@ pub async fn plan_roadmap_product(
 ) -> Result<Done<()>, AppError> {
     let id = Uuid::now_v7().to_string();
     p.commands
-        .execute::<RoadmapProduct>(ctx, &id, RoadmapCommand::Plan { name, description })
+        .create::<RoadmapProduct>(ctx, &id, RoadmapCommand::Plan { name, description })
         .await
 }
 

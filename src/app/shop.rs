@@ -41,7 +41,7 @@ pub async fn create_category(
 ) -> Result<Done<()>, AppError> {
     let id = Uuid::now_v7().to_string();
     p.commands
-        .execute::<ProductCategory>(ctx, &id, ProductCategoryCommand::Create { name })
+        .create::<ProductCategory>(ctx, &id, ProductCategoryCommand::Create { name })
         .await
 }
 
@@ -87,7 +87,7 @@ pub async fn create_product(
         .run(ctx, |mut unit: Unit| {
             let terms = terms.clone();
             async move {
-                let mut product = unit.load_subject::<Product>(&id.to_string()).await?;
+                let mut product = unit.create_subject::<Product>(&id.to_string()).await?;
                 let mut sku = unit.load::<SkuClaim>(&sku_key(&terms.sku)).await?;
                 unit.decide(&mut sku, SkuCommand::Claim { product_id: id })
                     .await?;
@@ -429,7 +429,7 @@ pub async fn checkout(
             let (cart_id, dealer) = (cart_id.clone(), dealer.clone());
             let (customer, delivery) = (form.customer.clone(), form.delivery.clone());
             async move {
-                let mut order = unit.load_subject::<Order>(&order_id.to_string()).await?;
+                let mut order = unit.create_subject::<Order>(&order_id.to_string()).await?;
                 let mut cart = unit.load::<Cart>(&cart_id).await?;
                 if !reachable(owner, &cart.state) {
                     return Err(AppError::not_found("no such cart"));
@@ -610,7 +610,7 @@ pub async fn apply_for_dealer(
             let form = form.clone();
             async move {
                 let mut application = unit
-                    .load_subject::<DealerApplication>(&id.to_string())
+                    .create_subject::<DealerApplication>(&id.to_string())
                     .await?;
                 let mut standing = unit.load::<Dealer>(&form.user_id.to_string()).await?;
                 unit.decide(&mut application, DealerApplicationCommand::Submit(form))

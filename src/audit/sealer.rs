@@ -46,13 +46,22 @@ impl Projector for Sealer {
         let (Some(first), Some(last)) = (events.first(), events.last()) else {
             return Ok(());
         };
-        let last_sealed: Option<(i64, String)> = {
+        // Where the chain ends and when it was last signed, in one round trip.
+        let (last_sealed, last_checkpoint) = {
             use sqlx::Row;
-            sqlx::query("SELECT position, hash FROM audit_chain ORDER BY position DESC LIMIT 1")
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| Ok::<_, sqlx::Error>((r.try_get("position")?, r.try_get("hash")?)))
-                .transpose()?
+            let row = sqlx::query(
+                "SELECT (SELECT position FROM audit_chain ORDER BY position DESC LIMIT 1) AS sealed, \
+                        (SELECT hash FROM audit_chain ORDER BY position DESC LIMIT 1) AS hash, \
+                        (SELECT position FROM audit_checkpoints ORDER BY position DESC LIMIT 1) AS signed, \
+                        (SELECT signed_at FROM audit_checkpoints ORDER BY position DESC LIMIT 1) AS signed_at",
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            let sealed: Option<i64> = row.try_get("sealed")?;
+            let hash: Option<String> = row.try_get("hash")?;
+            let signed: Option<i64> = row.try_get("signed")?;
+            let signed_at: Option<String> = row.try_get("signed_at")?;
+            (sealed.zip(hash), signed.zip(signed_at))
         };
         let mut previous = match &last_sealed {
             None => GENESIS,
@@ -85,16 +94,6 @@ impl Projector for Sealer {
         }
         let Some((position, hash)) = rows.last() else {
             return Ok(());
-        };
-        let last_checkpoint: Option<(i64, String)> = {
-            use sqlx::Row;
-            sqlx::query(
-                "SELECT position, signed_at FROM audit_checkpoints ORDER BY position DESC LIMIT 1",
-            )
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| Ok::<_, sqlx::Error>((r.try_get("position")?, r.try_get("signed_at")?)))
-            .transpose()?
         };
         let now = Utc::now();
         let due = match &last_checkpoint {

@@ -28,6 +28,8 @@ pub const DOORBELL: Duration = Duration::from_millis(500);
 #[derive(Clone)]
 pub struct WorkerContext {
     pub pool: AnyPool,
+    /// For the projectors' read models (`store::Db::derived`).
+    pub derived: AnyPool,
     pub log: LogReader,
     /// Position of the latest append made by this process.
     pub appended: watch::Receiver<i64>,
@@ -55,7 +57,7 @@ pub async fn run_projector(
         match ProjectorRunner::start(
             projector.clone(),
             state.clone(),
-            ctx.pool.clone(),
+            ctx.derived.clone(),
             ctx.log.clone(),
         )
         .await

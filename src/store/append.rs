@@ -478,7 +478,6 @@ macro_rules! finish_at_once {
         }
         let mut results = Vec::with_capacity(units.len());
         for unit in units {
-            let mut streams = Vec::with_capacity(unit.streams.len());
             for stream in &unit.streams {
                 let conn = &mut *tx;
                 let kept: Result<(), AppendError> = async {
@@ -489,20 +488,8 @@ macro_rules! finish_at_once {
                 if let Err(err) = kept {
                     return failed(err);
                 }
-                let version = stream.expected_version + stream.events.len() as i64;
-                let key = (
-                    stream.aggregate_type.to_string(),
-                    stream.aggregate_id.clone(),
-                    version,
-                );
-                streams.push(CommittedStream {
-                    aggregate_type: stream.aggregate_type,
-                    aggregate_id: stream.aggregate_id.clone(),
-                    version,
-                    position: positions.get(&key).copied().unwrap_or(0),
-                });
             }
-            let committed = finished(streams);
+            let committed = finished(landed(unit, &positions));
             if let Some((record, outcome)) = &unit.idempotency {
                 let recorded = record_key!(&mut *tx, record, outcome(&committed));
                 match recorded {
@@ -544,10 +531,32 @@ async fn commit_pg_at_once(
     units: &[&CommitUnit],
 ) -> Option<Vec<Result<Committed, AppendError>>> {
     let failed = |err: AppendError| Some(units.iter().map(|_| Err(err.clone())).collect());
+    let columns = columns_of(units);
+    // Nothing to write but the events: one INSERT is one transaction, so it
+    // goes alone, without BEGIN and COMMIT — one round trip for the batch.
+    let events_only = units
+        .iter()
+        .all(|u| u.idempotency.is_none() && u.streams.iter().all(|s| s.snapshot.is_none()));
+    if events_only {
+        return insert_pg_alone(pool, units, &columns).await;
+    }
     let mut tx = match super::begin_write(pool).await {
         Ok(tx) => tx,
         Err(err) => return failed(classify(err)),
     };
+    let positions = match insert_columns(&mut tx, &columns).await {
+        Ok(positions) => positions,
+        Err(err) => {
+            let own = is_unique_violation(&err)
+                || matches!(classify_ref(&err), AppendError::Conflict { .. });
+            let _ = tx.rollback().await;
+            return if own { None } else { failed(classify(err)) };
+        }
+    };
+    finish_at_once!(tx, units, positions, failed)
+}
+
+fn columns_of<'a>(units: &[&'a CommitUnit]) -> Columns<'a> {
     let mut columns = Columns::default();
     for unit in units {
         for stream in &unit.streams {
@@ -564,7 +573,18 @@ async fn commit_pg_at_once(
             }
         }
     }
-    let inserted: Result<Vec<(String, String, i64, i64)>, sqlx::Error> = sqlx::query_as(
+    columns
+}
+
+/// Where each stream's last event landed: (type, id, sequence) → position.
+type Positions = HashMap<(String, String, i64), i64>;
+
+/// Every event of the batch in one INSERT; the positions by RETURNING.
+async fn insert_columns(
+    conn: &mut sqlx::PgConnection,
+    columns: &Columns<'_>,
+) -> Result<Positions, sqlx::Error> {
+    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
          SELECT a, i, s, t, v, p::json, m::json \
            FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[]) \
@@ -578,21 +598,75 @@ async fn commit_pg_at_once(
     .bind(&columns.versions)
     .bind(&columns.payloads)
     .bind(&columns.metadata)
-    .fetch_all(&mut *tx)
-    .await;
-    let positions: HashMap<(String, String, i64), i64> = match inserted {
-        Ok(rows) => rows
-            .into_iter()
-            .map(|(a, i, s, p)| ((a, i, s), p))
-            .collect(),
-        Err(err) => {
-            let own = is_unique_violation(&err)
-                || matches!(classify_ref(&err), AppendError::Conflict { .. });
-            let _ = tx.rollback().await;
-            return if own { None } else { failed(classify(err)) };
-        }
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(a, i, s, p)| ((a, i, s), p))
+        .collect())
+}
+
+/// A batch of events alone (no key, no snapshot): its one INSERT is its
+/// transaction. `None` when a stream conflicts: go unit by unit.
+async fn insert_pg_alone(
+    pool: &PgPool,
+    units: &[&CommitUnit],
+    columns: &Columns<'_>,
+) -> Option<Vec<Result<Committed, AppendError>>> {
+    let failed = |err: AppendError| Some(units.iter().map(|_| Err(err.clone())).collect());
+    let mut conn = match pool.acquire().await {
+        Ok(conn) => conn,
+        Err(err) => return failed(classify(err)),
     };
-    finish_at_once!(tx, units, positions, failed)
+    // The failpoints where a transaction has them: the statement is the
+    // commit, so they come before it.
+    if units.iter().any(|u| u.streams.len() > 1) {
+        if let Err(err) = between_streams() {
+            return failed(err);
+        }
+    }
+    if let Err(err) = before_commit() {
+        return failed(err);
+    }
+    let positions = match insert_columns(&mut conn, columns).await {
+        Ok(positions) => positions,
+        Err(err) if is_unique_violation(&err) => return None,
+        Err(err) if matches!(classify_ref(&err), AppendError::Conflict { .. }) => return None,
+        // Refused by the database: the statement, its own transaction, is
+        // rolled back.
+        Err(err @ sqlx::Error::Database(_)) => return failed(classify(err)),
+        // Sent, and the answer lost: it may have committed.
+        Err(err) => return failed(AppendError::OutcomeUnknown(err.to_string())),
+    };
+    let results = units
+        .iter()
+        .map(|unit| Ok(finished(landed(unit, &positions))))
+        .collect();
+    match after_commit() {
+        Ok(()) => Some(results),
+        Err(err) => failed(err),
+    }
+}
+
+/// A unit's streams with their new versions and last positions.
+fn landed(unit: &CommitUnit, positions: &Positions) -> Vec<CommittedStream> {
+    unit.streams
+        .iter()
+        .map(|stream| {
+            let version = stream.expected_version + stream.events.len() as i64;
+            let key = (
+                stream.aggregate_type.to_string(),
+                stream.aggregate_id.clone(),
+                version,
+            );
+            CommittedStream {
+                aggregate_type: stream.aggregate_type,
+                aggregate_id: stream.aggregate_id.clone(),
+                version,
+                position: positions.get(&key).copied().unwrap_or(0),
+            }
+        })
+        .collect()
 }
 
 async fn commit_sqlite(
@@ -658,7 +732,7 @@ async fn commit_sqlite_at_once(
     .bind(rows.len() as i64)
     .fetch_all(&mut *tx)
     .await;
-    let positions: HashMap<(String, String, i64), i64> = match numbered {
+    let positions: Positions = match numbered {
         Ok(rows) => rows
             .into_iter()
             .map(|(a, i, s, p)| ((a, i, s), p))

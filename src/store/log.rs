@@ -152,6 +152,86 @@ impl LogReader {
         .context("loading an aggregate's events")
     }
 
+    /// What loading an aggregate needs, in one statement: its latest
+    /// snapshot in `format` (version and state JSON), if any, and the events
+    /// after it (all of them when there is none) — one round trip instead
+    /// of a snapshot lookup and then a load.
+    pub async fn stream_after_snapshot(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        format: i64,
+    ) -> Result<(Option<(i64, String)>, Vec<StoredEvent>)> {
+        // The one-row `d` makes the result at least one row, so that a
+        // snapshot with no events after it still comes back; its state rides
+        // on the first row only (sequences are contiguous).
+        const SQL: &str = "SELECT s.version AS snapshot_version, \
+             CASE WHEN e.sequence IS NULL OR e.sequence = s.version + 1 THEN s.state END AS snapshot_state, \
+             e.position, e.aggregate_type, e.aggregate_id, e.sequence, e.event_type, \
+             e.event_version, e.payload, e.metadata, e.recorded_at \
+             FROM (SELECT 1 AS one) AS d \
+             LEFT JOIN aggregate_snapshots s \
+               ON s.aggregate_type = $1 AND s.aggregate_id = $2 AND s.format = $3 \
+             LEFT JOIN events e \
+               ON e.aggregate_type = $1 AND e.aggregate_id = $2 AND e.sequence > COALESCE(s.version, 0) \
+             ORDER BY e.sequence";
+        let mut snapshot: Option<(i64, Option<String>)> = None;
+        let mut events = Vec::new();
+        macro_rules! take_rows {
+            ($rows:expr, $parse:ident) => {
+                for row in &$rows {
+                    if let Some(version) = row.try_get::<Option<i64>, _>("snapshot_version")? {
+                        let state: Option<String> = row.try_get("snapshot_state")?;
+                        match &mut snapshot {
+                            Some((_, kept)) => {
+                                if kept.is_none() {
+                                    *kept = state;
+                                }
+                            }
+                            None => snapshot = Some((version, state)),
+                        }
+                    }
+                    if row.try_get::<Option<i64>, _>("position")?.is_some() {
+                        events.push($parse(row)?);
+                    }
+                }
+            };
+        }
+        match &self.pool {
+            TypedPool::Postgres(p) => {
+                let rows = sqlx::query(SQL)
+                    .bind(aggregate_type)
+                    .bind(aggregate_id)
+                    .bind(format)
+                    .fetch_all(p)
+                    .await
+                    .context("loading an aggregate")?;
+                take_rows!(rows, pg_row);
+            }
+            TypedPool::Sqlite(p) => {
+                let rows = sqlx::query(SQL)
+                    .bind(aggregate_type)
+                    .bind(aggregate_id)
+                    .bind(format)
+                    .fetch_all(p)
+                    .await
+                    .context("loading an aggregate")?;
+                take_rows!(rows, sqlite_row);
+            }
+        }
+        match snapshot {
+            None => Ok((None, self.prepare(events).await?)),
+            Some((version, Some(state))) => {
+                Ok((Some((version, state)), self.prepare(events).await?))
+            }
+            // Not expected (the state rides on the first row): the whole stream.
+            Some((_, None)) => Ok((
+                None,
+                self.aggregate_history(aggregate_type, aggregate_id).await?,
+            )),
+        }
+    }
+
     /// Up to `limit` events after `after` that match `filter`, by position
     /// (the audit feed).
     pub async fn feed(

@@ -49,6 +49,15 @@ pub struct Db {
     pub typed: TypedPool,
     /// Dialect-neutral pool for read models, checkpoints and idempotency.
     pub any: AnyPool,
+    /// The same database for what is derived from the log and can be
+    /// derived again: the projectors' read models with their checkpoints.
+    /// Its commits do not wait for the disk (SQLite `synchronous = NORMAL`,
+    /// PostgreSQL `synchronous_commit = off`). A crash may lose the latest
+    /// of them — each whole, with its checkpoint, so the projector applies
+    /// those events again — but never one whose events are not stored: the
+    /// events were committed durably before they were read, and both
+    /// databases recover a prefix of their write-ahead log.
+    pub derived: AnyPool,
 }
 
 /// How long a request waits for a pooled connection before it answers 503.
@@ -123,10 +132,28 @@ impl Db {
                     .connect(&url)
                     .await
                     .with_context(|| format!("opening SQLite database {}", path.display()))?;
+                let derived = AnyPoolOptions::new()
+                    .max_connections(pool_size.min(8))
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            sqlx::query("PRAGMA busy_timeout = 10000")
+                                .execute(&mut *conn)
+                                .await?;
+                            sqlx::query("PRAGMA synchronous = NORMAL")
+                                .execute(&mut *conn)
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await
+                    .with_context(|| format!("opening SQLite database {}", path.display()))?;
                 Ok(Self {
                     backend: Backend::Sqlite,
                     typed: TypedPool::Sqlite(typed),
                     any,
+                    derived,
                 })
             }
             DatabaseConfig::Postgres { url } => {
@@ -144,10 +171,25 @@ impl Db {
                     .connect(url)
                     .await
                     .context("connecting to PostgreSQL (DATABASE_URL)")?;
+                let derived = AnyPoolOptions::new()
+                    .max_connections(pool_size.min(8))
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            sqlx::query("SET synchronous_commit = off")
+                                .execute(&mut *conn)
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await
+                    .context("connecting to PostgreSQL (DATABASE_URL)")?;
                 Ok(Self {
                     backend: Backend::Postgres,
                     typed: TypedPool::Postgres(typed),
                     any,
+                    derived,
                 })
             }
         }
@@ -179,6 +221,7 @@ impl Db {
     }
 
     pub async fn close(&self) {
+        self.derived.close().await;
         self.any.close().await;
         match &self.typed {
             TypedPool::Sqlite(p) => p.close().await,

@@ -139,3 +139,70 @@ async fn a_snapshot_that_does_not_read_or_is_of_another_format_is_ignored(mode: 
     pool.close().await;
 }
 both_modes!(a_snapshot_that_does_not_read_or_is_of_another_format_is_ignored);
+
+async fn a_snapshot_at_the_head_of_its_stream_loads_with_no_events_after_it(mode: Mode) {
+    let shop = shop(mode).await;
+    let app = &shop.app;
+    app.open("even").await;
+    // The opening and 99 deposits: the 99th leaves version 100 and takes the
+    // snapshot there, so the load finds a snapshot and nothing after it.
+    for _ in 0..99 {
+        let response = app
+            .post("/api/v1/test-accounts/even/deposit", json!({"amount": 2}))
+            .await;
+        assert_eq!(response.status(), 200);
+    }
+    assert_eq!(
+        snapshot_of(app, "test_account", "even").await,
+        Some((100, snapshots::FORMAT))
+    );
+    let commands = &app.platform.commands;
+    let (loaded, version) = commands.load::<Account>("even").await.unwrap();
+    let (replayed, replayed_version) = commands.replay::<Account>("even").await.unwrap();
+    assert_eq!((loaded.balance, version), (198, 100));
+    assert_eq!(replayed_version, 100);
+    assert_eq!(
+        serde_json::to_value(&loaded).unwrap(),
+        serde_json::to_value(&replayed).unwrap()
+    );
+    // A stream that does not exist loads as the empty state at version 0.
+    let (nothing, version) = commands.load::<Account>("never-opened").await.unwrap();
+    assert_eq!((nothing.balance, version), (0, 0));
+}
+both_modes!(a_snapshot_at_the_head_of_its_stream_loads_with_no_events_after_it);
+
+/// `create` skips the load: it assumes the id it is given is fresh. An id
+/// that is taken after all makes the append conflict, and the rerun loads
+/// the stream and decides on it (here: the account is already open).
+async fn a_creation_under_a_taken_id_is_decided_again_on_the_stored_stream(mode: Mode) {
+    use annals::app::CommandContext;
+    use annals_domain::{Actor, EventMetadata};
+
+    use crate::support::ledger::AccountCommand;
+
+    let shop = shop(mode).await;
+    let app = &shop.app;
+    app.open("taken").await;
+    let ctx = CommandContext::new(EventMetadata::for_command(Actor::System));
+    let refused = app
+        .platform
+        .commands
+        .create::<Account>(
+            &ctx,
+            "taken",
+            AccountCommand::Open {
+                owner: "someone else".into(),
+            },
+        )
+        .await
+        .expect_err("the account exists");
+    assert_eq!(refused.code, "already-open", "{refused:?}");
+    let (_, version) = app
+        .platform
+        .commands
+        .load::<Account>("taken")
+        .await
+        .unwrap();
+    assert_eq!(version, 1, "nothing was added to the stream");
+}
+both_modes!(a_creation_under_a_taken_id_is_decided_again_on_the_stored_stream);
