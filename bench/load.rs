@@ -930,7 +930,7 @@ fn cpu_by_process() -> std::collections::BTreeMap<String, f64> {
 }
 
 /// `BENCH_ONLY=throughput`: only the two throughput phases, with the CPU
-/// each process used during them (and, with `BENCH_PERF=file`, perf
+/// each process used during them, the statements per command (and, with `BENCH_PERF=file`, perf
 /// profiles of the server: FILE and FILE.embedded).
 async fn throughput_only(pg: &Postgres, nats: &Nats) {
     let data = tempfile::tempdir().unwrap();
@@ -938,6 +938,8 @@ async fn throughput_only(pg: &Postgres, nats: &Nats) {
     create_user(&env);
     let server = serve(&env).await;
     profiled_throughput(&server, "server mode (PostgreSQL + NATS)", "").await;
+    let token_ = token(&client(), &server.base).await;
+    statements(&env, &server.base, &token_).await;
     drop(server);
     let embedded = tempfile::tempdir().unwrap();
     let env = environment(&embedded, None).await;

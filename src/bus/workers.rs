@@ -10,6 +10,7 @@ use sqlx::AnyPool;
 use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
+use annals_domain::StoredEvent;
 use annals_projections::Projector;
 
 use super::consumer::{Checkpoints, ConsumerState, ProjectorRunner, BATCH, FLUSH_AFTER};
@@ -87,6 +88,7 @@ pub async fn run_projector(
         tokio::select! {
             batch = feed.recv() => match batch {
                 Ok(batch) => {
+                    let batch = with_waiting(batch, &mut feed);
                     runner.deliver(&batch, &ctx.stop).await?;
                     flush_if(&mut runner, MAX_UNSAVED).await;
                 }
@@ -109,6 +111,27 @@ pub async fn run_projector(
     }
     flush_if(&mut runner, Duration::ZERO).await;
     Ok(())
+}
+
+/// The batch with those that came while the projector was busy (up to
+/// `BATCH` events): under load a projector applies several of the feed's
+/// batches in one transaction, and when idle it waits for nothing.
+fn with_waiting(first: Batch, feed: &mut broadcast::Receiver<Batch>) -> Batch {
+    let mut merged: Option<Vec<StoredEvent>> = None;
+    while merged.as_ref().map_or(first.len(), Vec::len) < BATCH as usize {
+        let Ok(next) = feed.try_recv() else { break };
+        merged
+            .get_or_insert_with(|| first.to_vec())
+            .extend(next.iter().cloned());
+    }
+    match merged {
+        None => first,
+        Some(mut events) => {
+            events.sort_by_key(|e| e.position);
+            events.dedup_by_key(|e| e.position);
+            Arc::new(events)
+        }
+    }
 }
 
 /// A checkpoint that moved in memory is stored at least this often, even
@@ -334,4 +357,63 @@ pub async fn run_monitor(
         pause(&mut ctx.stop, Duration::from_secs(1)).await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(positions: &[i64]) -> Batch {
+        Arc::new(
+            positions
+                .iter()
+                .map(|&position| StoredEvent {
+                    position,
+                    event_id: Uuid::nil(),
+                    aggregate_type: "t".into(),
+                    aggregate_id: "a".into(),
+                    sequence: position,
+                    event_type: "E".into(),
+                    event_version: "1".into(),
+                    payload: serde_json::Value::Null,
+                    metadata: Default::default(),
+                    recorded_at: chrono::Utc::now(),
+                })
+                .collect(),
+        )
+    }
+
+    fn positions(batch: &Batch) -> Vec<i64> {
+        batch.iter().map(|e| e.position).collect()
+    }
+
+    #[test]
+    fn batches_waiting_behind_a_busy_projector_are_applied_as_one() {
+        let (sender, mut feed) = broadcast::channel(8);
+        for b in [batch(&[3, 4]), batch(&[4, 5]), batch(&[6])] {
+            sender.send(b).unwrap();
+        }
+        let first = feed.try_recv().unwrap();
+        let merged = with_waiting(first, &mut feed);
+        assert_eq!(positions(&merged), [3, 4, 5, 6], "in order, once each");
+        assert!(feed.try_recv().is_err(), "nothing left behind");
+    }
+
+    #[test]
+    fn an_idle_feed_hands_the_batch_on_as_it_came() {
+        let (_sender, mut feed) = broadcast::channel::<Batch>(8);
+        let first = batch(&[1, 2]);
+        let same = with_waiting(first.clone(), &mut feed);
+        assert!(Arc::ptr_eq(&first, &same));
+    }
+
+    #[test]
+    fn merging_stops_at_a_full_batch() {
+        let (sender, mut feed) = broadcast::channel(8);
+        let full: Vec<i64> = (1..=BATCH).collect();
+        sender.send(batch(&[BATCH + 1])).unwrap();
+        let merged = with_waiting(batch(&full), &mut feed);
+        assert_eq!(merged.len(), BATCH as usize);
+        assert_eq!(positions(&feed.try_recv().unwrap()), [BATCH + 1]);
+    }
 }
