@@ -253,7 +253,9 @@ pub async fn run(cli: Cli, modules: Vec<Box<dyn Module>>) -> Result<()> {
             let name = consumer.expect("clap requires --consumer");
             let projector = known_projector(&platform, &name)?;
             let started = std::time::Instant::now();
-            let position = crate::bus::replay(projector, &platform.db.any, &platform.log).await?;
+            // A rebuild is derived data: its commits need not wait for the disk.
+            let position =
+                crate::bus::replay(projector, &platform.db.derived, &platform.log).await?;
             let elapsed = started.elapsed();
             println!(
                 "replayed {name} to position {position} in {:.2}s ({:.0} events/s)",
