@@ -88,7 +88,7 @@ pub async fn run_projector(
         tokio::select! {
             batch = feed.recv() => match batch {
                 Ok(batch) => {
-                    let batch = with_waiting(batch, &mut feed);
+                    let batch = with_waiting(batch, &mut feed, runner.checkpoint());
                     runner.deliver(&batch, &ctx.stop).await?;
                     flush_if(&mut runner, MAX_UNSAVED).await;
                 }
@@ -115,14 +115,26 @@ pub async fn run_projector(
 
 /// The batch with those that came while the projector was busy (up to
 /// `BATCH` events): under load a projector applies several of the feed's
-/// batches in one transaction, and when idle it waits for nothing.
-fn with_waiting(first: Batch, feed: &mut broadcast::Receiver<Batch>) -> Batch {
+/// batches in one transaction, and when idle it waits for nothing. What
+/// it has applied already (`applied`: its checkpoint) is left out, not
+/// copied — a relay catching up re-sends much of that.
+fn with_waiting(first: Batch, feed: &mut broadcast::Receiver<Batch>, applied: i64) -> Batch {
+    fn fresh(batch: &Batch, applied: i64) -> impl Iterator<Item = StoredEvent> + '_ {
+        batch.iter().filter(move |e| e.position > applied).cloned()
+    }
     let mut merged: Option<Vec<StoredEvent>> = None;
-    while merged.as_ref().map_or(first.len(), Vec::len) < BATCH as usize {
+    loop {
+        let count = merged.as_ref().map_or(first.len(), Vec::len);
+        if count >= BATCH as usize {
+            break;
+        }
         let Ok(next) = feed.try_recv() else { break };
+        if next.last().is_none_or(|e| e.position <= applied) {
+            continue;
+        }
         merged
-            .get_or_insert_with(|| first.to_vec())
-            .extend(next.iter().cloned());
+            .get_or_insert_with(|| fresh(&first, applied).collect())
+            .extend(fresh(&next, applied));
     }
     match merged {
         None => first,
@@ -394,7 +406,7 @@ mod tests {
             sender.send(b).unwrap();
         }
         let first = feed.try_recv().unwrap();
-        let merged = with_waiting(first, &mut feed);
+        let merged = with_waiting(first, &mut feed, 0);
         assert_eq!(positions(&merged), [3, 4, 5, 6], "in order, once each");
         assert!(feed.try_recv().is_err(), "nothing left behind");
     }
@@ -403,8 +415,19 @@ mod tests {
     fn an_idle_feed_hands_the_batch_on_as_it_came() {
         let (_sender, mut feed) = broadcast::channel::<Batch>(8);
         let first = batch(&[1, 2]);
-        let same = with_waiting(first.clone(), &mut feed);
+        let same = with_waiting(first.clone(), &mut feed, 0);
         assert!(Arc::ptr_eq(&first, &same));
+    }
+
+    #[test]
+    fn what_was_applied_already_is_left_out() {
+        let (sender, mut feed) = broadcast::channel(8);
+        for b in [batch(&[3, 4]), batch(&[5, 6]), batch(&[7])] {
+            sender.send(b).unwrap();
+        }
+        let first = feed.try_recv().unwrap();
+        let merged = with_waiting(first, &mut feed, 5);
+        assert_eq!(positions(&merged), [6, 7]);
     }
 
     #[test]
@@ -412,7 +435,7 @@ mod tests {
         let (sender, mut feed) = broadcast::channel(8);
         let full: Vec<i64> = (1..=BATCH).collect();
         sender.send(batch(&[BATCH + 1])).unwrap();
-        let merged = with_waiting(batch(&full), &mut feed);
+        let merged = with_waiting(batch(&full), &mut feed, 0);
         assert_eq!(merged.len(), BATCH as usize);
         assert_eq!(positions(&feed.try_recv().unwrap()), [BATCH + 1]);
     }

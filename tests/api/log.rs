@@ -346,3 +346,39 @@ async fn a_batch_with_a_taken_key_commits_the_others(mode: Mode) {
     );
 }
 both_modes!(a_batch_with_a_taken_key_commits_the_others);
+
+/// G1 holds for events, keys and credentials: their pools commit durably.
+/// Only read models (`Db::derived`, rebuilt from the log) skip the wait
+/// for the disk.
+async fn only_read_models_commit_without_waiting_for_the_disk(mode: Mode) {
+    let backing = Backing::new(mode).await;
+    let platform = annals::startup::connect(backing.settings("127.0.0.1:0"), &modules())
+        .await
+        .unwrap();
+    let db = &platform.db;
+    // SQLite: 2 = FULL, 1 = NORMAL.
+    let (sql, durable, lazy) = match db.backend {
+        annals::store::Backend::Sqlite => (
+            "SELECT CAST(synchronous AS TEXT) FROM pragma_synchronous",
+            "2",
+            "1",
+        ),
+        annals::store::Backend::Postgres => {
+            ("SELECT current_setting('synchronous_commit')", "on", "off")
+        }
+    };
+    let events: String = match &db.typed {
+        annals::store::TypedPool::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+        annals::store::TypedPool::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+    }
+    .unwrap();
+    let others: String = sqlx::query_scalar(sql).fetch_one(&db.any).await.unwrap();
+    let read_models: String = sqlx::query_scalar(sql)
+        .fetch_one(&db.derived)
+        .await
+        .unwrap();
+    assert_eq!(events, durable, "the event store");
+    assert_eq!(others, durable, "keys, credentials, the ledger");
+    assert_eq!(read_models, lazy, "read models");
+}
+both_modes!(only_read_models_commit_without_waiting_for_the_disk);
