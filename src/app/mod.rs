@@ -315,15 +315,7 @@ impl Commands {
         A::Command: Clone,
         A::Error: RuleViolation,
     {
-        self.run(ctx, |mut unit| {
-            let command = command.clone();
-            async move {
-                let mut aggregate = unit.load_subject::<A>(id).await?;
-                unit.decide(&mut aggregate, command).await?;
-                Ok((unit, ()))
-            }
-        })
-        .await
+        self.one_command::<A>(ctx, id, command, false).await
     }
 
     /// `execute` for a command that creates its aggregate under an id the
@@ -339,10 +331,29 @@ impl Commands {
         A::Command: Clone,
         A::Error: RuleViolation,
     {
+        self.one_command::<A>(ctx, id, command, true).await
+    }
+
+    async fn one_command<A>(
+        &self,
+        ctx: &CommandContext,
+        id: &str,
+        command: A::Command,
+        minted: bool,
+    ) -> Result<Done<()>, AppError>
+    where
+        A: Aggregate<Services = ()> + Clone,
+        A::Command: Clone,
+        A::Error: RuleViolation,
+    {
         self.run(ctx, |mut unit| {
             let command = command.clone();
             async move {
-                let mut aggregate = unit.create_subject::<A>(id).await?;
+                let mut aggregate = if minted {
+                    unit.create_subject::<A>(id).await?
+                } else {
+                    unit.load_subject::<A>(id).await?
+                };
                 unit.decide(&mut aggregate, command).await?;
                 Ok((unit, ()))
             }

@@ -164,7 +164,11 @@ impl LogReader {
     ) -> Result<(Option<(i64, String)>, Vec<StoredEvent>)> {
         // The one-row `d` makes the result at least one row, so that a
         // snapshot with no events after it still comes back; its state rides
-        // on the first row only (sequences are contiguous).
+        // on the first row only (sequences are contiguous). The lower bound
+        // is a subquery of its own, not `s.version`: PostgreSQL's generic
+        // plan (a prepared statement run often) then still bounds the index
+        // scan by it, where a bound taken from the join was only a filter
+        // over the whole stream (36 ms on a stream of 100,000 events).
         const SQL: &str = "SELECT s.version AS snapshot_version, \
              CASE WHEN e.sequence IS NULL OR e.sequence = s.version + 1 THEN s.state END AS snapshot_state, \
              e.position, e.aggregate_type, e.aggregate_id, e.sequence, e.event_type, \
@@ -173,7 +177,9 @@ impl LogReader {
              LEFT JOIN aggregate_snapshots s \
                ON s.aggregate_type = $1 AND s.aggregate_id = $2 AND s.format = $3 \
              LEFT JOIN events e \
-               ON e.aggregate_type = $1 AND e.aggregate_id = $2 AND e.sequence > COALESCE(s.version, 0) \
+               ON e.aggregate_type = $1 AND e.aggregate_id = $2 AND e.sequence > COALESCE( \
+                 (SELECT version FROM aggregate_snapshots \
+                   WHERE aggregate_type = $1 AND aggregate_id = $2 AND format = $3), 0) \
              ORDER BY e.sequence";
         let mut snapshot: Option<(i64, Option<String>)> = None;
         let mut events = Vec::new();

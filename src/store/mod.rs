@@ -113,42 +113,21 @@ impl Db {
                     .await
                     .with_context(|| format!("opening SQLite database {}", path.display()))?;
                 let url = format!("sqlite://{}", path.display());
-                let any = AnyPoolOptions::new()
-                    .max_connections(pool_size.min(8))
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            // busy_timeout is per connection and the URL form
-                            // cannot set it.
-                            sqlx::query("PRAGMA busy_timeout = 10000")
-                                .execute(&mut *conn)
-                                .await?;
-                            sqlx::query("PRAGMA synchronous = FULL")
-                                .execute(&mut *conn)
-                                .await?;
-                            Ok(())
-                        })
-                    })
-                    .connect(&url)
-                    .await
-                    .with_context(|| format!("opening SQLite database {}", path.display()))?;
-                let derived = AnyPoolOptions::new()
-                    .max_connections(pool_size.min(8))
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            sqlx::query("PRAGMA busy_timeout = 10000")
-                                .execute(&mut *conn)
-                                .await?;
-                            sqlx::query("PRAGMA synchronous = NORMAL")
-                                .execute(&mut *conn)
-                                .await?;
-                            Ok(())
-                        })
-                    })
-                    .connect(&url)
-                    .await
-                    .with_context(|| format!("opening SQLite database {}", path.display()))?;
+                // busy_timeout is per connection and the URL form cannot set it.
+                let any = any_pool(
+                    &url,
+                    pool_size.min(8),
+                    &["PRAGMA busy_timeout = 10000", "PRAGMA synchronous = FULL"],
+                )
+                .await;
+                let derived = any_pool(
+                    &url,
+                    pool_size.min(8),
+                    &["PRAGMA busy_timeout = 10000", "PRAGMA synchronous = NORMAL"],
+                )
+                .await;
+                let opening = || format!("opening SQLite database {}", path.display());
+                let (any, derived) = (any.with_context(opening)?, derived.with_context(opening)?);
                 Ok(Self {
                     backend: Backend::Sqlite,
                     typed: TypedPool::Sqlite(typed),
@@ -165,24 +144,10 @@ impl Db {
                     .connect_with(options)
                     .await
                     .context("connecting to PostgreSQL (DATABASE_URL)")?;
-                let any = AnyPoolOptions::new()
-                    .max_connections(pool_size)
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
-                    .connect(url)
+                let any = any_pool(url, pool_size, &[])
                     .await
                     .context("connecting to PostgreSQL (DATABASE_URL)")?;
-                let derived = AnyPoolOptions::new()
-                    .max_connections(pool_size.min(8))
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            sqlx::query("SET synchronous_commit = off")
-                                .execute(&mut *conn)
-                                .await?;
-                            Ok(())
-                        })
-                    })
-                    .connect(url)
+                let derived = any_pool(url, pool_size.min(8), &["SET synchronous_commit = off"])
                     .await
                     .context("connecting to PostgreSQL (DATABASE_URL)")?;
                 Ok(Self {
@@ -228,6 +193,27 @@ impl Db {
             TypedPool::Postgres(p) => p.close().await,
         }
     }
+}
+
+/// A backend-neutral pool whose connections each run `setup` first.
+async fn any_pool(
+    url: &str,
+    size: u32,
+    setup: &'static [&'static str],
+) -> Result<AnyPool, sqlx::Error> {
+    AnyPoolOptions::new()
+        .max_connections(size)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                for statement in setup {
+                    sqlx::query(statement).execute(&mut *conn).await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await
 }
 
 /// Milliseconds since the Unix epoch, the time format of our own tables.
