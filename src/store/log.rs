@@ -129,29 +129,6 @@ impl LogReader {
             .context("reading an aggregate's history")
     }
 
-    /// The events of one aggregate after sequence `after`, in order.
-    pub async fn aggregate_events_after(
-        &self,
-        aggregate_type: &str,
-        aggregate_id: &str,
-        after: i64,
-    ) -> Result<Vec<StoredEvent>> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
-             AND sequence > $3 ORDER BY sequence"
-        );
-        self.fetch(
-            &sql,
-            &[
-                Arg::Text(aggregate_type),
-                Arg::Text(aggregate_id),
-                Arg::Int(after),
-            ],
-        )
-        .await
-        .context("loading an aggregate's events")
-    }
-
     /// What loading an aggregate needs, in one statement: its latest
     /// snapshot in `format` (version and state JSON), if any, and the events
     /// after it (all of them when there is none) — one round trip instead
@@ -181,21 +158,21 @@ impl LogReader {
                  (SELECT version FROM aggregate_snapshots \
                    WHERE aggregate_type = $1 AND aggregate_id = $2 AND format = $3), 0) \
              ORDER BY e.sequence";
-        let mut snapshot: Option<(i64, Option<String>)> = None;
-        let mut events = Vec::new();
-        macro_rules! take_rows {
-            ($rows:expr, $parse:ident) => {
-                for row in &$rows {
-                    if let Some(version) = row.try_get::<Option<i64>, _>("snapshot_version")? {
-                        let state: Option<String> = row.try_get("snapshot_state")?;
-                        match &mut snapshot {
-                            Some((_, kept)) => {
-                                if kept.is_none() {
-                                    *kept = state;
-                                }
-                            }
-                            None => snapshot = Some((version, state)),
-                        }
+        // Every row carries the snapshot's version (NULL without one).
+        let (mut snapshot, mut state, mut events) = (None, None, Vec::new());
+        macro_rules! load {
+            ($pool:expr, $parse:ident) => {
+                let rows = sqlx::query(SQL)
+                    .bind(aggregate_type)
+                    .bind(aggregate_id)
+                    .bind(format)
+                    .fetch_all($pool)
+                    .await
+                    .context("loading an aggregate")?;
+                for row in &rows {
+                    snapshot = row.try_get::<Option<i64>, _>("snapshot_version")?;
+                    if state.is_none() {
+                        state = row.try_get::<Option<String>, _>("snapshot_state")?;
                     }
                     if row.try_get::<Option<i64>, _>("position")?.is_some() {
                         events.push($parse(row)?);
@@ -205,33 +182,19 @@ impl LogReader {
         }
         match &self.pool {
             TypedPool::Postgres(p) => {
-                let rows = sqlx::query(SQL)
-                    .bind(aggregate_type)
-                    .bind(aggregate_id)
-                    .bind(format)
-                    .fetch_all(p)
-                    .await
-                    .context("loading an aggregate")?;
-                take_rows!(rows, pg_row);
+                load!(p, pg_row);
             }
             TypedPool::Sqlite(p) => {
-                let rows = sqlx::query(SQL)
-                    .bind(aggregate_type)
-                    .bind(aggregate_id)
-                    .bind(format)
-                    .fetch_all(p)
-                    .await
-                    .context("loading an aggregate")?;
-                take_rows!(rows, sqlite_row);
+                load!(p, sqlite_row);
             }
         }
-        match snapshot {
-            None => Ok((None, self.prepare(events).await?)),
-            Some((version, Some(state))) => {
+        match (snapshot, state) {
+            (None, _) => Ok((None, self.prepare(events).await?)),
+            (Some(version), Some(state)) => {
                 Ok((Some((version, state)), self.prepare(events).await?))
             }
             // Not expected (the state rides on the first row): the whole stream.
-            Some((_, None)) => Ok((
+            (Some(_), None) => Ok((
                 None,
                 self.aggregate_history(aggregate_type, aggregate_id).await?,
             )),

@@ -1,13 +1,12 @@
 //! Aggregate snapshots: the state of an aggregate at a version, kept so
 //! that loading a long stream reads the latest snapshot and the events
 //! after it. The writer stores them with the events they cover (see
-//! `append::StreamAppend::snapshot`); loading is `app::Loader`'s.
+//! `append::StreamAppend::snapshot`); loading reads a snapshot and the
+//! events after it in one statement (`LogReader::stream_after_snapshot`).
 //!
 //! cqrs-es 0.5's own snapshots apply events twice when they update one, so
 //! Annals keeps its own, and a test checks that a load from a snapshot gives
 //! exactly the state of a full replay.
-
-use sqlx::Row;
 
 use super::TypedPool;
 
@@ -20,34 +19,6 @@ pub const FORMAT: i64 = 1;
 /// A snapshot is taken when a command leaves its aggregate at least this
 /// many events past the snapshot it was loaded from.
 pub const EVERY: i64 = 100;
-
-/// The latest snapshot of this aggregate in the current format, if any:
-/// `(version, state JSON)`.
-pub async fn latest(
-    pool: &TypedPool,
-    aggregate_type: &str,
-    aggregate_id: &str,
-) -> Result<Option<(i64, String)>, sqlx::Error> {
-    let sql = "SELECT version, state FROM aggregate_snapshots \
-               WHERE aggregate_type = $1 AND aggregate_id = $2 AND format = $3";
-    let row = match pool {
-        TypedPool::Postgres(p) => sqlx::query(sql)
-            .bind(aggregate_type)
-            .bind(aggregate_id)
-            .bind(FORMAT)
-            .fetch_optional(p)
-            .await?
-            .map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1))),
-        TypedPool::Sqlite(p) => sqlx::query(sql)
-            .bind(aggregate_type)
-            .bind(aggregate_id)
-            .bind(FORMAT)
-            .fetch_optional(p)
-            .await?
-            .map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1))),
-    };
-    Ok(row)
-}
 
 /// Drops an aggregate's snapshots (they hold its state in clear: an
 /// erasure must not leave a copy there). The next load replays its events.
