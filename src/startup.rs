@@ -50,6 +50,7 @@ impl Application {
             platform: platform.clone(),
             services: Arc::new(services),
             routes: Arc::new(crate::auth::RouteTable::new(&extra)),
+            tokens: crate::auth::TokenLookup::new(platform.db.any.clone()),
         };
         http::ops::prometheus();
         let router = http::app(&modules, state);

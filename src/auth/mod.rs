@@ -1,6 +1,7 @@
 //! Identity and access: who is calling (bearer tokens), what they may do
 //! (the permission matrix), credentials, password resets, rate limits.
 
+mod lookup;
 pub mod mail;
 pub mod permissions;
 pub mod rate_limit;
@@ -13,6 +14,7 @@ use uuid::Uuid;
 use annals_domain::user::Role;
 
 use crate::store::now_millis;
+pub use lookup::TokenLookup;
 use permissions::Access;
 
 /// A signed-in caller, as resolved from their bearer token.
@@ -123,23 +125,35 @@ impl AuthStore {
         Ok(())
     }
 
-    /// The active user a live token belongs to.
-    pub async fn principal(pool: &AnyPool, token: &str) -> Result<Option<Principal>> {
-        let row = sqlx::query(
-            "SELECT u.id, u.username, u.roles FROM auth_tokens t JOIN users u ON u.id = t.user_id \
-             WHERE t.token_hash = $1 AND t.expires_at > $2 AND u.active = $3",
-        )
-        .bind(secrets::token_hash(token))
-        .bind(now_millis())
-        .bind(1_i64)
-        .fetch_optional(pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(Principal {
-            user_id: Uuid::parse_str(&row.try_get::<String, _>("id")?)?,
-            username: row.try_get("username")?,
-            roles: parse_roles(&row.try_get::<String, _>("roles")?),
-        }))
+    /// The active users that live tokens belong to, by token hash (a hash
+    /// that is unknown, expired or of a deactivated user is absent).
+    pub async fn principals<'a>(
+        pool: &AnyPool,
+        hashes: impl Iterator<Item = &'a str>,
+    ) -> Result<lookup::Found> {
+        let mut hashes: Vec<&str> = hashes.collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        let list: Vec<String> = (0..hashes.len()).map(|i| format!("${}", i + 3)).collect();
+        let sql = format!(
+            "SELECT t.token_hash, u.id, u.username, u.roles FROM auth_tokens t JOIN users u ON u.id = t.user_id \
+             WHERE t.expires_at > $1 AND u.active = $2 AND t.token_hash IN ({})",
+            list.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(now_millis()).bind(1_i64);
+        for hash in hashes {
+            query = query.bind(hash);
+        }
+        let mut found = lookup::Found::new();
+        for row in query.fetch_all(pool).await? {
+            let principal = Principal {
+                user_id: Uuid::parse_str(&row.try_get::<String, _>("id")?)?,
+                username: row.try_get("username")?,
+                roles: parse_roles(&row.try_get::<String, _>("roles")?),
+            };
+            found.insert(row.try_get("token_hash")?, std::sync::Arc::new(principal));
+        }
+        Ok(found)
     }
 
     pub async fn create_reset(pool: &AnyPool, user_id: Uuid, ttl_seconds: i64) -> Result<String> {

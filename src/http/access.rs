@@ -2,8 +2,6 @@
 //! enforces the permission matrix (`auth::permissions`) on every `/api/v1`
 //! route, before any handler runs.
 
-use std::sync::Arc;
-
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
@@ -11,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, AppState};
 use crate::auth::permissions::{self, Access};
-use crate::auth::AuthStore;
 
 /// Resolves the bearer token and enforces the matrix for every `/api/v1`
 /// route: no or bad token where one is needed → 401, a role that may not
@@ -41,7 +38,7 @@ pub async fn authorize(State(app): State<AppState>, mut request: Request, next: 
     };
     let principal = match token {
         None => None,
-        Some(token) => match AuthStore::principal(&app.platform.db.any, &token).await {
+        Some(token) => match app.tokens.principal(&token).await {
             Ok(Some(principal)) => Some(principal),
             // A public route does not need the token: it serves anonymously.
             Ok(None) if open => None,
@@ -62,7 +59,7 @@ pub async fn authorize(State(app): State<AppState>, mut request: Request, next: 
         .into_response();
     }
     if let Some(principal) = principal {
-        request.extensions_mut().insert(Arc::new(principal));
+        request.extensions_mut().insert(principal);
     }
     next.run(request).await
 }

@@ -45,6 +45,8 @@ pub struct AppState {
     pub services: Arc<Services>,
     /// Who may call which route.
     pub routes: Arc<crate::auth::RouteTable>,
+    /// Resolves bearer tokens, many per statement under load.
+    pub tokens: crate::auth::TokenLookup,
 }
 
 impl AppState {

@@ -120,9 +120,11 @@ impl Db {
                     &["PRAGMA busy_timeout = 10000", "PRAGMA synchronous = FULL"],
                 )
                 .await;
+                // SQLite has one writer: more connections would only hold
+                // more page caches.
                 let derived = any_pool(
                     &url,
-                    pool_size.min(8),
+                    pool_size.min(2),
                     &["PRAGMA busy_timeout = 10000", "PRAGMA synchronous = NORMAL"],
                 )
                 .await;

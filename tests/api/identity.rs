@@ -405,6 +405,53 @@ async fn an_expired_token_is_refused(mode: Mode) {
 }
 both_modes!(an_expired_token_is_refused);
 
+/// Tokens are looked up many per statement under load: each request must
+/// still get its own caller, and a dead token among live ones is refused.
+async fn tokens_looked_up_together_each_answer_their_own_caller(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let names = ["ada", "grace", "edsger", "barbara"];
+    for name in names {
+        assert_eq!(register(&app, name).await.status(), 201, "register {name}");
+    }
+    app.settle().await;
+    let pool = app.backing.pool().await;
+    let mut calls: Vec<(String, Option<&str>)> = Vec::new();
+    for name in names {
+        for _ in 0..3 {
+            let token = AuthStore::issue_token(&pool, user_id(name), 600)
+                .await
+                .unwrap();
+            calls.push((token, Some(name)));
+        }
+        let expired = AuthStore::issue_token(&pool, user_id(name), -1)
+            .await
+            .unwrap();
+        calls.push((expired, None));
+    }
+    let revoked = calls[0].0.clone();
+    AuthStore::revoke_token(&pool, &revoked).await.unwrap();
+    calls[0].1 = None;
+    calls.push(("ann_not-a-token-anyone-was-given".into(), None));
+    // Every token several times over, all at once.
+    let rounds: Vec<_> = (0..4)
+        .flat_map(|_| calls.iter().cloned())
+        .map(|(token, who)| {
+            let app = &app;
+            async move { (who, get_with(app, "/api/v1/me", &token).await) }
+        })
+        .collect();
+    for (who, (status, body)) in futures::future::join_all(rounds).await {
+        match who {
+            Some(name) => {
+                assert_eq!(status, 200, "{name}: {body}");
+                assert_eq!(body["username"], name, "a request got another caller");
+            }
+            None => assert_eq!(status, 401, "a dead token was let in: {body}"),
+        }
+    }
+}
+both_modes!(tokens_looked_up_together_each_answer_their_own_caller);
+
 fn outbox(app: &TestApp) -> Vec<String> {
     let dir = std::path::Path::new(&app.backing.env["ANNALS_DATA_DIR"]).join("outbox");
     let mut mails: Vec<_> = std::fs::read_dir(&dir)
