@@ -606,15 +606,7 @@ async fn long_stream(env: &HashMap<String, String>, base: &str, token: &str) {
 /// of this database (the server's, its consumers' and the relay's) per
 /// command, the most frequent first.
 async fn statements(env: &HashMap<String, String>, base: &str, token: &str) {
-    let pool = pool(env).await;
-    sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-        .execute(&pool)
-        .await
-        .unwrap();
-    sqlx::query("SELECT pg_stat_statements_reset()")
-        .execute(&pool)
-        .await
-        .unwrap();
+    let pool = counting(env).await;
     let client = client();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let tasks: Vec<_> = (0..16)
@@ -644,30 +636,56 @@ async fn statements(env: &HashMap<String, String>, base: &str, token: &str) {
     }
     // Let the consumers and the relay finish their share.
     settled(base, Duration::from_secs(60)).await;
+    let total = per_command(&pool, STATEMENT_COMMANDS as f64, 12).await;
+    report!(
+        "server mode: {total:.1} statements per command over {STATEMENT_COMMANDS} commands at 16 clients (pg_stat_statements; server, consumers and relay), the most frequent:"
+    );
+    for line in REPORTED_STATEMENTS.lock().unwrap().drain(..) {
+        report!("{line}");
+    }
+    pool.close().await;
+}
+
+/// A pool to the bench's database with pg_stat_statements reset.
+async fn counting(env: &HashMap<String, String>) -> sqlx::AnyPool {
+    let pool = pool(env).await;
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_stat_statements_reset()")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool
+}
+
+/// The most frequent `top` statements since `counting`, per command, as
+/// lines in `REPORTED_STATEMENTS`; returns all statements per command.
+async fn per_command(pool: &sqlx::AnyPool, commands: f64, top: usize) -> f64 {
     let rows: Vec<(String, i64, f64)> = sqlx::query_as(
         "SELECT query, calls, mean_exec_time FROM pg_stat_statements \
          WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
          AND query NOT LIKE '%pg_stat_statements%' ORDER BY calls DESC",
     )
-    .fetch_all(&pool)
+    .fetch_all(pool)
     .await
     .unwrap();
     let total: i64 = rows.iter().map(|r| r.1).sum();
-    let per = |calls: i64| calls as f64 / STATEMENT_COMMANDS as f64;
-    report!(
-        "server mode: {:.1} statements per command over {STATEMENT_COMMANDS} commands at 16 clients (pg_stat_statements; server, consumers and relay), the most frequent:",
-        per(total)
-    );
-    for (query, calls, mean) in rows.iter().take(12) {
+    let per = |calls: i64| calls as f64 / commands;
+    let mut lines = REPORTED_STATEMENTS.lock().unwrap();
+    for (query, calls, mean) in rows.iter().take(top) {
         let query: String = query.split_whitespace().collect::<Vec<_>>().join(" ");
         let query: String = query.chars().take(90).collect();
-        report!(
+        lines.push(format!(
             "  {:.2} per command, mean {mean:.2} ms: `{query}`",
             per(*calls)
-        );
+        ));
     }
-    pool.close().await;
+    per(total)
 }
+
+static REPORTED_STATEMENTS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
 /// Waits until every consumer of the server has applied the whole log;
 /// returns how long that took.
@@ -784,6 +802,9 @@ async fn main() {
     }
     if std::env::var("BENCH_ONLY").is_ok_and(|v| v == "audit") {
         return audit_only(&pg, &nats).await;
+    }
+    if std::env::var("BENCH_ONLY").is_ok_and(|v| v == "lag") {
+        return lag_only(&pg, &nats).await;
     }
     let pgbench = pgbench(&pg, &pg_bin);
 
@@ -904,6 +925,35 @@ async fn audit_only(pg: &Postgres, nats: &Nats) {
         "server mode: annals replay --verify over {head} events in {:.2} s",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// `BENCH_ONLY=lag`: only the commit → read model lag phases (server
+/// mode), with the CPU each process spent; RESULTS.md is left alone.
+async fn lag_only(pg: &Postgres, nats: &Nats) {
+    let dir = tempfile::tempdir().unwrap();
+    let env = environment(&dir, Some((pg, nats))).await;
+    create_user(&env);
+    let server = serve(&env).await;
+    let token_ = token(&client(), &server.base).await;
+    for rate in LAG_RATES {
+        let db = counting(&env).await;
+        let before = cpu_by_process();
+        lag(&server.base, &token_, rate).await;
+        let after = cpu_by_process();
+        let commands = (rate * seconds().as_secs()) as f64;
+        let total = per_command(&db, commands, 16).await;
+        println!("  {total:.1} statements per command and its read, the most frequent:");
+        for line in REPORTED_STATEMENTS.lock().unwrap().drain(..) {
+            println!("{line}");
+        }
+        db.close().await;
+        for (name, seconds) in after {
+            let spent = seconds - before.get(&name).copied().unwrap_or(0.0);
+            if spent > 0.2 {
+                println!("  {name}: {spent:.1} CPU s");
+            }
+        }
+    }
 }
 
 /// CPU seconds (user + system) used so far by the processes of each name.

@@ -83,6 +83,13 @@ impl Marks {
         }
     }
 
+    /// The marks of the backend a pool connects to (by its URL's scheme).
+    pub fn of_pool(pool: &sqlx::AnyPool) -> Self {
+        Self {
+            numbered: pool.connect_options().database_url.scheme() != "sqlite",
+        }
+    }
+
     pub const NUMBERED: Marks = Marks { numbered: true };
     pub const IN_ORDER: Marks = Marks { numbered: false };
 

@@ -3,7 +3,6 @@
 //! answered by a read that began after it arrived, so a token revoked by
 //! any process (logout, password change, deactivation) stops working at once.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use sqlx::AnyPool;
@@ -89,6 +88,3 @@ async fn run(pool: AnyPool, mut asks: mpsc::Receiver<Ask>) {
         });
     }
 }
-
-/// Principals by token hash, for `AuthStore::principals`.
-pub(super) type Found = HashMap<String, Arc<Principal>>;

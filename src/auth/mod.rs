@@ -35,6 +35,9 @@ impl Principal {
     }
 }
 
+/// Principals by token hash (`AuthStore::principals`).
+pub type Found = std::collections::HashMap<String, std::sync::Arc<Principal>>;
+
 /// The stable id of a user: derived from the (lowercase) username, so a
 /// username can only ever be registered once — two registrations race on
 /// the same aggregate and optimistic concurrency picks one.
@@ -130,21 +133,23 @@ impl AuthStore {
     pub async fn principals<'a>(
         pool: &AnyPool,
         hashes: impl Iterator<Item = &'a str>,
-    ) -> Result<lookup::Found> {
+    ) -> Result<Found> {
         let mut hashes: Vec<&str> = hashes.collect();
         hashes.sort_unstable();
         hashes.dedup();
-        let list: Vec<String> = (0..hashes.len()).map(|i| format!("${}", i + 3)).collect();
+        let marks = annals_projections::rows::Marks::of_pool(pool);
         let sql = format!(
             "SELECT t.token_hash, u.id, u.username, u.roles FROM auth_tokens t JOIN users u ON u.id = t.user_id \
-             WHERE t.expires_at > $1 AND u.active = $2 AND t.token_hash IN ({})",
-            list.join(", ")
+             WHERE t.expires_at > {} AND u.active = {} AND t.token_hash IN ({})",
+            marks.one(1),
+            marks.one(2),
+            marks.list(hashes.len(), 3)
         );
         let mut query = sqlx::query(&sql).bind(now_millis()).bind(1_i64);
         for hash in hashes {
             query = query.bind(hash);
         }
-        let mut found = lookup::Found::new();
+        let mut found = Found::new();
         for row in query.fetch_all(pool).await? {
             let principal = Principal {
                 user_id: Uuid::parse_str(&row.try_get::<String, _>("id")?)?,

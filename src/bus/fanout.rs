@@ -74,13 +74,20 @@ pub async fn run_fanout(fanout: Fanout, start: i64, mut ctx: WorkerContext) -> R
 async fn tail_log(fanout: &Fanout, start: i64, ctx: &mut WorkerContext) {
     let mut position = start;
     while !*ctx.stop.borrow() {
+        // Appends from here on wake the wait below, even those made while
+        // this read is under way.
+        ctx.appended.borrow_and_update();
         match ctx.log.read_after(position, BATCH).await {
-            Ok(events) if !events.is_empty() => {
-                position = events.last().map_or(position, |e| e.position);
-                fanout.send("log", events);
-                continue;
+            Ok(events) => {
+                let full = events.len() == BATCH as usize;
+                if let Some(last) = events.last() {
+                    position = last.position;
+                    fanout.send("log", events);
+                }
+                if full {
+                    continue;
+                }
             }
-            Ok(_) => {}
             Err(err) => {
                 tracing::warn!(error = %format!("{err:#}"), "fan-out cannot read the log; retrying");
                 pause(&mut ctx.stop, Duration::from_secs(1)).await;

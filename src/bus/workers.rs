@@ -21,6 +21,8 @@ use crate::store::{now_millis, LogReader};
 /// Checkpoint name of the relay to NATS.
 pub const RELAY: &str = "nats-relay";
 const LEASE_TTL: Duration = Duration::from_secs(10);
+/// How often the relay stores its checkpoint while it publishes.
+const RELAY_SAVE_EVERY: Duration = Duration::from_millis(100);
 /// How long a server-mode consumer waits for JetStream before it looks at
 /// the log head itself.
 pub const DOORBELL: Duration = Duration::from_millis(500);
@@ -241,6 +243,9 @@ pub async fn run_relay(
     let mut epoch = 0;
     let mut renewed = Instant::now();
     let mut checkpoint = 0;
+    // The checkpoint as stored, and when it was last stored.
+    let mut saved = 0;
+    let mut saved_at: Option<Instant> = None;
     while !*ctx.stop.borrow() {
         if !leader || renewed.elapsed() > LEASE_TTL / 3 {
             let held = Lease::acquire(&ctx.pool, RELAY, &holder, LEASE_TTL)
@@ -255,7 +260,11 @@ pub async fn run_relay(
             let held = held.is_some();
             if held && !leader {
                 match Checkpoints::ensure(&ctx.pool, RELAY).await {
-                    Ok(position) => checkpoint = position,
+                    Ok(position) => {
+                        checkpoint = position;
+                        saved = position;
+                        saved_at = None;
+                    }
                     Err(_) => {
                         pause(&mut ctx.stop, Duration::from_secs(1)).await;
                         continue;
@@ -275,6 +284,34 @@ pub async fn run_relay(
             pause(&mut ctx.stop, Duration::from_millis(200)).await;
             continue;
         }
+        // What was published is stored as the checkpoint at most every
+        // `RELAY_SAVE_EVERY`, off the path from an append to its
+        // publication; after a restart or a change of relay, what was
+        // published but not saved is published again and JetStream drops
+        // the repeats (by event id).
+        if saved < checkpoint && saved_at.is_none_or(|at| at.elapsed() >= RELAY_SAVE_EVERY) {
+            fail::fail_point!("relay.before_checkpoint");
+            match Lease::advance_checkpoint(&ctx.pool, RELAY, &holder, epoch, checkpoint).await {
+                Ok(true) => {
+                    saved = checkpoint;
+                    saved_at = Some(Instant::now());
+                }
+                Ok(false) => {
+                    // Stalled past the lease: another relay is ahead.
+                    // Step down; what was published twice is deduplicated.
+                    tracing::warn!("relay lease lost; stepping down");
+                    leader = false;
+                    continue;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %format!("{err:#}"), "relay checkpoint not saved");
+                    saved_at = Some(Instant::now());
+                }
+            }
+        }
+        // Appends from here on wake the wait below, even those made while
+        // this read and its publication are under way.
+        ctx.appended.borrow_and_update();
         // As stored: personal fields stay encrypted in NATS.
         let events = match ctx.log.read_after_as_stored(checkpoint, BATCH).await {
             Ok(events) => events,
@@ -284,46 +321,43 @@ pub async fn run_relay(
                 continue;
             }
         };
-        let Some(last) = events.last() else {
-            // Other processes' appends are seen by polling; ours at once.
-            tokio::select! {
-                _ = ctx.appended.changed() => {}
-                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-                _ = nats::stopped(&mut ctx.stop) => {}
-            }
-            continue;
-        };
-        let (last_position, recorded_at) = (last.position, last.recorded_at);
-        match bus.publish(&events).await {
-            Ok(()) => {
-                fail::fail_point!("relay.before_checkpoint");
-                match Lease::advance_checkpoint(&ctx.pool, RELAY, &holder, epoch, last_position)
-                    .await
-                {
-                    Ok(true) => {
-                        checkpoint = last_position;
-                        state.advanced(checkpoint, Some(recorded_at));
-                    }
-                    Ok(false) => {
-                        // Stalled past the lease: another relay is ahead.
-                        // Step down; what was published twice is deduplicated.
-                        tracing::warn!("relay lease lost; stepping down");
-                        leader = false;
-                    }
-                    Err(err) => {
-                        // Re-publishing is harmless (deduplicated by event id).
-                        tracing::warn!(error = %format!("{err:#}"), "relay checkpoint not saved");
-                        checkpoint = last_position;
-                    }
+        if let Some(last) = events.last() {
+            let (last_position, recorded_at) = (last.position, last.recorded_at);
+            match bus.publish(&events).await {
+                Ok(()) => {
+                    checkpoint = last_position;
+                    state.advanced(checkpoint, Some(recorded_at));
+                }
+                Err(err) => {
+                    tracing::warn!(error = %format!("{err:#}"), "relay publish failed; retrying");
+                    pause(&mut ctx.stop, Duration::from_millis(500)).await;
+                    continue;
                 }
             }
-            Err(err) => {
-                tracing::warn!(error = %format!("{err:#}"), "relay publish failed; retrying");
-                pause(&mut ctx.stop, Duration::from_millis(500)).await;
+            if events.len() == BATCH as usize {
+                continue;
             }
+        }
+        // At the head as of the read: wait for the next append. Other
+        // processes' appends are seen by polling; ours at once. An unsaved
+        // checkpoint is saved when due.
+        let wait = if saved < checkpoint {
+            saved_at.map_or(Duration::ZERO, |at| {
+                RELAY_SAVE_EVERY.saturating_sub(at.elapsed())
+            })
+        } else {
+            Duration::from_millis(50)
+        };
+        tokio::select! {
+            _ = ctx.appended.changed() => {}
+            _ = tokio::time::sleep(wait.min(Duration::from_millis(50))) => {}
+            _ = nats::stopped(&mut ctx.stop) => {}
         }
     }
     if leader {
+        if saved < checkpoint {
+            let _ = Lease::advance_checkpoint(&ctx.pool, RELAY, &holder, epoch, checkpoint).await;
+        }
         let _ = Lease::release(&ctx.pool, RELAY, &holder).await;
     }
     Ok(())

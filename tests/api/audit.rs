@@ -129,6 +129,45 @@ async fn an_intact_log_verifies_and_the_cli_says_so(mode: Mode) {
 }
 both_modes!(an_intact_log_verifies_and_the_cli_says_so);
 
+/// The sealer remembers where it ended the chain, to skip reading it back:
+/// a batch rolled back after the chain was extended in memory (a failpoint
+/// fails it) is sealed again from the stored chain, not from that end.
+#[cfg(feature = "failpoints")]
+async fn a_sealer_batch_rolled_back_is_sealed_again_from_the_stored_chain(mode: Mode) {
+    use crate::support::ChildApp;
+    let mut backing = Backing::new(mode).await;
+    backing
+        .env
+        .insert("FAILPOINTS".into(), "sealer.after_apply=1*return".into());
+    let app = ChildApp::start(backing.clone()).await;
+    for id in ["rolled-1", "rolled-2"] {
+        app.open(id).await;
+        let response = app
+            .post(
+                &format!("/api/v1/test-accounts/{id}/deposit"),
+                json!({"amount": 5}),
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+    }
+    app.settle().await;
+    let pool = backing.pool().await;
+    let head: i64 = sqlx::query_scalar("SELECT MAX(position) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let chained: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_chain")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert_eq!(chained, head, "every event has its link in the chain");
+    let (ok, stdout, stderr) = run_cli_status(&backing, &["audit", "verify"]);
+    assert!(ok && stdout.contains("intact"), "{stdout}{stderr}");
+}
+#[cfg(feature = "failpoints")]
+both_modes!(a_sealer_batch_rolled_back_is_sealed_again_from_the_stored_chain);
+
 async fn one_altered_byte_of_a_payload_is_named(mode: Mode) {
     let app = spawn_app(mode).await;
     let auditor = with_history(&app).await;
