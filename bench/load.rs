@@ -636,11 +636,11 @@ async fn statements(env: &HashMap<String, String>, base: &str, token: &str) {
     }
     // Let the consumers and the relay finish their share.
     settled(base, Duration::from_secs(60)).await;
-    let total = per_command(&pool, STATEMENT_COMMANDS as f64, 12).await;
+    let (total, lines) = per_command(&pool, STATEMENT_COMMANDS as f64, 12).await;
     report!(
         "server mode: {total:.1} statements per command over {STATEMENT_COMMANDS} commands at 16 clients (pg_stat_statements; server, consumers and relay), the most frequent:"
     );
-    for line in REPORTED_STATEMENTS.lock().unwrap().drain(..) {
+    for line in lines {
         report!("{line}");
     }
     pool.close().await;
@@ -660,9 +660,9 @@ async fn counting(env: &HashMap<String, String>) -> sqlx::AnyPool {
     pool
 }
 
-/// The most frequent `top` statements since `counting`, per command, as
-/// lines in `REPORTED_STATEMENTS`; returns all statements per command.
-async fn per_command(pool: &sqlx::AnyPool, commands: f64, top: usize) -> f64 {
+/// All statements since `counting` per command, and the most frequent
+/// `top` of them, one line each.
+async fn per_command(pool: &sqlx::AnyPool, commands: f64, top: usize) -> (f64, Vec<String>) {
     let rows: Vec<(String, i64, f64)> = sqlx::query_as(
         "SELECT query, calls, mean_exec_time FROM pg_stat_statements \
          WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
@@ -673,7 +673,7 @@ async fn per_command(pool: &sqlx::AnyPool, commands: f64, top: usize) -> f64 {
     .unwrap();
     let total: i64 = rows.iter().map(|r| r.1).sum();
     let per = |calls: i64| calls as f64 / commands;
-    let mut lines = REPORTED_STATEMENTS.lock().unwrap();
+    let mut lines = Vec::with_capacity(top);
     for (query, calls, mean) in rows.iter().take(top) {
         let query: String = query.split_whitespace().collect::<Vec<_>>().join(" ");
         let query: String = query.chars().take(90).collect();
@@ -682,10 +682,8 @@ async fn per_command(pool: &sqlx::AnyPool, commands: f64, top: usize) -> f64 {
             per(*calls)
         ));
     }
-    per(total)
+    (per(total), lines)
 }
-
-static REPORTED_STATEMENTS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
 /// Waits until every consumer of the server has applied the whole log;
 /// returns how long that took.
@@ -941,9 +939,9 @@ async fn lag_only(pg: &Postgres, nats: &Nats) {
         lag(&server.base, &token_, rate).await;
         let after = cpu_by_process();
         let commands = (rate * seconds().as_secs()) as f64;
-        let total = per_command(&db, commands, 16).await;
+        let (total, lines) = per_command(&db, commands, 16).await;
         println!("  {total:.1} statements per command and its read, the most frequent:");
-        for line in REPORTED_STATEMENTS.lock().unwrap().drain(..) {
+        for line in lines {
             println!("{line}");
         }
         db.close().await;

@@ -341,16 +341,15 @@ pub async fn run_relay(
         // At the head as of the read: wait for the next append. Other
         // processes' appends are seen by polling; ours at once. An unsaved
         // checkpoint is saved when due.
-        let wait = if saved < checkpoint {
-            saved_at.map_or(Duration::ZERO, |at| {
-                RELAY_SAVE_EVERY.saturating_sub(at.elapsed())
-            })
-        } else {
-            Duration::from_millis(50)
+        let poll = Duration::from_millis(50);
+        let wait = match saved_at {
+            _ if saved == checkpoint => poll,
+            None => Duration::ZERO,
+            Some(at) => RELAY_SAVE_EVERY.saturating_sub(at.elapsed()).min(poll),
         };
         tokio::select! {
             _ = ctx.appended.changed() => {}
-            _ = tokio::time::sleep(wait.min(Duration::from_millis(50))) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = nats::stopped(&mut ctx.stop) => {}
         }
     }
