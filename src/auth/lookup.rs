@@ -6,15 +6,13 @@
 use std::sync::Arc;
 
 use sqlx::AnyPool;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{secrets, AuthStore, Principal};
 use crate::app::AppError;
 
 /// Tokens per statement at most.
 const MAX_GROUP: usize = 32;
-/// Statements under way at once; while they all are, lookups gather.
-const IN_FLIGHT: usize = 4;
 
 type Answer = Result<Option<Arc<Principal>>, AppError>;
 
@@ -53,17 +51,10 @@ impl TokenLookup {
 }
 
 async fn run(pool: AnyPool, mut asks: mpsc::Receiver<Ask>) {
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-    loop {
-        // A slot first, then the asks: while every slot is busy they queue,
-        // and the next statement takes all of them. Idle, one ask goes alone
-        // and at once.
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let Some(first) = asks.recv().await else {
-            return;
-        };
+    // One statement at a time: while it is under way the asks queue, and
+    // the next statement takes all of them. Idle, one ask goes alone and
+    // at once.
+    while let Some(first) = asks.recv().await {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match asks.try_recv() {
@@ -72,19 +63,15 @@ async fn run(pool: AnyPool, mut asks: mpsc::Receiver<Ask>) {
             }
         }
         metrics::histogram!("annals_token_lookup_group").record(group.len() as f64);
-        let pool = pool.clone();
-        tokio::spawn(async move {
-            let found = AuthStore::principals(&pool, group.iter().map(|a| a.hash.as_str()))
-                .await
-                .map_err(AppError::from);
-            for ask in group {
-                let answer = match &found {
-                    Ok(found) => Ok(found.get(&ask.hash).cloned()),
-                    Err(err) => Err(err.clone()),
-                };
-                let _ = ask.reply.send(answer);
-            }
-            drop(slot);
-        });
+        let found = AuthStore::principals(&pool, group.iter().map(|a| a.hash.as_str()))
+            .await
+            .map_err(AppError::from);
+        for ask in group {
+            let answer = match &found {
+                Ok(found) => Ok(found.get(&ask.hash).cloned()),
+                Err(err) => Err(err.clone()),
+            };
+            let _ = ask.reply.send(answer);
+        }
     }
 }
