@@ -648,7 +648,6 @@ async fn statements(env: &HashMap<String, String>, base: &str, token: &str) {
     pool.close().await;
 }
 
-/// A pool to the bench's database with pg_stat_statements reset.
 /// PostgreSQL's background work so far, which competes for the cores:
 /// (autovacuum and autoanalyze runs, checkpoints).
 async fn background(env: &HashMap<String, String>) -> (i64, i64) {
@@ -669,6 +668,7 @@ async fn background(env: &HashMap<String, String>) -> (i64, i64) {
     (vacuums, checkpoints)
 }
 
+/// A pool to the bench's database with pg_stat_statements reset.
 async fn counting(env: &HashMap<String, String>) -> sqlx::AnyPool {
     let pool = pool(env).await;
     sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
