@@ -668,6 +668,16 @@ async fn background(env: &HashMap<String, String>) -> (i64, i64) {
     (vacuums, checkpoints)
 }
 
+/// What `background` counted since `before`, as words.
+async fn background_since(env: &HashMap<String, String>, before: (i64, i64)) -> String {
+    let now = background(env).await;
+    format!(
+        "{} autovacuum or autoanalyze runs, {} checkpoints",
+        now.0 - before.0,
+        now.1 - before.1
+    )
+}
+
 /// A pool to the bench's database with pg_stat_statements reset.
 async fn counting(env: &HashMap<String, String>) -> sqlx::AnyPool {
     let pool = pool(env).await;
@@ -859,11 +869,9 @@ async fn main() {
     for rate in LAG_RATES {
         lag(&server.base, &token_, rate).await;
     }
-    let after = background(&env).await;
     println!(
-        "(during the lag phases: {} autovacuum or autoanalyze runs, {} checkpoints)",
-        after.0 - before.0,
-        after.1 - before.1
+        "(during the lag phases: {})",
+        background_since(&env, before).await
     );
     statements(&env, &server.base, &token_).await;
     let small_log = log_head(&server.base).await;
@@ -984,12 +992,7 @@ async fn lag_only(pg: &Postgres, nats: &Nats) {
         let before = cpu_by_process();
         lag(&server.base, &token_, rate).await;
         let after = cpu_by_process();
-        let busy = background(&env).await;
-        println!(
-            "  meanwhile {} autovacuum or autoanalyze runs, {} checkpoints",
-            busy.0 - quiet.0,
-            busy.1 - quiet.1
-        );
+        println!("  meanwhile {}", background_since(&env, quiet).await);
         let commands = (rate * seconds().as_secs()) as f64;
         let (total, lines) = per_command(&db, commands, 16).await;
         println!("  {total:.1} statements per command and its read, the most frequent:");
