@@ -323,21 +323,11 @@ fn pgbench(pg: &Postgres, bin: &Path) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("insert.sql");
     std::fs::write(&script, "INSERT INTO bench_insert (v) VALUES (1);\n").unwrap();
-    let psql = Command::new(bin.join("psql"))
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &pg.port.to_string(),
-            "-U",
-            "postgres",
-            "-q",
-            "-c",
-        ])
-        .arg("CREATE TABLE IF NOT EXISTS bench_insert (id bigserial PRIMARY KEY, v int)")
-        .status()
-        .unwrap();
-    assert!(psql.success());
+    psql(
+        pg,
+        bin,
+        "CREATE TABLE IF NOT EXISTS bench_insert (id bigserial PRIMARY KEY, v int)",
+    );
     let out = Command::new(bin.join("pgbench"))
         .args([
             "-h",
@@ -369,7 +359,20 @@ fn pgbench(pg: &Postgres, bin: &Path) -> f64 {
         .and_then(|v| v.parse::<f64>().ok())
         .unwrap_or(0.0);
     report!("pgbench, one-row INSERT per transaction, {CLIENTS} clients: {tps:.0} tps");
+    // The rows are of no use, and would set autovacuum off in the phases
+    // that follow; each round starts from an empty table.
+    psql(pg, bin, "TRUNCATE bench_insert");
     tps
+}
+
+/// Runs one statement in pgbench's database.
+fn psql(pg: &Postgres, bin: &Path, sql: &str) {
+    let done = Command::new(bin.join("psql"))
+        .args(["-h", "127.0.0.1", "-p", &pg.port.to_string()])
+        .args(["-U", "postgres", "-q", "-c", sql])
+        .status()
+        .unwrap();
+    assert!(done.success(), "psql: {sql}");
 }
 
 fn replay(env: &HashMap<String, String>, what: &str, consumer: &str, head: i64) {
@@ -668,6 +671,20 @@ async fn background(env: &HashMap<String, String>) -> (i64, i64) {
     (vacuums, checkpoints)
 }
 
+/// A `VACUUM ANALYZE` of the bench's database between phases (what pgbench
+/// does before its own runs; it is told `-n` here): the autovacuum that
+/// one phase's inserts set off then does not land in the next.
+async fn settle(env: &HashMap<String, String>) {
+    let vacuum = Instant::now();
+    let db = pool(env).await;
+    sqlx::query("VACUUM ANALYZE").execute(&db).await.unwrap();
+    db.close().await;
+    println!(
+        "(VACUUM ANALYZE in {:.1} s)",
+        vacuum.elapsed().as_secs_f64()
+    );
+}
+
 /// What `background` counted since `before`, as words.
 async fn background_since(env: &HashMap<String, String>, before: (i64, i64)) -> String {
     let now = background(env).await;
@@ -865,6 +882,9 @@ async fn main() {
         "server mode: {ratio:.3} × pgbench, the median of {ROUNDS} rounds ({})",
         ratios.join(", ")
     );
+    // The throughput rounds inserted some 100,000 events: their autovacuum
+    // would otherwise run during the lag phases.
+    settle(&env).await;
     let before = background(&env).await;
     for rate in LAG_RATES {
         lag(&server.base, &token_, rate).await;
@@ -886,14 +906,7 @@ async fn main() {
     let caught_up = settled(&server.base, Duration::from_secs(900)).await;
     // What an operator does after a bulk load: without it autovacuum runs
     // over the new million rows during the measured phase.
-    let vacuum = Instant::now();
-    let db = pool(&env).await;
-    sqlx::query("VACUUM ANALYZE").execute(&db).await.unwrap();
-    db.close().await;
-    println!(
-        "(VACUUM ANALYZE in {:.1} s)",
-        vacuum.elapsed().as_secs_f64()
-    );
+    settle(&env).await;
     let token_ = token(&client(), &server.base).await;
     report!(
         "server mode: every consumer caught up with {} new events in {:.1} s",
@@ -978,6 +991,26 @@ async fn audit_only(pg: &Postgres, nats: &Nats) {
     );
 }
 
+/// The server's count of consumers' turns to the log (the fan-out missed
+/// or was too slow for them), by consumer and reason, as words.
+async fn log_catch_ups(base: &str) -> String {
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let counts: Vec<&str> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("annals_consumer_log_catch_ups_total"))
+        .collect();
+    if counts.is_empty() {
+        "none".into()
+    } else {
+        counts.join(", ")
+    }
+}
+
 /// `BENCH_ONLY=lag`: only the commit → read model lag phases (server
 /// mode), with the CPU each process spent; RESULTS.md is left alone.
 async fn lag_only(pg: &Postgres, nats: &Nats) {
@@ -993,6 +1026,10 @@ async fn lag_only(pg: &Postgres, nats: &Nats) {
         lag(&server.base, &token_, rate).await;
         let after = cpu_by_process();
         println!("  meanwhile {}", background_since(&env, quiet).await);
+        println!(
+            "  so far, consumers' turns to the log: {}",
+            log_catch_ups(&server.base).await
+        );
         let commands = (rate * seconds().as_secs()) as f64;
         let (total, lines) = per_command(&db, commands, 16).await;
         println!("  {total:.1} statements per command and its read, the most frequent:");

@@ -194,6 +194,17 @@ pub struct Rows<R: Record> {
     changed: BTreeMap<String, ()>,
 }
 
+/// None loaded: for a batch that only adds or replaces whole rows, which
+/// needs nothing read first.
+impl<R: Record> Default for Rows<R> {
+    fn default() -> Self {
+        Self {
+            rows: HashMap::new(),
+            changed: BTreeMap::new(),
+        }
+    }
+}
+
 impl<R: Record> Rows<R> {
     /// Loads the rows with these keys that exist (one query per
     /// `rows_per_statement` keys).

@@ -277,9 +277,14 @@ impl ProjectorRunner {
             .iter()
             .zip(self.checkpoint + 1..)
             .all(|(e, expected)| e.position == expected);
-        if contiguous && self.try_apply(events).await.is_ok() {
+        let reason = if !contiguous {
+            "gap"
+        } else if self.try_apply(events).await.is_ok() {
             return Ok(());
-        }
+        } else {
+            "failed"
+        };
+        caught_up_from_log(self.projector.name(), reason);
         self.catch_up(stop).await.map(|_| ())
     }
 
@@ -398,6 +403,13 @@ impl ApplyError {
             transient,
         }
     }
+}
+
+/// Counts a consumer's turn to the log, and why: under load these are
+/// what the fan-out was meant to spare.
+pub(crate) fn caught_up_from_log(consumer: &'static str, reason: &'static str) {
+    metrics::counter!("annals_consumer_log_catch_ups_total", "consumer" => consumer, "reason" => reason)
+        .increment(1);
 }
 
 async fn backoff(attempt: u32) {

@@ -13,7 +13,9 @@ use uuid::Uuid;
 use annals_domain::StoredEvent;
 use annals_projections::Projector;
 
-use super::consumer::{Checkpoints, ConsumerState, ProjectorRunner, BATCH, FLUSH_AFTER};
+use super::consumer::{
+    caught_up_from_log, Checkpoints, ConsumerState, ProjectorRunner, BATCH, FLUSH_AFTER,
+};
 use super::fanout::Batch;
 use super::nats::{self, NatsBus};
 use crate::store::{now_millis, LogReader};
@@ -95,7 +97,10 @@ pub async fn run_projector(
                     flush_if(&mut runner, MAX_UNSAVED).await;
                 }
                 // Fell behind the feed: the log has what was dropped.
-                Err(broadcast::error::RecvError::Lagged(_)) => from_log = true,
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    caught_up_from_log(name, "lagged");
+                    from_log = true;
+                }
                 Err(broadcast::error::RecvError::Closed) => break,
             },
             _ = tokio::time::sleep(wait) => {
@@ -107,6 +112,9 @@ pub async fn run_projector(
                     .head()
                     .await
                     .map_or(true, |head| head > runner.checkpoint());
+                if from_log {
+                    caught_up_from_log(name, "quiet");
+                }
             }
             _ = nats::stopped(&mut ctx.stop) => {}
         }

@@ -121,9 +121,8 @@ impl Projector for CatalogProjector {
     async fn apply(&self, tx: &mut AnyConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
         let created: Vec<(&StoredEvent, CategoryEvent)> = parsed(events, Category::TYPE)?;
         let changes: Vec<(&StoredEvent, ServiceEvent)> = parsed(events, Service::TYPE)?;
-        let mut categories =
-            Rows::<CategoryRecord>::load(tx, created.iter().map(|(e, _)| e.aggregate_id.clone()))
-                .await?;
+        // A category is only ever created: its row is written whole.
+        let mut categories = Rows::<CategoryRecord>::default();
         let mut services =
             Rows::<ServiceRecord>::load(tx, changes.iter().map(|(e, _)| e.aggregate_id.clone()))
                 .await?;
