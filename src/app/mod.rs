@@ -159,8 +159,7 @@ struct Restored<A> {
 
 impl Loader {
     /// From the latest snapshot (if there is one in the current format that
-    /// still reads as this state) and the events after it, read together in
-    /// one statement.
+    /// still reads as this state) and the events after it.
     async fn load<A: Aggregate>(&self, id: &str) -> Result<Restored<A>, AppError> {
         let (snapshot, events) = self
             .log

@@ -129,76 +129,59 @@ impl LogReader {
             .context("reading an aggregate's history")
     }
 
-    /// What loading an aggregate needs, in one statement: its latest
-    /// snapshot in `format` (version and state JSON), if any, and the events
-    /// after it (all of them when there is none) — one round trip instead
-    /// of a snapshot lookup and then a load.
+    /// What loading an aggregate needs: its latest snapshot in `format`
+    /// (version and state JSON), if any, and the events after it (all of
+    /// them when there is none). Two statements, so that the second gets the
+    /// snapshot's version as a value: a bound computed inside one statement
+    /// is unknown to PostgreSQL's planner, which then guesses a third of the
+    /// stream and, on a log that is mostly one long stream, scans the whole
+    /// table (15 ms per load on a stream of 100,000 events). Events are never
+    /// changed, so a snapshot and the events after it are consistent without
+    /// a transaction around the two.
     pub async fn stream_after_snapshot(
         &self,
         aggregate_type: &str,
         aggregate_id: &str,
         format: i64,
     ) -> Result<(Option<(i64, String)>, Vec<StoredEvent>)> {
-        // The one-row `d` makes the result at least one row, so that a
-        // snapshot with no events after it still comes back; its state rides
-        // on the first row only (sequences are contiguous). The lower bound
-        // is a subquery of its own, not `s.version`: PostgreSQL's generic
-        // plan (a prepared statement run often) then still bounds the index
-        // scan by it, where a bound taken from the join was only a filter
-        // over the whole stream (36 ms on a stream of 100,000 events).
-        const SQL: &str = "SELECT s.version AS snapshot_version, \
-             CASE WHEN e.sequence IS NULL OR e.sequence = s.version + 1 THEN s.state END AS snapshot_state, \
-             e.position, e.aggregate_type, e.aggregate_id, e.sequence, e.event_type, \
-             e.event_version, e.payload, e.metadata, e.recorded_at \
-             FROM (SELECT 1 AS one) AS d \
-             LEFT JOIN aggregate_snapshots s \
-               ON s.aggregate_type = $1 AND s.aggregate_id = $2 AND s.format = $3 \
-             LEFT JOIN events e \
-               ON e.aggregate_type = $1 AND e.aggregate_id = $2 AND e.sequence > COALESCE( \
-                 (SELECT version FROM aggregate_snapshots \
-                   WHERE aggregate_type = $1 AND aggregate_id = $2 AND format = $3), 0) \
-             ORDER BY e.sequence";
-        // Every row carries the snapshot's version (NULL without one).
-        let (mut snapshot, mut state, mut events) = (None, None, Vec::new());
-        macro_rules! load {
-            ($pool:expr, $parse:ident) => {
-                let rows = sqlx::query(SQL)
+        const SNAPSHOT: &str = "SELECT version, state FROM aggregate_snapshots \
+             WHERE aggregate_type = $1 AND aggregate_id = $2 AND format = $3";
+        let snapshot: Option<(i64, String)> = match &self.pool {
+            TypedPool::Postgres(p) => {
+                sqlx::query_as(SNAPSHOT)
                     .bind(aggregate_type)
                     .bind(aggregate_id)
                     .bind(format)
-                    .fetch_all($pool)
+                    .fetch_optional(p)
                     .await
-                    .context("loading an aggregate")?;
-                for row in &rows {
-                    snapshot = row.try_get::<Option<i64>, _>("snapshot_version")?;
-                    if state.is_none() {
-                        state = row.try_get::<Option<String>, _>("snapshot_state")?;
-                    }
-                    if row.try_get::<Option<i64>, _>("position")?.is_some() {
-                        events.push($parse(row)?);
-                    }
-                }
-            };
-        }
-        match &self.pool {
-            TypedPool::Postgres(p) => {
-                load!(p, pg_row);
             }
             TypedPool::Sqlite(p) => {
-                load!(p, sqlite_row);
+                sqlx::query_as(SNAPSHOT)
+                    .bind(aggregate_type)
+                    .bind(aggregate_id)
+                    .bind(format)
+                    .fetch_optional(p)
+                    .await
             }
         }
-        match (snapshot, state) {
-            (None, _) => Ok((None, self.prepare(events).await?)),
-            (Some(version), Some(state)) => {
-                Ok((Some((version, state)), self.prepare(events).await?))
-            }
-            // Not expected (the state rides on the first row): the whole stream.
-            (Some(_), None) => Ok((
-                None,
-                self.aggregate_history(aggregate_type, aggregate_id).await?,
-            )),
-        }
+        .context("loading an aggregate's snapshot")?;
+        let after = snapshot.as_ref().map_or(0, |(version, _)| *version);
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
+             AND sequence > $3 ORDER BY sequence"
+        );
+        let events = self
+            .fetch(
+                &sql,
+                &[
+                    Arg::Text(aggregate_type),
+                    Arg::Text(aggregate_id),
+                    Arg::Int(after),
+                ],
+            )
+            .await
+            .context("loading an aggregate")?;
+        Ok((snapshot, events))
     }
 
     /// Up to `limit` events after `after` that match `filter`, by position

@@ -2,7 +2,7 @@
 //! that loading a long stream reads the latest snapshot and the events
 //! after it. The writer stores them with the events they cover (see
 //! `append::StreamAppend::snapshot`); loading reads a snapshot and the
-//! events after it in one statement (`LogReader::stream_after_snapshot`).
+//! events after it (`LogReader::stream_after_snapshot`).
 //!
 //! cqrs-es 0.5's own snapshots apply events twice when they update one, so
 //! Annals keeps its own, and a test checks that a load from a snapshot gives
