@@ -685,15 +685,17 @@ async fn background(env: &HashMap<String, String>) -> (i64, i64) {
 }
 
 /// A `VACUUM ANALYZE` of the bench's database between phases (what pgbench
-/// does before its own runs; it is told `-n` here): the autovacuum that
-/// one phase's inserts set off then does not land in the next.
+/// does before its own runs; it is told `-n` here), then a `CHECKPOINT`:
+/// the autovacuum that one phase's inserts set off, and the flush of the
+/// WAL it wrote, then do not land in the next.
 async fn settle(env: &HashMap<String, String>) {
     let vacuum = Instant::now();
     let db = pool(env).await;
     sqlx::query("VACUUM ANALYZE").execute(&db).await.unwrap();
+    sqlx::query("CHECKPOINT").execute(&db).await.unwrap();
     db.close().await;
     println!(
-        "(VACUUM ANALYZE in {:.1} s)",
+        "(VACUUM ANALYZE and CHECKPOINT in {:.1} s)",
         vacuum.elapsed().as_secs_f64()
     );
 }
@@ -930,12 +932,14 @@ async fn main() {
         caught_up.as_secs_f64()
     );
     audit_verify(&env, head);
+    let before = background(&env).await;
     let large = throughput(
         &server.base,
         &token_,
         &format!("server mode, {head} events stored"),
     )
     .await;
+    println!("(meanwhile {})", background_since(&env, before).await);
     report!(
         "server mode: command p99 with {head} events stored vs {small_log}: {} vs {} = {:.2} ×",
         ms(large.p99),

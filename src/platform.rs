@@ -69,6 +69,8 @@ pub struct Platform {
     pub log: LogReader,
     pub nats: Option<NatsBus>,
     pub(crate) appended: watch::Sender<i64>,
+    /// What this process's writer committed, for the relay and fan-out.
+    pub(crate) handoff: crate::store::Handoff,
     pub(crate) head: watch::Sender<i64>,
     pub(crate) consumers: Vec<Arc<ConsumerState>>,
     pub(crate) projectors: Vec<Arc<dyn Projector>>,

@@ -161,12 +161,14 @@ pub async fn connect(settings: Settings, modules: &[Box<dyn Module>]) -> Result<
     let log = db.log(upcasters.clone());
     let head = log.head().await.context("reading the log head")?;
     let appended = watch::channel(head).0;
+    let handoff = crate::store::Handoff::default();
     let commands = Arc::new(crate::app::Commands::new(
         db.typed.clone(),
         db.any.clone(),
         log.clone(),
         upcasters.clone(),
         appended.clone(),
+        handoff.clone(),
     ));
     let files = match &settings.files_s3_bucket {
         Some(bucket) => crate::files::FileStore::s3(bucket)?,
@@ -180,6 +182,7 @@ pub async fn connect(settings: Settings, modules: &[Box<dyn Module>]) -> Result<
         log,
         nats,
         appended,
+        handoff,
         head: watch::channel(head).0,
         consumers,
         projectors,
@@ -197,6 +200,7 @@ fn start_workers(
         derived: platform.db.derived.clone(),
         log: platform.log.clone(),
         appended: platform.appended.subscribe(),
+        handoff: platform.handoff.clone(),
         stop: stop_rx,
         nats: platform.nats.clone(),
     };

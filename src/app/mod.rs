@@ -233,9 +233,10 @@ impl Commands {
         log: LogReader,
         upcasters: Upcasters,
         appended: watch::Sender<i64>,
+        handoff: crate::store::Handoff,
     ) -> Self {
         Self {
-            writer: EventWriter::new(pool.clone()),
+            writer: EventWriter::new(pool.clone(), handoff),
             loader: Loader {
                 pool,
                 upcasters,

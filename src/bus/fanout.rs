@@ -1,6 +1,6 @@
 //! One feed of new events per process, shared by every projector in it:
-//! the log tailed after each local append (embedded mode), or one ordered
-//! JetStream consumer (server mode). Each event is read and decoded once
+//! what the process's writer committed, and the log for the rest (embedded
+//! mode), or one ordered JetStream consumer (server mode). Each event is read and decoded once
 //! per process instead of once per projector. The feed is a doorbell that
 //! carries the events: a projector that finds a gap, falls behind, or hears
 //! nothing while the log is ahead reads the log itself, so nothing the feed
@@ -20,6 +20,7 @@ use super::consumer::BATCH;
 use super::nats::{self, NatsBus};
 use super::workers::pause;
 use super::WorkerContext;
+use crate::store::Taker;
 
 /// Events in position order, without repeats.
 pub type Batch = Arc<Vec<StoredEvent>>;
@@ -69,16 +70,42 @@ pub async fn run_fanout(fanout: Fanout, start: i64, mut ctx: WorkerContext) -> R
     Ok(())
 }
 
-/// Embedded mode: the log after every local append, and every second for
-/// appends made by other processes (the CLI).
+/// Embedded mode: what this process's writer commits, handed over (see
+/// `store::Handoff`); the log after a gap or an append not handed over, and
+/// every second for appends made by other processes (the CLI).
 async fn tail_log(fanout: &Fanout, start: i64, ctx: &mut WorkerContext) {
     let mut position = start;
+    let mut taker = ctx.handoff.subscribe();
+    let mut poll_due = true;
     while !*ctx.stop.borrow() {
         // Appends from here on wake the wait below, even those made while
         // this read is under way.
-        ctx.appended.borrow_and_update();
+        let appended = *ctx.appended.borrow_and_update();
+        let handed = match taker.after(position) {
+            Some(events) if events.is_empty() && !poll_due && appended <= position => {
+                wait(ctx, &mut taker, &mut poll_due).await;
+                continue;
+            }
+            Some(events) if !events.is_empty() => {
+                // As stored: opened and upcast as a read of the log gives them.
+                ctx.log
+                    .prepare(events)
+                    .await
+                    .inspect_err(|err| {
+                        tracing::warn!(error = %format!("{err:#}"), "cannot open what the writer handed over; reading the log");
+                    })
+                    .ok()
+            }
+            _ => None,
+        };
+        if let Some(events) = handed {
+            position = events.last().map_or(position, |e| e.position);
+            fanout.send("writer", events);
+            continue;
+        }
         match ctx.log.read_after(position, BATCH).await {
             Ok(events) => {
+                poll_due = false;
                 let full = events.len() == BATCH as usize;
                 if let Some(last) = events.last() {
                     position = last.position;
@@ -94,11 +121,18 @@ async fn tail_log(fanout: &Fanout, start: i64, ctx: &mut WorkerContext) {
                 continue;
             }
         }
-        tokio::select! {
-            _ = ctx.appended.changed() => {}
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = nats::stopped(&mut ctx.stop) => {}
-        }
+        wait(ctx, &mut taker, &mut poll_due).await;
+    }
+}
+
+/// Until the next append (handed over or signalled), the next poll, or
+/// the process's stop.
+async fn wait(ctx: &mut WorkerContext, taker: &mut Taker, poll_due: &mut bool) {
+    tokio::select! {
+        _ = ctx.appended.changed() => {}
+        _ = taker.wait() => {}
+        _ = tokio::time::sleep(Duration::from_secs(1)) => *poll_due = true,
+        _ = nats::stopped(&mut ctx.stop) => {}
     }
 }
 

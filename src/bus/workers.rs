@@ -38,6 +38,8 @@ pub struct WorkerContext {
     pub log: LogReader,
     /// Position of the latest append made by this process.
     pub appended: watch::Receiver<i64>,
+    /// The events this process's writer committed (`store::Handoff`).
+    pub handoff: crate::store::Handoff,
     pub stop: watch::Receiver<bool>,
     pub nats: Option<NatsBus>,
 }
@@ -254,6 +256,9 @@ pub async fn run_relay(
     // The checkpoint as stored, and when it was last stored.
     let mut saved = 0;
     let mut saved_at: Option<Instant> = None;
+    let mut taker = ctx.handoff.subscribe();
+    // Read the log before trusting the handoff (at start, in a new term).
+    let mut poll_due = true;
     while !*ctx.stop.borrow() {
         if !leader || renewed.elapsed() > LEASE_TTL / 3 {
             let held = Lease::acquire(&ctx.pool, RELAY, &holder, LEASE_TTL)
@@ -279,6 +284,7 @@ pub async fn run_relay(
                     }
                 }
                 tracing::info!(checkpoint, "this process now relays the log to NATS");
+                poll_due = true;
                 state.advanced(checkpoint, None);
             }
             leader = held;
@@ -319,15 +325,26 @@ pub async fn run_relay(
         }
         // Appends from here on wake the wait below, even those made while
         // this read and its publication are under way.
-        ctx.appended.borrow_and_update();
-        // As stored: personal fields stay encrypted in NATS.
-        let events = match ctx.log.read_after_as_stored(checkpoint, BATCH).await {
-            Ok(events) => events,
-            Err(err) => {
-                tracing::warn!(error = %format!("{err:#}"), "relay cannot read the log");
-                pause(&mut ctx.stop, Duration::from_secs(1)).await;
-                continue;
-            }
+        let appended = *ctx.appended.borrow_and_update();
+        // What this process's writer handed over, when it follows on from
+        // the checkpoint, is published without reading it back. Otherwise
+        // the log: after a gap (another process's appends), an append not
+        // handed over, or when polling for other processes' appends. Both
+        // as stored: personal fields stay encrypted in NATS.
+        let (events, source) = match taker.after(checkpoint) {
+            Some(events) if !events.is_empty() => (events, "writer"),
+            Some(_) if !poll_due && appended <= checkpoint => (Vec::new(), "writer"),
+            _ => match ctx.log.read_after_as_stored(checkpoint, BATCH).await {
+                Ok(events) => {
+                    poll_due = false;
+                    (events, "log")
+                }
+                Err(err) => {
+                    tracing::warn!(error = %format!("{err:#}"), "relay cannot read the log");
+                    pause(&mut ctx.stop, Duration::from_secs(1)).await;
+                    continue;
+                }
+            },
         };
         if let Some(last) = events.last() {
             let (last_position, recorded_at) = (last.position, last.recorded_at);
@@ -335,6 +352,8 @@ pub async fn run_relay(
                 Ok(()) => {
                     checkpoint = last_position;
                     state.advanced(checkpoint, Some(recorded_at));
+                    metrics::counter!("annals_relay_events_total", "source" => source)
+                        .increment(events.len() as u64);
                 }
                 Err(err) => {
                     tracing::warn!(error = %format!("{err:#}"), "relay publish failed; retrying");
@@ -342,13 +361,14 @@ pub async fn run_relay(
                     continue;
                 }
             }
-            if events.len() == BATCH as usize {
+            // More may be waiting: handed over meanwhile, or past a full read.
+            if source == "writer" || events.len() == BATCH as usize {
                 continue;
             }
         }
-        // At the head as of the read: wait for the next append. Other
-        // processes' appends are seen by polling; ours at once. An unsaved
-        // checkpoint is saved when due.
+        // At the head: wait for the next append. Ours are handed over (or
+        // signalled, when they are not); other processes' are seen by
+        // polling. An unsaved checkpoint is saved when due.
         let poll = Duration::from_millis(50);
         let wait = match saved_at {
             _ if saved == checkpoint => poll,
@@ -357,7 +377,8 @@ pub async fn run_relay(
         };
         tokio::select! {
             _ = ctx.appended.changed() => {}
-            _ = tokio::time::sleep(wait) => {}
+            _ = taker.wait() => {}
+            _ = tokio::time::sleep(wait) => poll_due = true,
             _ = nats::stopped(&mut ctx.stop) => {}
         }
     }
@@ -420,18 +441,7 @@ mod tests {
         Arc::new(
             positions
                 .iter()
-                .map(|&position| StoredEvent {
-                    position,
-                    event_id: Uuid::nil(),
-                    aggregate_type: "t".into(),
-                    aggregate_id: "a".into(),
-                    sequence: position,
-                    event_type: "E".into(),
-                    event_version: "1".into(),
-                    payload: serde_json::Value::Null,
-                    metadata: Default::default(),
-                    recorded_at: chrono::Utc::now(),
-                })
+                .map(|&p| crate::store::event_at(p))
                 .collect(),
         )
     }

@@ -17,7 +17,9 @@ use sqlx::{Connection, PgPool, SqlitePool};
 use uuid::Uuid;
 
 use annals_domain::envelope::keys;
+use annals_domain::StoredEvent;
 
+use super::handoff::Handoff;
 use super::{now_millis, TypedPool};
 
 /// One event on its way into a stream.
@@ -165,11 +167,12 @@ impl std::fmt::Debug for Job {
 }
 
 impl EventWriter {
-    /// Starts this process's writer task (inside a tokio runtime).
-    pub fn new(pool: TypedPool) -> Self {
+    /// Starts this process's writer task (inside a tokio runtime); what it
+    /// commits whole is handed to `handoff`'s receivers.
+    pub fn new(pool: TypedPool, handoff: Handoff) -> Self {
         let (queue, jobs) = tokio::sync::mpsc::channel(4 * MAX_BATCH);
         let keys = super::privacy::Keys::new(pool.clone());
-        tokio::spawn(run_writer(pool, jobs));
+        tokio::spawn(run_writer(pool, jobs, handoff));
         Self { queue, keys }
     }
 
@@ -233,7 +236,14 @@ impl EventWriter {
     }
 }
 
-async fn run_writer(pool: TypedPool, mut jobs: tokio::sync::mpsc::Receiver<Job>) {
+/// Each unit's answer, in order.
+type Answers = Vec<Result<Committed, AppendError>>;
+
+/// A batch's answers, and its events as stored when every unit committed
+/// (empty otherwise: the receivers of the handoff read the log).
+type Written = (Answers, Vec<StoredEvent>);
+
+async fn run_writer(pool: TypedPool, mut jobs: tokio::sync::mpsc::Receiver<Job>, handoff: Handoff) {
     while let Some(first) = jobs.recv().await {
         let mut size = first.units.len();
         let mut batch = vec![first];
@@ -250,18 +260,25 @@ async fn run_writer(pool: TypedPool, mut jobs: tokio::sync::mpsc::Receiver<Job>)
         let units: Vec<&CommitUnit> = batch.iter().flat_map(|j| j.units.iter()).collect();
         // A bug that panics in one batch must not stop every later commit
         // of the process: that batch's outcome is unknown, the writer goes on.
-        let committed = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(async {
-            match &pool {
-                TypedPool::Postgres(pool) => commit_pg(pool, &units).await,
-                TypedPool::Sqlite(pool) => commit_sqlite(pool, &units).await,
-            }
-        }))
-        .await
-        .unwrap_or_else(|_| {
-            tracing::error!("the writer panicked in a batch");
-            let unknown = AppendError::OutcomeUnknown("the writer failed mid-batch".into());
-            units.iter().map(|_| Err(unknown.clone())).collect()
-        });
+        let (committed, stored) =
+            futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(async {
+                match &pool {
+                    TypedPool::Postgres(pool) => commit_pg(pool, &units).await,
+                    TypedPool::Sqlite(pool) => commit_sqlite(pool, &units).await,
+                }
+            }))
+            .await
+            .unwrap_or_else(|_| {
+                tracing::error!("the writer panicked in a batch");
+                let unknown = AppendError::OutcomeUnknown("the writer failed mid-batch".into());
+                (
+                    units.iter().map(|_| Err(unknown.clone())).collect(),
+                    Vec::new(),
+                )
+            });
+        // Before the answers: the appended position a command reports
+        // then never runs ahead of what the relay has been handed.
+        handoff.send(stored);
         let mut results = committed.into_iter();
         for job in batch {
             let answers: Vec<_> = results.by_ref().take(job.units.len()).collect();
@@ -445,10 +462,15 @@ fn after_commit() -> Result<(), AppendError> {
     Ok(())
 }
 
-async fn commit_pg(pool: &PgPool, units: &[&CommitUnit]) -> Vec<Result<Committed, AppendError>> {
-    if let Some(results) = commit_pg_at_once(pool, units).await {
-        return results;
+async fn commit_pg(pool: &PgPool, units: &[&CommitUnit]) -> Written {
+    if let Some(written) = commit_pg_at_once(pool, units).await {
+        return written;
     }
+    (commit_pg_units(pool, units).await, Vec::new())
+}
+
+/// Unit by unit, each in a savepoint.
+async fn commit_pg_units(pool: &PgPool, units: &[&CommitUnit]) -> Answers {
     commit_batch!(pool, units, insert_pg)
 }
 
@@ -468,7 +490,7 @@ struct Columns<'a> {
 /// snapshot, each unit's key (a taken key rolls back and answers `None`:
 /// go unit by unit), the failpoints, COMMIT.
 macro_rules! finish_at_once {
-    ($tx:ident, $units:ident, $positions:ident, $failed:ident) => {{
+    ($tx:ident, $units:ident, $positions:ident, $stored:ident, $failed:ident) => {{
         let (mut tx, units, positions, failed) = ($tx, $units, $positions, $failed);
         if units.iter().any(|u| u.streams.len() > 1) {
             // Where a unit of several streams would be half-written.
@@ -514,7 +536,7 @@ macro_rules! finish_at_once {
             return failed(AppendError::OutcomeUnknown(err.to_string()));
         }
         match after_commit() {
-            Ok(()) => Some(results),
+            Ok(()) => Some((results, $stored)),
             Err(err) => failed(err),
         }
     }};
@@ -526,11 +548,9 @@ macro_rules! finish_at_once {
 /// a unit cannot commit (a stream conflicts, a key is taken) the whole
 /// transaction is rolled back and `None` says: go unit by unit, in
 /// savepoints, so that unit fails alone.
-async fn commit_pg_at_once(
-    pool: &PgPool,
-    units: &[&CommitUnit],
-) -> Option<Vec<Result<Committed, AppendError>>> {
-    let failed = |err: AppendError| Some(units.iter().map(|_| Err(err.clone())).collect());
+async fn commit_pg_at_once(pool: &PgPool, units: &[&CommitUnit]) -> Option<Written> {
+    let failed =
+        |err: AppendError| Some((units.iter().map(|_| Err(err.clone())).collect(), Vec::new()));
     let columns = columns_of(units);
     // Nothing to write but the events: one INSERT is one transaction, so it
     // goes alone, without BEGIN and COMMIT — one round trip for the batch.
@@ -544,8 +564,8 @@ async fn commit_pg_at_once(
         Ok(tx) => tx,
         Err(err) => return failed(classify(err)),
     };
-    let positions = match insert_columns(&mut tx, &columns).await {
-        Ok(positions) => positions,
+    let (positions, stored) = match insert_columns(&mut tx, &columns).await {
+        Ok(inserted) => inserted,
         Err(err) => {
             let own = is_unique_violation(&err)
                 || matches!(classify_ref(&err), AppendError::Conflict { .. });
@@ -553,7 +573,7 @@ async fn commit_pg_at_once(
             return if own { None } else { failed(classify(err)) };
         }
     };
-    finish_at_once!(tx, units, positions, failed)
+    finish_at_once!(tx, units, positions, stored, failed)
 }
 
 fn columns_of<'a>(units: &[&'a CommitUnit]) -> Columns<'a> {
@@ -579,31 +599,60 @@ fn columns_of<'a>(units: &[&'a CommitUnit]) -> Columns<'a> {
 /// Where each stream's last event landed: (type, id, sequence) → position.
 type Positions = HashMap<(String, String, i64), i64>;
 
-/// Every event of the batch in one INSERT; the positions by RETURNING.
+/// Where each row of the events table landed, by its stream and sequence.
+macro_rules! positions_of {
+    ($rows:expr) => {{
+        use sqlx::Row;
+        let mut positions = Positions::with_capacity($rows.len());
+        for row in &$rows {
+            let stream = (
+                row.try_get("aggregate_type")?,
+                row.try_get("aggregate_id")?,
+                row.try_get("sequence")?,
+            );
+            positions.insert(stream, row.try_get("position")?);
+        }
+        positions
+    }};
+}
+
+/// Every event of the batch in one INSERT; by RETURNING the rows as
+/// stored (for the handoff), and so the positions.
 async fn insert_columns(
     conn: &mut sqlx::PgConnection,
     columns: &Columns<'_>,
-) -> Result<Positions, sqlx::Error> {
-    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+) -> Result<(Positions, Vec<StoredEvent>), sqlx::Error> {
+    let sql = format!(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
          SELECT a, i, s, t, v, p::json, m::json \
            FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[]) \
              AS u(a, i, s, t, v, p, m) \
-         RETURNING aggregate_type, aggregate_id, sequence, position",
-    )
-    .bind(&columns.types)
-    .bind(&columns.ids)
-    .bind(&columns.sequences)
-    .bind(&columns.event_types)
-    .bind(&columns.versions)
-    .bind(&columns.payloads)
-    .bind(&columns.metadata)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(a, i, s, p)| ((a, i, s), p))
-        .collect())
+         RETURNING {}",
+        super::log::COLUMNS
+    );
+    let rows = sqlx::query(&sql)
+        .bind(&columns.types)
+        .bind(&columns.ids)
+        .bind(&columns.sequences)
+        .bind(&columns.event_types)
+        .bind(&columns.versions)
+        .bind(&columns.payloads)
+        .bind(&columns.metadata)
+        .fetch_all(conn)
+        .await?;
+    Ok((
+        positions_of!(rows),
+        stored(rows.iter().map(super::log::pg_row)),
+    ))
+}
+
+/// Rows as stored events; none when one does not decode (a bug: the
+/// handoff's receivers then read the log, the commit stands).
+fn stored(rows: impl Iterator<Item = anyhow::Result<StoredEvent>>) -> Vec<StoredEvent> {
+    rows.collect::<anyhow::Result<_>>().unwrap_or_else(|err| {
+        tracing::error!(error = %format!("{err:#}"), "a row just written does not decode");
+        Vec::new()
+    })
 }
 
 /// A batch of events alone (no key, no snapshot): its one INSERT is its
@@ -612,8 +661,9 @@ async fn insert_pg_alone(
     pool: &PgPool,
     units: &[&CommitUnit],
     columns: &Columns<'_>,
-) -> Option<Vec<Result<Committed, AppendError>>> {
-    let failed = |err: AppendError| Some(units.iter().map(|_| Err(err.clone())).collect());
+) -> Option<Written> {
+    let failed =
+        |err: AppendError| Some((units.iter().map(|_| Err(err.clone())).collect(), Vec::new()));
     let mut conn = match pool.acquire().await {
         Ok(conn) => conn,
         Err(err) => return failed(classify(err)),
@@ -628,8 +678,8 @@ async fn insert_pg_alone(
     if let Err(err) = before_commit() {
         return failed(err);
     }
-    let positions = match insert_columns(&mut conn, columns).await {
-        Ok(positions) => positions,
+    let (positions, stored) = match insert_columns(&mut conn, columns).await {
+        Ok(inserted) => inserted,
         Err(err) if is_unique_violation(&err) => return None,
         Err(err) if matches!(classify_ref(&err), AppendError::Conflict { .. }) => return None,
         // Refused by the database: the statement, its own transaction, is
@@ -643,7 +693,7 @@ async fn insert_pg_alone(
         .map(|unit| Ok(finished(landed(unit, &positions))))
         .collect();
     match after_commit() {
-        Ok(()) => Some(results),
+        Ok(()) => Some((results, stored)),
         Err(err) => failed(err),
     }
 }
@@ -669,13 +719,15 @@ fn landed(unit: &CommitUnit, positions: &Positions) -> Vec<CommittedStream> {
         .collect()
 }
 
-async fn commit_sqlite(
-    pool: &SqlitePool,
-    units: &[&CommitUnit],
-) -> Vec<Result<Committed, AppendError>> {
-    if let Some(results) = commit_sqlite_at_once(pool, units).await {
-        return results;
+async fn commit_sqlite(pool: &SqlitePool, units: &[&CommitUnit]) -> Written {
+    if let Some(written) = commit_sqlite_at_once(pool, units).await {
+        return written;
     }
+    (commit_sqlite_units(pool, units).await, Vec::new())
+}
+
+/// Unit by unit, each in a savepoint.
+async fn commit_sqlite_units(pool: &SqlitePool, units: &[&CommitUnit]) -> Answers {
     commit_batch!(pool, units, insert_sqlite)
 }
 
@@ -686,11 +738,9 @@ const SQLITE_ROWS_PER_INSERT: usize = 1_000;
 /// marks: SQLite's numbered ones cost n² to bind), then the positions the
 /// trigger gave — the batch holds the write lock, so its rows are the last
 /// ones of the log.
-async fn commit_sqlite_at_once(
-    pool: &SqlitePool,
-    units: &[&CommitUnit],
-) -> Option<Vec<Result<Committed, AppendError>>> {
-    let failed = |err: AppendError| Some(units.iter().map(|_| Err(err.clone())).collect());
+async fn commit_sqlite_at_once(pool: &SqlitePool, units: &[&CommitUnit]) -> Option<Written> {
+    let failed =
+        |err: AppendError| Some((units.iter().map(|_| Err(err.clone())).collect(), Vec::new()));
     let mut tx = match super::begin_write(pool).await {
         Ok(tx) => tx,
         Err(err) => return failed(classify(err)),
@@ -725,21 +775,25 @@ async fn commit_sqlite_at_once(
             return if own { None } else { failed(classify(err)) };
         }
     }
-    let numbered: Result<Vec<(String, String, i64, i64)>, sqlx::Error> = sqlx::query_as(
-        "SELECT aggregate_type, aggregate_id, sequence, position FROM events \
-         WHERE position > (SELECT MAX(position) FROM events) - ?",
-    )
-    .bind(rows.len() as i64)
-    .fetch_all(&mut *tx)
+    // The batch's rows as stored (for the handoff), and so the positions.
+    let sql = format!(
+        "SELECT {} FROM events WHERE position > (SELECT MAX(position) FROM events) - ?",
+        super::log::COLUMNS
+    );
+    let numbered = async {
+        let rows = sqlx::query(&sql)
+            .bind(rows.len() as i64)
+            .fetch_all(&mut *tx)
+            .await?;
+        let stored = stored(rows.iter().map(super::log::sqlite_row));
+        Ok::<_, sqlx::Error>((positions_of!(rows), stored))
+    }
     .await;
-    let positions: Positions = match numbered {
-        Ok(rows) => rows
-            .into_iter()
-            .map(|(a, i, s, p)| ((a, i, s), p))
-            .collect(),
+    let (positions, stored) = match numbered {
+        Ok(numbered) => numbered,
         Err(err) => return failed(classify(err)),
     };
-    finish_at_once!(tx, units, positions, failed)
+    finish_at_once!(tx, units, positions, stored, failed)
 }
 
 /// One unit's streams, one multi-row INSERT each; the position trigger

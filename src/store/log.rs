@@ -17,7 +17,7 @@ use annals_domain::StoredEvent;
 
 use super::TypedPool;
 
-const COLUMNS: &str = "position, aggregate_type, aggregate_id, sequence, event_type, \
+pub(super) const COLUMNS: &str = "position, aggregate_type, aggregate_id, sequence, event_type, \
                        event_version, payload, metadata, recorded_at";
 
 /// Upcasters shared by the log reader and every command bus.
@@ -146,23 +146,19 @@ impl LogReader {
     ) -> Result<(Option<(i64, String)>, Vec<StoredEvent>)> {
         const SNAPSHOT: &str = "SELECT version, state FROM aggregate_snapshots \
              WHERE aggregate_type = $1 AND aggregate_id = $2 AND format = $3";
+        macro_rules! snapshot {
+            ($pool:expr) => {
+                sqlx::query_as(SNAPSHOT)
+                    .bind(aggregate_type)
+                    .bind(aggregate_id)
+                    .bind(format)
+                    .fetch_optional($pool)
+                    .await
+            };
+        }
         let snapshot: Option<(i64, String)> = match &self.pool {
-            TypedPool::Postgres(p) => {
-                sqlx::query_as(SNAPSHOT)
-                    .bind(aggregate_type)
-                    .bind(aggregate_id)
-                    .bind(format)
-                    .fetch_optional(p)
-                    .await
-            }
-            TypedPool::Sqlite(p) => {
-                sqlx::query_as(SNAPSHOT)
-                    .bind(aggregate_type)
-                    .bind(aggregate_id)
-                    .bind(format)
-                    .fetch_optional(p)
-                    .await
-            }
+            TypedPool::Postgres(p) => snapshot!(p),
+            TypedPool::Sqlite(p) => snapshot!(p),
         }
         .context("loading an aggregate's snapshot")?;
         let after = snapshot.as_ref().map_or(0, |(version, _)| *version);
@@ -344,7 +340,7 @@ fn event_id(metadata: &HashMap<String, String>) -> Uuid {
         .unwrap_or(Uuid::nil())
 }
 
-fn pg_row(row: &sqlx::postgres::PgRow) -> Result<StoredEvent> {
+pub(super) fn pg_row(row: &sqlx::postgres::PgRow) -> Result<StoredEvent> {
     let metadata = metadata_map(row.try_get("metadata")?)?;
     Ok(StoredEvent {
         position: row.try_get("position")?,
@@ -360,7 +356,7 @@ fn pg_row(row: &sqlx::postgres::PgRow) -> Result<StoredEvent> {
     })
 }
 
-fn sqlite_row(row: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent> {
+pub(super) fn sqlite_row(row: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent> {
     let payload: String = row.try_get("payload")?;
     let metadata: String = row.try_get("metadata")?;
     let metadata = metadata_map(serde_json::from_str(&metadata)?)?;

@@ -3,6 +3,7 @@
 //! checkpoints and idempotency records.
 
 mod append;
+mod handoff;
 mod idempotency;
 mod log;
 pub mod privacy;
@@ -22,6 +23,7 @@ pub use append::{
     AppendError, CommitUnit, Committed, CommittedStream, EventWriter, IdempotencyRecord, NewEvent,
     Outcome, Snapshot, StreamAppend,
 };
+pub use handoff::{Handed, Handoff, Taker};
 pub use idempotency::{IdempotencyKeys, Recorded};
 pub use log::{FeedFilter, LogReader, Upcasters};
 pub use repo::EventRepo;
@@ -237,4 +239,21 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
         // SQLite 5/6 busy/locked.
         c.starts_with("08") || c == "57P01" || c == "57P02" || c == "57P03" || c == "5" || c == "6"
     }))
+}
+
+/// An event at `position` with nothing else of note, for unit tests.
+#[cfg(test)]
+pub(crate) fn event_at(position: i64) -> annals_domain::StoredEvent {
+    annals_domain::StoredEvent {
+        position,
+        event_id: uuid::Uuid::nil(),
+        aggregate_type: "t".into(),
+        aggregate_id: "a".into(),
+        sequence: position,
+        event_type: "E".into(),
+        event_version: "1".into(),
+        payload: serde_json::Value::Null,
+        metadata: Default::default(),
+        recorded_at: chrono::Utc::now(),
+    }
 }

@@ -2,6 +2,7 @@
 //! rebuild from the log gives the same answers, and an event that keeps
 //! failing stops its consumer visibly instead of being skipped.
 
+use futures::StreamExt;
 use serde_json::json;
 
 use crate::both_modes;
@@ -343,21 +344,8 @@ async fn an_event_that_keeps_failing_stops_its_consumer_and_shows_in_readyz(mode
         ))
         .await;
     assert_eq!(status, 503, "{problem}");
-    let metrics = app
-        .http()
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains(&format!(
-            "annals_consumer_failed{{consumer=\"{CONSUMER}\"}} 1"
-        )),
-        "{metrics}"
-    );
+    let failed = format!("annals_consumer_failed{{consumer=\"{CONSUMER}\"}}");
+    assert_eq!(counter(&app, &failed).await, 1.0, "{failed}");
 }
 both_modes!(an_event_that_keeps_failing_stops_its_consumer_and_shows_in_readyz);
 
@@ -578,14 +566,15 @@ both_modes!(a_read_model_passes_over_events_it_ignores_and_stores_the_checkpoint
 
 /// The process's read models are fed by one fan-out: in server mode the
 /// events come through JetStream (one ordered consumer for the process,
-/// not one per read model), in embedded mode from the log; each event is
-/// counted once however many read models there are. (A process of its
-/// own: metrics are per process.)
+/// not one per read model), in embedded mode as the process's writer
+/// committed them, not read back from the log; each event is counted once
+/// however many read models there are. (A process of its own: metrics are
+/// per process.)
 async fn read_models_are_fed_by_one_fan_out_per_process(mode: Mode) {
     let source = if mode == Mode::Server {
         "jetstream"
     } else {
-        "log"
+        "writer"
     };
     let app = ChildApp::start(Backing::new(mode).await).await;
     load(&app, 3).await;
@@ -600,26 +589,11 @@ async fn read_models_are_fed_by_one_fan_out_per_process(mode: Mode) {
         .fetch_one(&pool)
         .await
         .unwrap();
-    let line = format!("annals_fanout_events_total{{source=\"{source}\"}} ");
-    let fed = |metrics: String| -> f64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(&line))
-            .map_or(0.0, |v| v.trim().parse().unwrap())
-    };
+    let line = format!("annals_fanout_events_total{{source=\"{source}\"}}");
     // The fan-out counts a batch after handing it out: wait for the count.
     let started = std::time::Instant::now();
     let count = loop {
-        let metrics = app
-            .http()
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let count = fed(metrics);
+        let count = counter(&app, &line).await;
         if count >= 15.0 || started.elapsed() > std::time::Duration::from_secs(10) {
             break count;
         }
@@ -631,3 +605,98 @@ async fn read_models_are_fed_by_one_fan_out_per_process(mode: Mode) {
     );
 }
 both_modes!(read_models_are_fed_by_one_fan_out_per_process);
+
+/// A counter's value in a process's `/metrics` (0 when not there yet).
+async fn counter(app: &impl Api, series: &str) -> f64 {
+    let metrics = app
+        .http()
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+/// Accounts under `prefix`, each opened and given a deposit.
+async fn accounts(app: &impl Api, prefix: &str, count: usize) {
+    for a in 0..count {
+        let id = format!("{prefix}-{a:02}");
+        app.open(&id).await;
+        let deposit = format!("/api/v1/test-accounts/{id}/deposit");
+        let response = app.post(&deposit, json!({"amount": 10})).await;
+        assert_eq!(response.status(), 200);
+    }
+}
+
+/// Two processes on one PostgreSQL write at once; the relay (one of them)
+/// publishes every event once, in position order — what its own process
+/// committed as its writer handed it over, without reading it back, and
+/// the other process's appends from the log.
+#[tokio::test]
+async fn the_relay_publishes_two_processes_events_once_and_in_order() {
+    let backing = Backing::new(Mode::Server).await;
+    let one = ChildApp::start(backing.clone()).await;
+    let two = ChildApp::start(backing.clone()).await;
+    tokio::join!(accounts(&one, "one", 10), accounts(&two, "two", 10));
+    one.settle().await;
+    // One command at a time on each, with the relay at the head before
+    // each: the relay's own process hands its batch over whole.
+    for (n, app) in [&one, &two, &one, &two].into_iter().enumerate() {
+        accounts(app, &format!("after-{n}"), 1).await;
+        one.settle().await;
+    }
+    let pool = backing.pool().await;
+    let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let prefix = &backing.env["ANNALS_NATS_PREFIX"];
+    let stream = format!("{}_EVENTS", prefix.to_uppercase().replace('-', "_"));
+    let client = async_nats::connect(&backing.env["NATS_URL"]).await.unwrap();
+    let stream = async_nats::jetstream::new(client)
+        .get_stream(&stream)
+        .await
+        .unwrap();
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+        .await
+        .unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    let mut published = Vec::new();
+    while published.len() < head as usize {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(10), messages.next())
+            .await
+            .expect("JetStream holds the whole log")
+            .unwrap()
+            .unwrap();
+        let event: annals_domain::StoredEvent = serde_json::from_slice(&message.payload).unwrap();
+        published.push(event.position);
+    }
+    assert_eq!(
+        published,
+        (1..=head).collect::<Vec<_>>(),
+        "once each, in order"
+    );
+    let stored = stream.clone().info().await.unwrap().state.messages;
+    assert_eq!(stored, head as u64, "nothing published twice");
+    let mut by_source = [0.0, 0.0];
+    for app in [&one, &two] {
+        for (i, source) in ["writer", "log"].into_iter().enumerate() {
+            let series = format!("annals_relay_events_total{{source=\"{source}\"}}");
+            by_source[i] += counter(app, &series).await;
+        }
+    }
+    let [handed, read] = by_source;
+    assert!(handed > 0.0, "the relay's own commits were handed over");
+    assert!(
+        read > 0.0,
+        "the other process's appends were read from the log"
+    );
+    assert!(handed + read >= head as f64, "{handed} + {read} < {head}");
+}
