@@ -1031,8 +1031,6 @@ async fn log_catch_ups(base: &str) -> String {
     }
 }
 
-/// `BENCH_ONLY=lag`: only the commit → read model lag phases (server
-/// mode), with the CPU each process spent; RESULTS.md is left alone.
 /// `BENCH_ONLY=stream`: only the long-stream figure, on an otherwise small
 /// log; RESULTS.md is left alone.
 async fn stream_only(pg: &Postgres, nats: &Nats) {
@@ -1051,6 +1049,15 @@ async fn stream_only(pg: &Postgres, nats: &Nats) {
     for line in lines {
         println!("{line}");
     }
+    print_cpu(&before, after);
+}
+
+/// The CPU each process spent between two `cpu_by_process` readings
+/// (those that spent more than 0.2 s).
+fn print_cpu(
+    before: &std::collections::BTreeMap<String, f64>,
+    after: std::collections::BTreeMap<String, f64>,
+) {
     for (name, seconds) in after {
         let spent = seconds - before.get(&name).copied().unwrap_or(0.0);
         if spent > 0.2 {
@@ -1059,6 +1066,8 @@ async fn stream_only(pg: &Postgres, nats: &Nats) {
     }
 }
 
+/// `BENCH_ONLY=lag`: only the commit → read model lag phases (server
+/// mode), with the CPU each process spent; RESULTS.md is left alone.
 async fn lag_only(pg: &Postgres, nats: &Nats) {
     let dir = tempfile::tempdir().unwrap();
     let env = environment(&dir, Some((pg, nats))).await;
@@ -1083,12 +1092,7 @@ async fn lag_only(pg: &Postgres, nats: &Nats) {
             println!("{line}");
         }
         db.close().await;
-        for (name, seconds) in after {
-            let spent = seconds - before.get(&name).copied().unwrap_or(0.0);
-            if spent > 0.2 {
-                println!("  {name}: {spent:.1} CPU s");
-            }
-        }
+        print_cpu(&before, after);
     }
 }
 
