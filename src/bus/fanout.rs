@@ -1,7 +1,7 @@
 //! One feed of new events per process, shared by every projector in it:
 //! what the process's writer committed, and the log for the rest (embedded
-//! mode), or one ordered JetStream consumer (server mode). Each event is read and decoded once
-//! per process instead of once per projector. The feed is a doorbell that
+//! mode), or one ordered JetStream consumer (server mode). Each event is
+//! read and decoded once per process instead of once per projector. The feed is a doorbell that
 //! carries the events: a projector that finds a gap, falls behind, or hears
 //! nothing while the log is ahead reads the log itself, so nothing the feed
 //! misses (a NATS outage, a recreated consumer) is lost.
@@ -20,7 +20,7 @@ use super::consumer::BATCH;
 use super::nats::{self, NatsBus};
 use super::workers::pause;
 use super::WorkerContext;
-use crate::store::Taker;
+use crate::store::{Next, Taker};
 
 /// Events in position order, without repeats.
 pub type Batch = Arc<Vec<StoredEvent>>;
@@ -76,36 +76,31 @@ pub async fn run_fanout(fanout: Fanout, start: i64, mut ctx: WorkerContext) -> R
 async fn tail_log(fanout: &Fanout, start: i64, ctx: &mut WorkerContext) {
     let mut position = start;
     let mut taker = ctx.handoff.subscribe();
-    let mut poll_due = true;
     while !*ctx.stop.borrow() {
         // Appends from here on wake the wait below, even those made while
         // this read is under way.
         let appended = *ctx.appended.borrow_and_update();
-        let handed = match taker.after(position) {
-            Some(events) if events.is_empty() && !poll_due && appended <= position => {
-                wait(ctx, &mut taker, &mut poll_due).await;
+        match taker.next(position, appended) {
+            Next::Wait => {
+                wait(ctx, &mut taker).await;
                 continue;
             }
-            Some(events) if !events.is_empty() => {
-                // As stored: opened and upcast as a read of the log gives them.
-                ctx.log
-                    .prepare(events)
-                    .await
-                    .inspect_err(|err| {
-                        tracing::warn!(error = %format!("{err:#}"), "cannot open what the writer handed over; reading the log");
-                    })
-                    .ok()
-            }
-            _ => None,
-        };
-        if let Some(events) = handed {
-            position = events.last().map_or(position, |e| e.position);
-            fanout.send("writer", events);
-            continue;
+            // As stored: opened and upcast as a read of the log gives them.
+            Next::Handed(events) => match ctx.log.prepare(events).await {
+                Ok(events) => {
+                    position = events.last().map_or(position, |e| e.position);
+                    fanout.send("writer", events);
+                    continue;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %format!("{err:#}"), "cannot open what the writer handed over; reading the log");
+                }
+            },
+            Next::ReadLog => {}
         }
         match ctx.log.read_after(position, BATCH).await {
             Ok(events) => {
-                poll_due = false;
+                taker.log_read();
                 let full = events.len() == BATCH as usize;
                 if let Some(last) = events.last() {
                     position = last.position;
@@ -121,17 +116,17 @@ async fn tail_log(fanout: &Fanout, start: i64, ctx: &mut WorkerContext) {
                 continue;
             }
         }
-        wait(ctx, &mut taker, &mut poll_due).await;
+        wait(ctx, &mut taker).await;
     }
 }
 
 /// Until the next append (handed over or signalled), the next poll, or
 /// the process's stop.
-async fn wait(ctx: &mut WorkerContext, taker: &mut Taker, poll_due: &mut bool) {
+async fn wait(ctx: &mut WorkerContext, taker: &mut Taker) {
     tokio::select! {
         _ = ctx.appended.changed() => {}
         _ = taker.wait() => {}
-        _ = tokio::time::sleep(Duration::from_secs(1)) => *poll_due = true,
+        _ = tokio::time::sleep(Duration::from_secs(1)) => taker.poll(),
         _ = nats::stopped(&mut ctx.stop) => {}
     }
 }

@@ -18,7 +18,7 @@ use super::consumer::{
 };
 use super::fanout::Batch;
 use super::nats::{self, NatsBus};
-use crate::store::{now_millis, LogReader};
+use crate::store::{now_millis, LogReader, Next};
 
 /// Checkpoint name of the relay to NATS.
 pub const RELAY: &str = "nats-relay";
@@ -257,8 +257,6 @@ pub async fn run_relay(
     let mut saved = 0;
     let mut saved_at: Option<Instant> = None;
     let mut taker = ctx.handoff.subscribe();
-    // Read the log before trusting the handoff (at start, in a new term).
-    let mut poll_due = true;
     while !*ctx.stop.borrow() {
         if !leader || renewed.elapsed() > LEASE_TTL / 3 {
             let held = Lease::acquire(&ctx.pool, RELAY, &holder, LEASE_TTL)
@@ -284,7 +282,8 @@ pub async fn run_relay(
                     }
                 }
                 tracing::info!(checkpoint, "this process now relays the log to NATS");
-                poll_due = true;
+                // Read the log before trusting the handoff.
+                taker.poll();
                 state.advanced(checkpoint, None);
             }
             leader = held;
@@ -331,12 +330,12 @@ pub async fn run_relay(
         // the log: after a gap (another process's appends), an append not
         // handed over, or when polling for other processes' appends. Both
         // as stored: personal fields stay encrypted in NATS.
-        let (events, source) = match taker.after(checkpoint) {
-            Some(events) if !events.is_empty() => (events, "writer"),
-            Some(_) if !poll_due && appended <= checkpoint => (Vec::new(), "writer"),
-            _ => match ctx.log.read_after_as_stored(checkpoint, BATCH).await {
+        let (events, source) = match taker.next(checkpoint, appended) {
+            Next::Handed(events) => (events, "writer"),
+            Next::Wait => (Vec::new(), "nothing"),
+            Next::ReadLog => match ctx.log.read_after_as_stored(checkpoint, BATCH).await {
                 Ok(events) => {
-                    poll_due = false;
+                    taker.log_read();
                     (events, "log")
                 }
                 Err(err) => {
@@ -378,7 +377,7 @@ pub async fn run_relay(
         tokio::select! {
             _ = ctx.appended.changed() => {}
             _ = taker.wait() => {}
-            _ = tokio::time::sleep(wait) => poll_due = true,
+            _ = tokio::time::sleep(wait) => taker.poll(),
             _ = nats::stopped(&mut ctx.stop) => {}
         }
     }

@@ -55,6 +55,7 @@ impl Handoff {
             receiver: self.sender.subscribe(),
             pending: VecDeque::new(),
             lagged: false,
+            poll_due: true,
         }
     }
 }
@@ -64,6 +65,20 @@ pub struct Taker {
     receiver: broadcast::Receiver<Handed>,
     pending: VecDeque<Handed>,
     lagged: bool,
+    /// The log is to be read for appends that are not handed over (other
+    /// processes'): at first, and whenever the receiver's poll comes round.
+    poll_due: bool,
+}
+
+/// What a receiver at a position does next.
+#[derive(Debug)]
+pub enum Next {
+    /// Publish or apply these: they follow on from the position.
+    Handed(Vec<StoredEvent>),
+    /// Read the log from the position (then `log_read`).
+    ReadLog,
+    /// Nothing new: wait (`Taker::wait`, or the receiver's poll).
+    Wait,
 }
 
 impl Taker {
@@ -77,11 +92,34 @@ impl Taker {
         }
     }
 
+    /// What to do at `position`, given `appended`, the latest position
+    /// this process reported committed: the handed events that follow on;
+    /// else the log, when there was a gap, an append of this process was
+    /// not handed over (written unit by unit), or a poll is due; else wait.
+    pub fn next(&mut self, position: i64, appended: i64) -> Next {
+        match self.after(position) {
+            Some(events) if !events.is_empty() => Next::Handed(events),
+            Some(_) if !self.poll_due && appended <= position => Next::Wait,
+            _ => Next::ReadLog,
+        }
+    }
+
+    /// The log was read up to its head: no poll is due.
+    pub fn log_read(&mut self) {
+        self.poll_due = false;
+    }
+
+    /// Time to read the log for other processes' appends (and, for the
+    /// relay, at the start of a term).
+    pub fn poll(&mut self) {
+        self.poll_due = true;
+    }
+
     /// The handed events with a position above `after`: `Some` when they
     /// follow on from it without a gap (empty when nothing new was handed),
     /// `None` when the log must be read instead. Takes every batch handed
     /// so far.
-    pub fn after(&mut self, after: i64) -> Option<Vec<StoredEvent>> {
+    fn after(&mut self, after: i64) -> Option<Vec<StoredEvent>> {
         loop {
             match self.receiver.try_recv() {
                 Ok(batch) => self.pending.push_back(batch),
@@ -134,6 +172,22 @@ mod tests {
         handoff.send(vec![event(7)]);
         assert_eq!(positions(taker.after(5)), None);
         assert_eq!(positions(taker.after(7)), Some(vec![]), "the gap is gone");
+    }
+
+    #[test]
+    fn a_taker_reads_the_log_at_first_for_unhanded_appends_and_when_polled() {
+        let handoff = Handoff::default();
+        let mut taker = handoff.subscribe();
+        assert!(matches!(taker.next(0, 0), Next::ReadLog), "at first");
+        taker.log_read();
+        assert!(matches!(taker.next(0, 0), Next::Wait));
+        handoff.send(vec![event(1)]);
+        assert!(matches!(taker.next(0, 1), Next::Handed(e) if e.len() == 1));
+        // Position 2 committed here but not handed over (unit by unit).
+        assert!(matches!(taker.next(1, 2), Next::ReadLog));
+        assert!(matches!(taker.next(2, 2), Next::Wait));
+        taker.poll();
+        assert!(matches!(taker.next(2, 2), Next::ReadLog));
     }
 
     #[test]

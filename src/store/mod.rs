@@ -23,7 +23,7 @@ pub use append::{
     AppendError, CommitUnit, Committed, CommittedStream, EventWriter, IdempotencyRecord, NewEvent,
     Outcome, Snapshot, StreamAppend,
 };
-pub use handoff::{Handed, Handoff, Taker};
+pub use handoff::{Handed, Handoff, Next, Taker};
 pub use idempotency::{IdempotencyKeys, Recorded};
 pub use log::{FeedFilter, LogReader, Upcasters};
 pub use repo::EventRepo;
