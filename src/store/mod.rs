@@ -14,10 +14,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use sqlx::any::AnyPoolOptions;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{AnyPool, PgPool, SqlitePool};
+use sqlx::pool::PoolOptions;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{AnyPool, Connection, Database, PgPool, SqlitePool};
 
 pub use append::{
     AppendError, CommitUnit, Committed, CommittedStream, EventWriter, IdempotencyRecord, NewEvent,
@@ -108,9 +108,7 @@ impl Db {
                     .synchronous(SqliteSynchronous::Full)
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true);
-                let typed = SqlitePoolOptions::new()
-                    .max_connections(pool_size.min(8))
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                let typed = pool_options(pool_size.min(8))
                     .connect_with(options)
                     .await
                     .with_context(|| format!("opening SQLite database {}", path.display()))?;
@@ -142,9 +140,7 @@ impl Db {
             DatabaseConfig::Postgres { url } => {
                 let options = PgConnectOptions::from_str(url)
                     .context("DATABASE_URL: not a valid PostgreSQL URL")?;
-                let typed = PgPoolOptions::new()
-                    .max_connections(pool_size)
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                let typed = pool_options(pool_size)
                     .connect_with(options)
                     .await
                     .context("connecting to PostgreSQL (DATABASE_URL)")?;
@@ -205,9 +201,7 @@ async fn any_pool(
     size: u32,
     setup: &'static [&'static str],
 ) -> Result<AnyPool, sqlx::Error> {
-    AnyPoolOptions::new()
-        .max_connections(size)
-        .acquire_timeout(ACQUIRE_TIMEOUT)
+    pool_options(size)
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 for statement in setup {
@@ -219,6 +213,29 @@ async fn any_pool(
         .connect(url)
         .await
 }
+
+/// The settings every pool shares. sqlx pings a connection (a round trip)
+/// when it goes back to the pool and, by default, again when it is taken
+/// out: under load that second ping was one more round trip per statement
+/// for nothing, the connection having been checked a moment before. It is
+/// pinged on the way out only after `PING_IDLE_AFTER` in the pool, long
+/// enough for a database restart to have closed it unseen.
+fn pool_options<DB: Database>(size: u32) -> PoolOptions<DB> {
+    PoolOptions::new()
+        .max_connections(size)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .test_before_acquire(false)
+        .before_acquire(|conn: &mut DB::Connection, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_IDLE_AFTER {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
+const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
 
 /// Milliseconds since the Unix epoch, the time format of our own tables.
 pub fn now_millis() -> i64 {
