@@ -198,6 +198,30 @@ async fn command(client: &reqwest::Client, base: &str, token: &str, name: String
     response.json::<Value>().await.ok()?["position"].as_i64()
 }
 
+/// The machine's CPU time so far, from /proc/stat: (stolen by the
+/// hypervisor, all). This host's speed varies with its neighbours; the
+/// share stolen during a phase says how much of it the phase had.
+fn cpu_times() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    (fields.get(7).copied().unwrap_or(0), fields.iter().sum())
+}
+
+/// The share of CPU time stolen since `before` (`cpu_times`), as words.
+fn stolen_since(before: (u64, u64)) -> String {
+    let (steal, all) = cpu_times();
+    let share = (steal - before.0) as f64 / (all - before.1).max(1) as f64;
+    format!("{:.0} % of the CPU stolen by the hypervisor", share * 100.0)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -214,6 +238,7 @@ async fn throughput(base: &str, token: &str, label: &str) -> Throughput {
     let client = client();
     let until = Instant::now() + seconds();
     let started = Instant::now();
+    let cpu = cpu_times();
     let tasks: Vec<_> = (0..CLIENTS)
         .map(|c| {
             let (client, base, token) = (client.clone(), base.to_string(), token.to_string());
@@ -244,9 +269,10 @@ async fn throughput(base: &str, token: &str, label: &str) -> Throughput {
     latencies.sort();
     let rate = latencies.len() as f64 / elapsed;
     report!(
-        "{label}: {rate:.0} commands/s over {elapsed:.1} s, {CLIENTS} clients; latency p50 {} p99 {}; {failed} failed",
+        "{label}: {rate:.0} commands/s over {elapsed:.1} s, {CLIENTS} clients; latency p50 {} p99 {}; {failed} failed; {}",
         ms(percentile(&latencies, 0.5)),
         ms(percentile(&latencies, 0.99)),
+        stolen_since(cpu),
     );
     Throughput {
         rate,
@@ -269,6 +295,7 @@ async fn lag(base: &str, token: &str, rate: u64) {
     let total = rate * seconds().as_secs();
     let mut tasks = Vec::new();
     let started = Instant::now();
+    let cpu = cpu_times();
     // A closed bound on requests in flight: beyond what the server keeps up
     // with, ticks are skipped (and counted), not piled up as connections.
     let in_flight = Arc::new(tokio::sync::Semaphore::new(LAG_IN_FLIGHT));
@@ -311,11 +338,12 @@ async fn lag(base: &str, token: &str, rate: u64) {
     let mut lags = lags.lock().unwrap().clone();
     lags.sort();
     report!(
-        "commit → read model lag at {rate} commands/s asked, {offered:.0}/s sent ({skipped} not sent: {LAG_IN_FLIGHT} in flight; {} measured): p50 {} p99 {} max {}",
+        "commit → read model lag at {rate} commands/s asked, {offered:.0}/s sent ({skipped} not sent: {LAG_IN_FLIGHT} in flight; {} measured): p50 {} p99 {} max {}; {}",
         lags.len(),
         ms(percentile(&lags, 0.5)),
         ms(percentile(&lags, 0.99)),
         ms(percentile(&lags, 1.0)),
+        stolen_since(cpu),
     );
 }
 
@@ -328,6 +356,7 @@ fn pgbench(pg: &Postgres, bin: &Path) -> f64 {
         bin,
         "CREATE TABLE IF NOT EXISTS bench_insert (id bigserial PRIMARY KEY, v int)",
     );
+    let cpu = cpu_times();
     let out = Command::new(bin.join("pgbench"))
         .args([
             "-h",
@@ -358,7 +387,10 @@ fn pgbench(pg: &Postgres, bin: &Path) -> f64 {
         .and_then(|l| l.split_whitespace().next())
         .and_then(|v| v.parse::<f64>().ok())
         .unwrap_or(0.0);
-    report!("pgbench, one-row INSERT per transaction, {CLIENTS} clients: {tps:.0} tps");
+    report!(
+        "pgbench, one-row INSERT per transaction, {CLIENTS} clients: {tps:.0} tps; {}",
+        stolen_since(cpu)
+    );
     // The rows are of no use, and would set autovacuum off in the phases
     // that follow; each round starts from an empty table.
     psql(pg, bin, "TRUNCATE bench_insert");
@@ -1178,6 +1210,10 @@ async fn profiled_throughput(server: &Server, label: &str, suffix: &str) {
             seconds * 1e6 / commands
         );
     }
+    println!(
+        "  consumers' turns to the log since the start: {}",
+        log_catch_ups(&server.base).await
+    );
     if let Some(mut perf) = profile {
         let _ = perf.wait();
     }
