@@ -18,9 +18,9 @@ use annals_domain::StoredEvent;
 
 use super::consumer::BATCH;
 use super::nats::{self, NatsBus};
-use super::workers::pause;
+use super::workers::{pause, wait_for_append};
 use super::WorkerContext;
-use crate::store::{Next, Taker};
+use crate::store::Next;
 
 /// Events in position order, without repeats.
 pub type Batch = Arc<Vec<StoredEvent>>;
@@ -87,7 +87,7 @@ async fn tail_log(fanout: &Fanout, start: i64, ctx: &mut WorkerContext) {
         let appended = *ctx.appended.borrow_and_update();
         match taker.next(position, appended) {
             Next::Wait => {
-                wait(ctx, &mut taker).await;
+                wait_for_append(ctx, &mut taker, Duration::from_secs(1)).await;
                 continue;
             }
             // As stored: opened and upcast as a read of the log gives them.
@@ -121,18 +121,7 @@ async fn tail_log(fanout: &Fanout, start: i64, ctx: &mut WorkerContext) {
                 continue;
             }
         }
-        wait(ctx, &mut taker).await;
-    }
-}
-
-/// Until the next append (handed over or signalled), the next poll, or
-/// the process's stop.
-async fn wait(ctx: &mut WorkerContext, taker: &mut Taker) {
-    tokio::select! {
-        _ = ctx.appended.changed() => {}
-        _ = taker.wait() => {}
-        _ = tokio::time::sleep(Duration::from_secs(1)) => taker.poll(),
-        _ = nats::stopped(&mut ctx.stop) => {}
+        wait_for_append(ctx, &mut taker, Duration::from_secs(1)).await;
     }
 }
 

@@ -18,7 +18,7 @@ use super::consumer::{
 };
 use super::fanout::Batch;
 use super::nats::{self, NatsBus};
-use crate::store::{now_millis, LogReader, Next};
+use crate::store::{now_millis, LogReader, Next, Taker};
 
 /// Checkpoint name of the relay to NATS.
 pub const RELAY: &str = "nats-relay";
@@ -42,6 +42,17 @@ pub struct WorkerContext {
     pub handoff: crate::store::Handoff,
     pub stop: watch::Receiver<bool>,
     pub nats: Option<NatsBus>,
+}
+
+/// Until this process's next append (handed over or signalled), `poll`
+/// (then the taker owes a read of the log), or the process's stop.
+pub(crate) async fn wait_for_append(ctx: &mut WorkerContext, taker: &mut Taker, poll: Duration) {
+    tokio::select! {
+        _ = ctx.appended.changed() => {}
+        _ = taker.wait() => {}
+        _ = tokio::time::sleep(poll) => taker.poll(),
+        _ = nats::stopped(&mut ctx.stop) => {}
+    }
 }
 
 /// Sleeps for `duration`, or less if the process is stopping.
@@ -374,12 +385,7 @@ pub async fn run_relay(
             None => Duration::ZERO,
             Some(at) => RELAY_SAVE_EVERY.saturating_sub(at.elapsed()).min(poll),
         };
-        tokio::select! {
-            _ = ctx.appended.changed() => {}
-            _ = taker.wait() => {}
-            _ = tokio::time::sleep(wait) => taker.poll(),
-            _ = nats::stopped(&mut ctx.stop) => {}
-        }
+        wait_for_append(&mut ctx, &mut taker, wait).await;
     }
     if leader {
         if saved < checkpoint {

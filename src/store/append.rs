@@ -271,10 +271,7 @@ async fn run_writer(pool: TypedPool, mut jobs: tokio::sync::mpsc::Receiver<Job>,
             .unwrap_or_else(|_| {
                 tracing::error!("the writer panicked in a batch");
                 let unknown = AppendError::OutcomeUnknown("the writer failed mid-batch".into());
-                (
-                    units.iter().map(|_| Err(unknown.clone())).collect(),
-                    Vec::new(),
-                )
+                all_failed(&units, unknown)
             });
         // Before the answers: the appended position a command reports
         // then never runs ahead of what the relay has been handed.
@@ -285,6 +282,11 @@ async fn run_writer(pool: TypedPool, mut jobs: tokio::sync::mpsc::Receiver<Job>,
             let _ = job.reply.send(answers);
         }
     }
+}
+
+/// Every unit of a batch answered with `err`, nothing handed over.
+fn all_failed(units: &[&CommitUnit], err: AppendError) -> Written {
+    (units.iter().map(|_| Err(err.clone())).collect(), Vec::new())
 }
 
 /// Each event's metadata: the command's, plus its own UUIDv7 event id.
@@ -549,8 +551,7 @@ macro_rules! finish_at_once {
 /// transaction is rolled back and `None` says: go unit by unit, in
 /// savepoints, so that unit fails alone.
 async fn commit_pg_at_once(pool: &PgPool, units: &[&CommitUnit]) -> Option<Written> {
-    let failed =
-        |err: AppendError| Some((units.iter().map(|_| Err(err.clone())).collect(), Vec::new()));
+    let failed = |err: AppendError| Some(all_failed(units, err));
     let columns = columns_of(units);
     // Nothing to write but the events: one INSERT is one transaction, so it
     // goes alone, without BEGIN and COMMIT — one round trip for the batch.
@@ -662,8 +663,7 @@ async fn insert_pg_alone(
     units: &[&CommitUnit],
     columns: &Columns<'_>,
 ) -> Option<Written> {
-    let failed =
-        |err: AppendError| Some((units.iter().map(|_| Err(err.clone())).collect(), Vec::new()));
+    let failed = |err: AppendError| Some(all_failed(units, err));
     let mut conn = match pool.acquire().await {
         Ok(conn) => conn,
         Err(err) => return failed(classify(err)),
@@ -739,8 +739,7 @@ const SQLITE_ROWS_PER_INSERT: usize = 1_000;
 /// trigger gave — the batch holds the write lock, so its rows are the last
 /// ones of the log.
 async fn commit_sqlite_at_once(pool: &SqlitePool, units: &[&CommitUnit]) -> Option<Written> {
-    let failed =
-        |err: AppendError| Some((units.iter().map(|_| Err(err.clone())).collect(), Vec::new()));
+    let failed = |err: AppendError| Some(all_failed(units, err));
     let mut tx = match super::begin_write(pool).await {
         Ok(tx) => tx,
         Err(err) => return failed(classify(err)),

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use crate::appointments::{book, call, client, login, shop, user};
 use crate::both_modes;
+use crate::support::log_head;
 use crate::support::{run_cli_status, spawn_app, Api, Backing, Mode, TestApp};
 
 /// Some accounts with history; the auditor's token.
@@ -152,10 +153,7 @@ async fn a_sealer_batch_rolled_back_is_sealed_again_from_the_stored_chain(mode: 
     }
     app.settle().await;
     let pool = backing.pool().await;
-    let head: i64 = sqlx::query_scalar("SELECT MAX(position) FROM events")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let head = log_head(&pool).await;
     let chained: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_chain")
         .fetch_one(&pool)
         .await
@@ -347,10 +345,7 @@ async fn the_feed_pages_the_whole_log_and_filters_it(mode: Mode) {
         next = page["next_from_position"].as_i64();
     }
     let pool = app.backing.pool().await;
-    let head: i64 = sqlx::query_scalar("SELECT MAX(position) FROM events")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let head = log_head(&pool).await;
     pool.close().await;
     assert_eq!(
         positions,

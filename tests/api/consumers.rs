@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::both_modes;
 use crate::support::ledger::{CONSUMER, POISON};
+use crate::support::log_head;
 use crate::support::{
     run_cli, run_cli_status, spawn_app, stall_the_relay, Api, Backing, ChildApp, Mode, TestApp,
 };
@@ -39,10 +40,7 @@ async fn load(app: &impl Api, accounts: usize) {
 /// each applied position under a primary key).
 pub(crate) async fn assert_each_event_applied_once(app: &impl Api) {
     let pool = app.backing().pool().await;
-    let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let head = log_head(&pool).await;
     let applied: Vec<i64> =
         sqlx::query_scalar("SELECT position FROM test_applied ORDER BY position")
             .fetch_all(&pool)
@@ -507,10 +505,7 @@ async fn two_relays_after_a_stall_never_move_the_checkpoint_backwards() {
         "the relay checkpoint moved backwards: {seen:?}"
     );
     second.settle().await;
-    let head: i64 = sqlx::query_scalar("SELECT MAX(position) FROM events")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let head = log_head(&pool).await;
     // The relay stores its checkpoint a moment after it has published.
     let deadline = Instant::now() + Duration::from_secs(10);
     while relay_checkpoint().await < head {
@@ -538,10 +533,7 @@ async fn a_read_model_passes_over_events_it_ignores_and_stores_the_checkpoint_wh
     let app = spawn_app(mode).await;
     load(&app, 3).await;
     let pool = app.backing().pool().await;
-    let head: i64 = sqlx::query_scalar("SELECT MAX(position) FROM events")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let head = log_head(&pool).await;
     assert_eq!(head, 15);
     let (_, ready) = app.get_json("/readyz").await;
     assert_eq!(
@@ -585,10 +577,7 @@ async fn read_models_are_fed_by_one_fan_out_per_process(mode: Mode) {
     let (status, _) = app.get_json("/api/v1/test-accounts/acc-02").await;
     assert_eq!(status, 200);
     let pool = app.backing.pool().await;
-    let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let head = log_head(&pool).await;
     let line = format!("annals_fanout_events_total{{source=\"{source}\"}}");
     // The fan-out counts a batch after handing it out: wait for the count.
     let started = std::time::Instant::now();
@@ -652,10 +641,7 @@ async fn the_relay_publishes_two_processes_events_once_and_in_order() {
         one.settle().await;
     }
     let pool = backing.pool().await;
-    let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let head = log_head(&pool).await;
     let prefix = &backing.env["ANNALS_NATS_PREFIX"];
     let stream = format!("{}_EVENTS", prefix.to_uppercase().replace('-', "_"));
     let client = async_nats::connect(&backing.env["NATS_URL"]).await.unwrap();

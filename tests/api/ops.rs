@@ -6,6 +6,7 @@ use annals::bus::workers::Lease;
 use serde_json::json;
 
 use crate::both_modes;
+use crate::support::log_head;
 use crate::support::{spawn_app, Api, Backing, ChildApp, Mode};
 
 async fn metrics_report_http_latency_appends_and_consumer_lag(mode: Mode) {
@@ -166,10 +167,7 @@ async fn two_server_processes_relay_through_one_leader_and_both_serve() {
         .await
         .unwrap();
     assert_eq!(holders, 1);
-    let head: i64 = sqlx::query_scalar("SELECT MAX(position) FROM events")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let head = log_head(&pool).await;
     let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM test_applied")
         .fetch_one(&pool)
         .await

@@ -199,10 +199,7 @@ pub trait Api {
         let pool = self.backing().pool().await;
         let started = Instant::now();
         loop {
-            let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
-                .fetch_one(&pool)
-                .await
-                .unwrap();
+            let head = log_head(&pool).await;
             let behind: i64 =
                 sqlx::query_scalar("SELECT COUNT(*) FROM consumer_checkpoints WHERE position < $1")
                     .bind(head)
@@ -381,4 +378,12 @@ pub fn run_cli(backing: &Backing, args: &[&str]) -> String {
     let (ok, stdout, stderr) = run_cli_status(backing, args);
     assert!(ok, "annals {args:?} failed: {stdout}\n{stderr}");
     stdout
+}
+
+/// The log's head: the position of the latest stored event (0 when empty).
+pub async fn log_head(pool: &sqlx::AnyPool) -> i64 {
+    sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }
